@@ -1,0 +1,69 @@
+"""One place that reads configuration from the environment.
+
+Every path the platform writes to lives under ``RETAIL_HOME`` (default ``.retail`` in the
+project root), so deleting that directory resets the platform. Nothing here needs a server.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+SCALES = ("tiny", "small", "default", "large")
+
+
+def _path(var: str, default: Path) -> Path:
+    value = os.environ.get(var)
+    return Path(value).expanduser().resolve() if value else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    dagster_home: Path
+    warehouse_path: Path
+    landing_dir: Path
+    real_data_dir: Path
+    scale: str
+    seed: int
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        return os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{self.home / 'mlflow.db'}")
+
+    def ensure_dirs(self) -> None:
+        for directory in (self.home, self.dagster_home, self.landing_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+        dagster_yaml = self.dagster_home / "dagster.yaml"
+        if not dagster_yaml.exists():
+            # Declared running so that automation conditions are evaluated by the daemon as soon
+            # as `retail ui` starts it; without this the sensor starts stopped.
+            dagster_yaml.write_text(
+                "telemetry:\n  enabled: false\n"
+                "auto_materialize:\n  use_sensors: true\n"
+            )
+
+
+def get_settings() -> Settings:
+    """Read settings from the environment (call again after changing it, e.g. in tests)."""
+    home = _path("RETAIL_HOME", PROJECT_ROOT / ".retail")
+    scale = os.environ.get("RETAIL_SCALE", "default")
+    if scale not in SCALES:
+        raise ValueError(f"RETAIL_SCALE must be one of {', '.join(SCALES)}; got {scale!r}")
+    seed_text = os.environ.get("RETAIL_SEED", "42")
+    try:
+        seed = int(seed_text)
+    except ValueError:
+        raise ValueError(f"RETAIL_SEED must be an integer; got {seed_text!r}") from None
+    return Settings(
+        home=home,
+        dagster_home=_path("DAGSTER_HOME", home / "dagster"),
+        warehouse_path=_path("RETAIL_WAREHOUSE", home / "warehouse.duckdb"),
+        landing_dir=_path("RETAIL_LANDING_DIR", home / "landing"),
+        real_data_dir=_path("RETAIL_REAL_DATA_DIR", PROJECT_ROOT.parent / "shared" / "data" / "real"),
+        scale=scale,
+        seed=seed,
+    )
