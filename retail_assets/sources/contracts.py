@@ -74,9 +74,9 @@ PRODUCTS = FeedContract(
         _c("sizes", pl.String, "Comma-separated available sizes", nullable=True),
         _c("waterproof", pl.Boolean, "Waterproof / water resistant", nullable=True),
         _c("attributes", pl.String, "All attributes as a JSON object"),
-        _c("unit_cost", pl.Float64, "Cost of goods per unit"),
+        _c("unit_cost", pl.Float64, "Cost of goods per unit (unknown in some real catalogs)", nullable=True),
         _c("list_price", pl.Float64, "Regular shelf price per unit"),
-        _c("launch_date", pl.Date, "First day the SKU is sold"),
+        _c("launch_date", pl.Date, "First day the SKU is sold (unknown in some real catalogs)", nullable=True),
         _c("discontinued_date", pl.Date, "Last day the SKU is sold, if discontinued", nullable=True),
     ),
 )
