@@ -42,8 +42,7 @@ class Settings:
             # Declared running so that automation conditions are evaluated by the daemon as soon
             # as `retail ui` starts it; without this the sensor starts stopped.
             dagster_yaml.write_text(
-                "telemetry:\n  enabled: false\n"
-                "auto_materialize:\n  use_sensors: true\n"
+                "telemetry:\n  enabled: false\nauto_materialize:\n  use_sensors: true\n"
             )
 
 
@@ -63,7 +62,9 @@ def get_settings() -> Settings:
         dagster_home=_path("DAGSTER_HOME", home / "dagster"),
         warehouse_path=_path("RETAIL_WAREHOUSE", home / "warehouse.duckdb"),
         landing_dir=_path("RETAIL_LANDING_DIR", home / "landing"),
-        real_data_dir=_path("RETAIL_REAL_DATA_DIR", PROJECT_ROOT.parent / "shared" / "data" / "real"),
+        real_data_dir=_path(
+            "RETAIL_REAL_DATA_DIR", PROJECT_ROOT.parent / "shared" / "data" / "real"
+        ),
         scale=scale,
         seed=seed,
     )

@@ -74,10 +74,22 @@ PRODUCTS = FeedContract(
         _c("sizes", pl.String, "Comma-separated available sizes", nullable=True),
         _c("waterproof", pl.Boolean, "Waterproof / water resistant", nullable=True),
         _c("attributes", pl.String, "All attributes as a JSON object"),
-        _c("unit_cost", pl.Float64, "Cost of goods per unit (unknown in some real catalogs)", nullable=True),
+        _c(
+            "unit_cost",
+            pl.Float64,
+            "Cost of goods per unit (unknown in some real catalogs)",
+            nullable=True,
+        ),
         _c("list_price", pl.Float64, "Regular shelf price per unit"),
-        _c("launch_date", pl.Date, "First day the SKU is sold (unknown in some real catalogs)", nullable=True),
-        _c("discontinued_date", pl.Date, "Last day the SKU is sold, if discontinued", nullable=True),
+        _c(
+            "launch_date",
+            pl.Date,
+            "First day the SKU is sold (unknown in some real catalogs)",
+            nullable=True,
+        ),
+        _c(
+            "discontinued_date", pl.Date, "Last day the SKU is sold, if discontinued", nullable=True
+        ),
     ),
 )
 
@@ -223,7 +235,9 @@ FRAUD_LABELS = FeedContract(
     columns=(
         _c("transaction_id", pl.String, "Transaction the label is about"),
         _c("is_fraud", pl.Boolean, "Confirmed fraud"),
-        _c("fraud_type", pl.String, "card_testing | account_takeover | resale | ...", nullable=True),
+        _c(
+            "fraud_type", pl.String, "card_testing | account_takeover | resale | ...", nullable=True
+        ),
         _c("label_source", pl.String, "chargeback | investigation | dispute_window_closed"),
         _c("label_available_at", TS, "When the label became known to the business"),
     ),

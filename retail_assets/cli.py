@@ -1,0 +1,235 @@
+"""The `retail` command line.
+
+retail up                      generate data, materialize everything, summarise, open the UI
+retail generate                land synthetic feeds (with optional drift knobs and faults)
+retail materialize             materialize assets in-process with a progress display
+retail ui                      Dagster webserver + daemon on workspace.yaml
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from retail_assets.settings import PROJECT_ROOT, SCALES, Settings, get_settings
+
+console = Console(highlight=False)
+
+
+def _settings_for(scale: str | None) -> Settings:
+    if scale:
+        os.environ["RETAIL_SCALE"] = scale
+    settings = get_settings()
+    settings.ensure_dirs()
+    os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
+    return settings
+
+
+def _parse_faults(values: tuple[str, ...]) -> dict[str, list[str]]:
+    from retail_assets.sources.synthetic import FAULT_KINDS
+
+    faults: dict[str, list[str]] = {}
+    for value in values:
+        feed, sep, kind = value.partition(":")
+        if not sep or kind not in FAULT_KINDS:
+            raise click.BadParameter(
+                f"{value!r}: expected FEED:KIND with KIND one of {', '.join(FAULT_KINDS)}",
+                param_hint="--fault",
+            )
+        faults.setdefault(feed, []).append(kind)
+    return faults
+
+
+def _land(
+    settings: Settings,
+    *,
+    faults: dict[str, list[str]] | None = None,
+    knobs=None,
+    feeds: tuple[str, ...] = (),
+) -> None:
+    from retail_assets.sources.landing_zone import LandingZone
+    from retail_assets.sources.synthetic_landing import land_synthetic_feeds
+
+    with console.status(
+        f"generating synthetic feeds (scale={settings.scale}, seed={settings.seed})"
+    ):
+        manifest = land_synthetic_feeds(
+            LandingZone(settings.landing_dir),
+            scale=settings.scale,
+            seed=settings.seed,
+            knobs=knobs,
+            faults=faults,
+            feeds=feeds or None,
+        )
+    total = sum(entry["control_total"] for entry in manifest["feeds"].values())
+    console.print(
+        f"landed {len(manifest['feeds'])} feeds, {total:,} rows, in {settings.landing_dir}"
+    )
+
+
+def _landed_scale(settings: Settings) -> str | None:
+    from retail_assets.sources.landing_zone import LandingZone
+
+    manifest = LandingZone(settings.landing_dir).manifest()
+    return manifest["source"].get("scale") if manifest else None
+
+
+def _print_summary(summary, settings: Settings) -> None:
+    table = Table(title=f"run {summary.run_id[:8]} in {summary.seconds:.1f}s", show_lines=False)
+    table.add_column("asset")
+    table.add_column("rows", justify="right")
+    for key, rows in summary.materialized.items():
+        table.add_row(key, f"{rows:,}" if rows is not None else "")
+    console.print(table)
+    passed = sum(c.passed for c in summary.checks)
+    console.print(f"checks: {passed} passed, {len(summary.failed_checks)} failed")
+    for check in summary.failed_checks:
+        console.print(f"  [red]FAILED[/red] {check.asset}:{check.check} {check.description}")
+    if summary.not_materialized:
+        console.print(
+            f"[yellow]{len(summary.not_materialized)} asset(s) not materialized:[/yellow] "
+            + ", ".join(summary.not_materialized[:10])
+            + (" ..." if len(summary.not_materialized) > 10 else "")
+        )
+    for failure in summary.failures:
+        console.print(f"  [red]{failure.splitlines()[0]}[/red]")
+    status = "[green]succeeded[/green]" if summary.success else "[red]failed[/red]"
+    console.print(f"platform run {status}; warehouse: {settings.warehouse_path}")
+
+
+def _materialize(settings: Settings, selection: str | None):
+    from retail_assets.runner import materialize_platform
+
+    summary = materialize_platform(settings, selection=selection, on_event=console.print)
+    _print_summary(summary, settings)
+    return summary
+
+
+@click.group()
+def main() -> None:
+    """Retail MLOps platform: data, feature marts and models as Dagster assets."""
+
+
+scale_option = click.option(
+    "--scale",
+    type=click.Choice(SCALES),
+    default=None,
+    help="Data scale (default: RETAIL_SCALE or 'default').",
+)
+
+
+@main.command()
+@scale_option
+@click.option("--seed", type=int, default=None, help="Generator seed (default: RETAIL_SEED or 42).")
+@click.option(
+    "--fault", "faults", multiple=True, help="Inject a fault, FEED:KIND, e.g. sales:nulls."
+)
+@click.option("--only", "feeds", multiple=True, help="Land only these feeds (repeatable).")
+@click.option(
+    "--demand-shift", help="DATE:FACTOR, e.g. 2026-09-01:1.8 multiplies demand from DATE."
+)
+@click.option(
+    "--fraud-change", type=click.DateTime(["%Y-%m-%d"]), help="Date a new fraud pattern appears."
+)
+def generate(scale, seed, faults, feeds, demand_shift, fraud_change) -> None:
+    """Land synthetic feeds in the landing zone (deterministic for a seed)."""
+    from retail_assets.sources.synthetic import DemandShift, FraudPatternChange, Knobs
+
+    if seed is not None:
+        os.environ["RETAIL_SEED"] = str(seed)
+    settings = _settings_for(scale)
+    shift = None
+    if demand_shift:
+        day, _, factor = demand_shift.partition(":")
+        try:
+            shift = DemandShift(start=date.fromisoformat(day), factor=float(factor))
+        except ValueError:
+            raise click.BadParameter(
+                f"{demand_shift!r}: expected DATE:FACTOR", param_hint="--demand-shift"
+            ) from None
+    change = FraudPatternChange(start=fraud_change.date()) if fraud_change else None
+    _land(
+        settings,
+        faults=_parse_faults(faults),
+        knobs=Knobs(demand_shift=shift, fraud_pattern_change=change),
+        feeds=feeds,
+    )
+
+
+@main.command()
+@scale_option
+@click.option(
+    "--select",
+    "selection",
+    default=None,
+    help="Dagster asset selection, e.g. 'group:raw' or 'key:marts/*'.",
+)
+def materialize(scale, selection) -> None:
+    """Materialize assets in-process against the instance in RETAIL_HOME."""
+    settings = _settings_for(scale)
+    if scale and _landed_scale(settings) not in (None, scale):
+        _land(settings)
+    summary = _materialize(settings, selection)
+    sys.exit(0 if summary.success else 1)
+
+
+def _run_ui(settings: Settings, host: str, port: int) -> int:
+    env = {**os.environ, "DAGSTER_HOME": str(settings.dagster_home)}
+    dagster = str(Path(sys.executable).with_name("dagster"))
+    console.print(f"Dagster UI on http://{host}:{port} (Ctrl-C to stop)")
+    try:
+        return subprocess.call(
+            [
+                dagster,
+                "dev",
+                "-w",
+                str(PROJECT_ROOT / "workspace.yaml"),
+                "-h",
+                host,
+                "-p",
+                str(port),
+            ],
+            cwd=PROJECT_ROOT,
+            env=env,
+        )
+    except KeyboardInterrupt:
+        return 0
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=3000, show_default=True, type=int)
+def ui(host, port) -> None:
+    """Start the Dagster webserver and daemon on workspace.yaml."""
+    sys.exit(_run_ui(_settings_for(None), host, port))
+
+
+@main.command()
+@scale_option
+@click.option("--no-ui", is_flag=True, help="Stop after the summary instead of opening the UI.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=3000, show_default=True, type=int)
+def up(scale, no_ui, host, port) -> None:
+    """The main job: generate data, materialize every asset, summarise, then open the UI."""
+    settings = _settings_for(scale)
+    if _landed_scale(settings) != settings.scale:
+        _land(settings)
+    summary = _materialize(settings, None)
+    if not summary.success:
+        console.print(
+            "[red]the platform run failed; the UI shows the failing step and checks[/red]"
+        )
+    if no_ui:
+        sys.exit(0 if summary.success else 1)
+    sys.exit(_run_ui(settings, host, port))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""The Dagster code location: every asset, check, sensor and resource of the platform.
+
+Resources are chosen here, per deployment, from the settings module; assets never open files
+or connections on their own.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+from dagster_dbt import DbtCliResource
+
+from retail_assets.raw.assets import raw_feed_assets
+from retail_assets.raw.checks import raw_feed_checks
+from retail_assets.resources import LandingZoneResource
+from retail_assets.sensors import PLATFORM_JOB_NAME, landed_feeds_sensor
+from retail_assets.settings import Settings, get_settings
+from retail_assets.transform.dbt_assets import dbt_project, retail_dbt_models
+from retail_assets.warehouse import WarehouseIOManager, WarehouseResource
+
+platform_job = dg.define_asset_job(
+    PLATFORM_JOB_NAME,
+    selection=dg.AssetSelection.all(),
+    description="Land feeds, load raw tables, build dbt marts and everything downstream.",
+)
+
+
+def build_defs(settings: Settings) -> dg.Definitions:
+    settings.ensure_dirs()
+    warehouse_path = str(settings.warehouse_path)
+    return dg.Definitions(
+        assets=[*raw_feed_assets, retail_dbt_models],
+        asset_checks=[*raw_feed_checks],
+        jobs=[platform_job],
+        sensors=[landed_feeds_sensor],
+        resources={
+            "warehouse": WarehouseResource(path=warehouse_path),
+            "warehouse_io_manager": WarehouseIOManager(path=warehouse_path),
+            "landing_zone": LandingZoneResource(
+                directory=str(settings.landing_dir), scale=settings.scale, seed=settings.seed
+            ),
+            "dbt": DbtCliResource(project_dir=dbt_project),
+        },
+        # DuckDB allows one writer per file: steps run one after another in the run process.
+        executor=dg.in_process_executor,
+    )
+
+
+defs = build_defs(get_settings())

@@ -1,0 +1,146 @@
+"""The landing zone: where source systems drop feed files for the raw assets to load.
+
+Each feed is one Parquet file. A ``_manifest.json`` written last (after every feed file is in
+place) records, per feed, the producer's control total (the number of rows it meant to send),
+the file checksum and where the data came from. The raw assets compare what they load against
+those control totals, the way a retailer's ETL checks vendor feeds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from retail_assets.sources.contracts import FEEDS
+
+MANIFEST_NAME = "_manifest.json"
+GROUND_TRUTH_NAME = "ground_truth.json"
+
+
+class FeedNotLandedError(FileNotFoundError):
+    """A raw asset asked for a feed that is not in the landing zone."""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class LandingZone:
+    def __init__(self, directory: Path | str):
+        self.directory = Path(directory)
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.directory / MANIFEST_NAME
+
+    def feed_path(self, feed: str) -> Path:
+        if feed not in FEEDS:
+            raise ValueError(f"unknown feed {feed!r}; known feeds: {', '.join(FEEDS)}")
+        return self.directory / f"{feed}.parquet"
+
+    def manifest(self) -> dict[str, Any] | None:
+        if not self.manifest_path.exists():
+            return None
+        return json.loads(self.manifest_path.read_text())
+
+    def ground_truth(self) -> dict[str, Any] | None:
+        path = self.directory / GROUND_TRUTH_NAME
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def feed_entry(self, feed: str) -> dict[str, Any]:
+        manifest = self.manifest()
+        if manifest is None or feed not in manifest["feeds"]:
+            raise FeedNotLandedError(
+                f"feed '{feed}' has not landed in {self.directory} (no manifest entry); "
+                "run `retail generate` or drop the feed with a manifest"
+            )
+        return manifest["feeds"][feed]
+
+    def read(self, feed: str) -> pl.DataFrame:
+        """The feed exactly as it landed (not conformed: the raw checks judge it)."""
+        entry = self.feed_entry(feed)
+        path = self.directory / entry["file"]
+        if not path.exists():
+            raise FeedNotLandedError(
+                f"feed '{feed}': manifest lists {path} but the file is missing"
+            )
+        try:
+            return pl.read_parquet(path)
+        except Exception as exc:  # polars raises several error types for unreadable files
+            raise ValueError(f"feed '{feed}': cannot read {path}: {exc}") from exc
+
+    def write(
+        self,
+        feeds: Mapping[str, pl.DataFrame],
+        *,
+        source: Mapping[str, Any],
+        ground_truth: Mapping[str, Any] | None = None,
+        faults: Mapping[str, Sequence[str]] | None = None,
+        fault_seed: int = 0,
+    ) -> dict[str, Any]:
+        """Land feeds (optionally with injected faults) and then the manifest.
+
+        Control totals are the row counts of the feeds as produced, before faults are injected,
+        so duplicated or dropped rows in transit show up as a control-total mismatch.
+        """
+        self.directory.mkdir(parents=True, exist_ok=True)
+        faults = dict(faults or {})
+        unknown = sorted(set(faults) - set(feeds))
+        if unknown:
+            raise ValueError(f"faults requested for feeds not being landed: {', '.join(unknown)}")
+        previous = self.manifest() or {"feeds": {}}
+        entries: dict[str, Any] = dict(previous.get("feeds", {}))
+        landed_at = datetime.now(UTC).isoformat()
+        for name, frame in feeds.items():
+            path = self.feed_path(name)
+            control_total = frame.height
+            if faults.get(name):
+                from retail_assets.sources.synthetic import inject_faults
+
+                frame = inject_faults(frame, name, faults[name], seed=fault_seed)
+            tmp = path.with_name(f".{path.name}.tmp")
+            frame.write_parquet(tmp)
+            os.replace(tmp, path)
+            entries[name] = {
+                "file": path.name,
+                "control_total": control_total,
+                "sha256": _sha256(path),
+                "faults": list(faults.get(name, [])),
+                "landed_at": landed_at,
+            }
+        manifest = {
+            "landed_at": landed_at,
+            "source": dict(source),
+            "feeds": entries,
+        }
+        if ground_truth is not None:
+            _atomic_write_bytes(
+                self.directory / GROUND_TRUTH_NAME,
+                json.dumps(ground_truth, indent=2, default=str).encode(),
+            )
+        _atomic_write_bytes(self.manifest_path, json.dumps(manifest, indent=2).encode())
+        return manifest

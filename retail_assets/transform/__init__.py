@@ -1,0 +1,1 @@
+"""dbt-duckdb models (staging -> intermediate -> marts) as Dagster assets."""

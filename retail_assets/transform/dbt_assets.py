@@ -1,0 +1,144 @@
+"""The dbt project as Dagster assets.
+
+dbt sources declare ``meta.dagster.asset_key`` pointing at the raw assets, so raw feeds,
+staging models and feature marts form one lineage graph. ``dbt build`` runs models and their
+tests together: an error-severity test failure makes dbt skip everything downstream of it and
+fails the step, so no Dagster asset downstream of the marts runs on bad data either.
+"""
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+
+from retail_assets.settings import DBT_PROJECT_DIR
+from retail_assets.warehouse import WarehouseResource, table_for_asset_key
+
+WAREHOUSE_ENV_VAR = "RETAIL_WAREHOUSE"
+
+dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+
+# Marts feed models and serving; if the nightly build has not refreshed them in two days the
+# models downstream are training on stale features.
+MART_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(hours=48), warn_window=timedelta(hours=30)
+)
+
+
+@contextmanager
+def warehouse_env(warehouse_path: str) -> Iterator[None]:
+    """dbt's profile reads the warehouse path from the environment of the process it runs in."""
+    previous = os.environ.get(WAREHOUSE_ENV_VAR)
+    os.environ[WAREHOUSE_ENV_VAR] = warehouse_path
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(WAREHOUSE_ENV_VAR, None)
+        else:
+            os.environ[WAREHOUSE_ENV_VAR] = previous
+
+
+def _newest_source_mtime(project_dir: Path) -> float:
+    candidates = [project_dir / "dbt_project.yml", project_dir / "profiles.yml"]
+    for folder in ("models", "macros", "tests", "seeds", "snapshots"):
+        candidates += [p for p in (project_dir / folder).rglob("*") if p.is_file()]
+    return max((p.stat().st_mtime for p in candidates if p.exists()), default=0.0)
+
+
+def ensure_manifest(project: DbtProject = dbt_project) -> Path:
+    """Parse the dbt project when its manifest is missing or older than any project file.
+
+    A fresh clone has no ``target/``; parsing here (a few seconds, only when needed) keeps
+    ``dagster definitions validate`` and every entry point working without a build step.
+    """
+    manifest = project.manifest_path
+    if manifest.exists() and manifest.stat().st_mtime >= _newest_source_mtime(project.project_dir):
+        return manifest
+    env = {
+        **os.environ,
+        WAREHOUSE_ENV_VAR: os.environ.get(WAREHOUSE_ENV_VAR, "unused-at-parse.duckdb"),
+    }
+    dbt = str(Path(sys.executable).with_name("dbt"))
+    result = subprocess.run(
+        [
+            dbt,
+            "parse",
+            "--quiet",
+            "--project-dir",
+            str(project.project_dir),
+            "--profiles-dir",
+            str(project.profiles_dir),
+            "--target-path",
+            str(project.target_path),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0 or not manifest.exists():
+        raise RuntimeError(
+            f"dbt parse failed for {project.project_dir}:\n{result.stdout}\n{result.stderr}"
+        )
+    return manifest
+
+
+class RetailDbtTranslator(DagsterDbtTranslator):
+    """Groups dbt models by layer (their folder) and gives marts a freshness policy."""
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        fqn = dbt_resource_props.get("fqn", [])
+        layer = fqn[1] if len(fqn) > 2 else None
+        return layer if layer in {"staging", "intermediate", "marts"} else "transform"
+
+    def get_asset_spec(self, manifest, unique_id, project):  # type: ignore[override]
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        if spec.group_name == "marts":
+            spec = spec.replace_attributes(freshness_policy=MART_FRESHNESS)
+        return spec
+
+
+@dbt_assets(
+    manifest=ensure_manifest(),
+    project=dbt_project,
+    dagster_dbt_translator=RetailDbtTranslator(),
+)
+def retail_dbt_models(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+):
+    """Runs `dbt build` (models and their tests) for the selected models."""
+    with warehouse_env(warehouse.path):
+        invocation = dbt.cli(["build"], context=context)
+    # dbt holds DuckDB's single write lock until it exits, so row counts are read afterwards.
+    events, failure = [], None
+    try:
+        events.extend(invocation.stream())
+    except Exception as exc:  # dbt build failed: report what did build, then fail the step
+        failure = exc
+    yield from _with_row_counts(context, events, warehouse)
+    if failure is not None:
+        raise failure
+
+
+def _with_row_counts(
+    context: dg.AssetExecutionContext, events: list, warehouse: WarehouseResource
+) -> Iterator:
+    with warehouse.connect(read_only=True) as con:
+        for event in events:
+            if isinstance(event, dg.Output | dg.AssetMaterialization):
+                if isinstance(event, dg.Output):
+                    key = context.asset_key_for_output(event.output_name)
+                else:
+                    key = event.asset_key
+                schema, table = table_for_asset_key(key)
+                count = con.sql(f'select count(*) from "{schema}"."{table}"').fetchall()[0][0]
+                event = event.with_metadata({**event.metadata, "dagster/row_count": int(count)})
+            yield event
