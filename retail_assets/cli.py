@@ -20,7 +20,8 @@ from rich.table import Table
 
 from retail_assets.settings import PROJECT_ROOT, SCALES, Settings, get_settings
 
-console = Console(highlight=False)
+# Bound to the real stdout: runs redirect tool output (dbt) to a log file while they execute.
+console = Console(highlight=False, file=sys.stdout)
 
 
 def _settings_for(scale: str | None) -> Settings:
@@ -102,6 +103,8 @@ def _print_summary(summary, settings: Settings) -> None:
         console.print(f"  [red]{failure.splitlines()[0]}[/red]")
     status = "[green]succeeded[/green]" if summary.success else "[red]failed[/red]"
     console.print(f"platform run {status}; warehouse: {settings.warehouse_path}")
+    if summary.log_path:
+        console.print(f"step output (dbt logs): {summary.log_path}")
 
 
 def _materialize(settings: Settings, selection: str | None):

@@ -6,11 +6,13 @@ prove is what users run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import dagster as dg
 from dagster._core.events import DagsterEventType
@@ -43,6 +45,7 @@ class RunSummary:
     materialized: dict[str, int | None] = field(default_factory=dict)
     checks: list[CheckOutcome] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    log_path: Path | None = None
 
     @property
     def not_materialized(self) -> list[str]:
@@ -107,15 +110,21 @@ def materialize_platform(
     watcher = threading.Thread(target=watch, daemon=True)
     started = time.perf_counter()
     watcher.start()
+    log_dir = settings.home / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    summary.log_path = log_dir / f"run-{summary.run_id}.log"
+    # Tools inside steps (dbt) write their own logs to stdout; keep them in a file so the
+    # progress lines stay readable. The Dagster UI shows the same logs per step.
     try:
-        result = job.execute_in_process(
-            instance=instance,
-            run_id=summary.run_id,
-            asset_selection=keys,
-            raise_on_error=False,
-            # The progress lines replace Dagster's step-by-step console log.
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-        )
+        with summary.log_path.open("w") as log, contextlib.redirect_stdout(log):
+            result = job.execute_in_process(
+                instance=instance,
+                run_id=summary.run_id,
+                asset_selection=keys,
+                raise_on_error=False,
+                # The progress lines replace Dagster's step-by-step console log.
+                run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            )
     finally:
         done.set()
         watcher.join()
