@@ -49,8 +49,9 @@ SCALE_CONFIGS: dict[str, ScaleConfig] = {
             n_stores=3,
             n_skus=30,
             n_days=500,
-            n_customers=300,
-            n_payments=6_000,
+            n_customers=600,
+            # Enough payments that a fraud model has a couple of hundred labelled frauds.
+            n_payments=25_000,
             n_sessions=2_000,
         ),
         ScaleConfig(

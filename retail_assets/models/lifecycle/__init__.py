@@ -1,0 +1,1 @@
+"""The model lifecycle shared by every model family."""
