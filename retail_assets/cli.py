@@ -20,8 +20,7 @@ from rich.table import Table
 
 from retail_assets.settings import PROJECT_ROOT, SCALES, Settings, get_settings
 
-# Bound to the real stdout: runs redirect tool output (dbt) to a log file while they execute.
-console = Console(highlight=False, file=sys.stdout)
+console = Console(highlight=False)
 
 
 def _settings_for(scale: str | None) -> Settings:
@@ -110,7 +109,10 @@ def _print_summary(summary, settings: Settings) -> None:
 def _materialize(settings: Settings, selection: str | None):
     from retail_assets.runner import materialize_platform
 
-    summary = materialize_platform(settings, selection=selection, on_event=console.print)
+    # Runs send tool output (dbt) to a log file while they execute; progress lines go to the
+    # stdout we have now.
+    progress = Console(highlight=False, file=sys.stdout)
+    summary = materialize_platform(settings, selection=selection, on_event=progress.print)
     _print_summary(summary, settings)
     return summary
 
@@ -232,6 +234,89 @@ def up(scale, no_ui, host, port) -> None:
     if no_ui:
         sys.exit(0 if summary.success else 1)
     sys.exit(_run_ui(settings, host, port))
+
+
+def _lifecycle(settings: Settings):
+    from retail_assets.definitions import lifecycle_resource
+
+    return lifecycle_resource(settings).lifecycle()
+
+
+@main.group()
+def models() -> None:
+    """List, promote and roll back model versions (MLflow aliases + serving bundles)."""
+
+
+@models.command("list")
+@click.argument("model", required=False)
+def models_list(model) -> None:
+    """Versions, aliases, bundle state and the serving pointer of each model."""
+    from retail_assets.definitions import MODEL_FAMILIES
+
+    settings = _settings_for(None)
+    lifecycle = _lifecycle(settings)
+    names = [model] if model else [f.name for f in MODEL_FAMILIES]
+    for name in names:
+        status = lifecycle.status(name)
+        table = Table(
+            title=f"{name}: champion v{status['champion'] or '-'}, challenger v{status['challenger'] or '-'}, "
+            f"serving v{status['serving_pointer'] or '-'}"
+        )
+        for column in ("version", "aliases", "bundle", "mlflow run"):
+            table.add_column(column)
+        for v in status["versions"]:
+            table.add_row(v["version"], ", ".join(v["aliases"]), v["bundle"], v["run_id"][:12])
+        console.print(table)
+    log = lifecycle.log.entries(model)
+    if log:
+        recent = Table(title="recent promotion log")
+        for column in ("at", "model", "action", "version", "before -> after", "reason"):
+            recent.add_column(column)
+        for entry in log[-8:]:
+            recent.add_row(
+                entry["at"][:19],
+                entry["model"],
+                entry["action"],
+                str(entry.get("version")),
+                f"{entry.get('champion_before')} -> {entry.get('champion_after')}",
+                (entry.get("reason") or "")[:80],
+            )
+        console.print(recent)
+
+
+@models.command("promote")
+@click.argument("model")
+@click.argument("version")
+@click.option("--reason", required=True, help="Why (recorded in the promotion log).")
+def models_promote(model, version, reason) -> None:
+    """Make VERSION the champion by hand (its bundle must be complete and valid)."""
+    from retail_assets.models.lifecycle.bundle import BundleInvalidError
+    from retail_assets.models.lifecycle.operations import LifecycleError
+
+    lifecycle = _lifecycle(_settings_for(None))
+    try:
+        record = lifecycle.manual_promote(model, version, reason)
+    except (LifecycleError, BundleInvalidError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    console.print(f"{model}: champion v{record['champion_before']} -> v{record['champion_after']}")
+
+
+@models.command("rollback")
+@click.argument("model")
+@click.option("--reason", required=True, help="Why (recorded in the promotion log).")
+def models_rollback(model, reason) -> None:
+    """Move the champion back to the version the current champion replaced."""
+    from retail_assets.models.lifecycle.bundle import BundleInvalidError
+    from retail_assets.models.lifecycle.operations import LifecycleError
+
+    lifecycle = _lifecycle(_settings_for(None))
+    try:
+        record = lifecycle.rollback(model, reason)
+    except (LifecycleError, BundleInvalidError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    console.print(
+        f"{model}: rolled back v{record['champion_before']} -> v{record['champion_after']}"
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,10 @@ from __future__ import annotations
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
+from retail_assets.models.demand import demand_family
+from retail_assets.models.fraud import fraud_family
+from retail_assets.models.lifecycle.assets import build_lifecycle_assets
+from retail_assets.models.lifecycle.operations import LifecycleResource
 from retail_assets.raw.assets import raw_feed_assets
 from retail_assets.raw.checks import raw_feed_checks
 from retail_assets.resources import LandingZoneResource
@@ -17,18 +21,33 @@ from retail_assets.settings import Settings, get_settings
 from retail_assets.transform.dbt_assets import dbt_project, retail_dbt_models
 from retail_assets.warehouse import WarehouseIOManager, WarehouseResource
 
+MODEL_FAMILIES = (demand_family, fraud_family)
+model_assets = [asset for family in MODEL_FAMILIES for asset in build_lifecycle_assets(family)[0]]
+
 platform_job = dg.define_asset_job(
     PLATFORM_JOB_NAME,
     selection=dg.AssetSelection.all(),
-    description="Land feeds, load raw tables, build dbt marts and everything downstream.",
+    description=(
+        "Land feeds, load raw tables, build dbt marts, then train, evaluate, export and gate "
+        "every model."
+    ),
 )
+
+
+def lifecycle_resource(settings: Settings) -> LifecycleResource:
+    return LifecycleResource(
+        tracking_uri=settings.mlflow_tracking_uri,
+        artifact_root=str(settings.mlflow_artifacts_dir),
+        bundle_root=str(settings.bundles_dir),
+        promotion_log=str(settings.promotion_log_path),
+    )
 
 
 def build_defs(settings: Settings) -> dg.Definitions:
     settings.ensure_dirs()
     warehouse_path = str(settings.warehouse_path)
     return dg.Definitions(
-        assets=[*raw_feed_assets, retail_dbt_models],
+        assets=[*raw_feed_assets, retail_dbt_models, *model_assets],
         asset_checks=[*raw_feed_checks],
         jobs=[platform_job],
         sensors=[landed_feeds_sensor],
@@ -39,6 +58,8 @@ def build_defs(settings: Settings) -> dg.Definitions:
                 directory=str(settings.landing_dir), scale=settings.scale, seed=settings.seed
             ),
             "dbt": DbtCliResource(project_dir=dbt_project),
+            "artifact_io_manager": dg.FilesystemIOManager(base_dir=str(settings.asset_storage_dir)),
+            "lifecycle": lifecycle_resource(settings),
         },
         # DuckDB allows one writer per file: steps run one after another in the run process.
         executor=dg.in_process_executor,

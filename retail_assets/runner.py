@@ -72,6 +72,7 @@ def materialize_platform(
     selection: str | None = None,
     on_event: Callable[[str], None] | None = None,
     log_level: str = "WARNING",
+    run_config: dict | None = None,
 ) -> RunSummary:
     """Run the platform job (optionally a selection of it) and report what happened."""
     from retail_assets.definitions import PLATFORM_JOB_NAME, build_defs
@@ -123,7 +124,10 @@ def materialize_platform(
                 asset_selection=keys,
                 raise_on_error=False,
                 # The progress lines replace Dagster's step-by-step console log.
-                run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+                run_config={
+                    **(run_config or {}),
+                    "loggers": {"console": {"config": {"log_level": log_level}}},
+                },
             )
     finally:
         done.set()

@@ -34,6 +34,24 @@ class Settings:
     def mlflow_tracking_uri(self) -> str:
         return os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{self.home / 'mlflow.db'}")
 
+    @property
+    def mlflow_artifacts_dir(self) -> Path:
+        return self.home / "mlflow-artifacts"
+
+    @property
+    def bundles_dir(self) -> Path:
+        """Where promoted model bundles are published for serving."""
+        return _path("RETAIL_BUNDLES_DIR", self.home / "bundles")
+
+    @property
+    def promotion_log_path(self) -> Path:
+        return self.home / "promotion_log.jsonl"
+
+    @property
+    def asset_storage_dir(self) -> Path:
+        """Pickled non-tabular asset values (training sets, evaluations, decisions)."""
+        return self.home / "assets"
+
     def ensure_dirs(self) -> None:
         for directory in (self.home, self.dagster_home, self.landing_dir):
             directory.mkdir(parents=True, exist_ok=True)

@@ -110,6 +110,8 @@ class RetailDbtTranslator(DagsterDbtTranslator):
     manifest=ensure_manifest(),
     project=dbt_project,
     dagster_dbt_translator=RetailDbtTranslator(),
+    # dbt writes the tables; downstream Python assets read them through the warehouse.
+    io_manager_key="warehouse_io_manager",
 )
 def retail_dbt_models(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource

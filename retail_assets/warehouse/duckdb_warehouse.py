@@ -107,7 +107,10 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
     def _warehouse(self) -> WarehouseResource:
         return WarehouseResource(path=self.path)
 
-    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame) -> None:
+    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame | None) -> None:
+        if obj is None:
+            # The step wrote the table itself (dbt models): nothing to store, only to load.
+            return
         if not isinstance(obj, pl.DataFrame):
             raise TypeError(
                 f"{context.asset_key.to_user_string()} returned {type(obj).__name__}; "

@@ -28,7 +28,14 @@ from onnxmltools.convert.lightgbm.operator_converters import LightGbm as onnxmlt
 INPUT_NAME = "features"
 OPSET = 21
 ML_OPSET = 5
-_MODES = {"BRANCH_LEQ": 0, "BRANCH_LT": 1, "BRANCH_GTE": 2, "BRANCH_GT": 3, "BRANCH_EQ": 4, "BRANCH_NEQ": 5}
+_MODES = {
+    "BRANCH_LEQ": 0,
+    "BRANCH_LT": 1,
+    "BRANCH_GTE": 2,
+    "BRANCH_GT": 3,
+    "BRANCH_EQ": 4,
+    "BRANCH_NEQ": 5,
+}
 
 
 def objective_link(booster: lgb.Booster) -> tuple[str, float]:
@@ -50,14 +57,20 @@ def _exact_tree_values(booster: lgb.Booster) -> tuple[dict, dict]:
     onnxmltools' own traversal so node ids line up with its converted graph."""
     attrs: dict[str, list] = defaultdict(list)
     for tree_index, tree in enumerate(booster.dump_model()["tree_info"]):
-        onnxmltools_lightgbm._parse_tree_structure(tree_index, 0, 1.0, tree["tree_structure"], attrs)
+        onnxmltools_lightgbm._parse_tree_structure(
+            tree_index, 0, 1.0, tree["tree_structure"], attrs
+        )
     splits = {
         (t, n): v
-        for t, n, v in zip(attrs["nodes_treeids"], attrs["nodes_nodeids"], attrs["nodes_values"], strict=True)
+        for t, n, v in zip(
+            attrs["nodes_treeids"], attrs["nodes_nodeids"], attrs["nodes_values"], strict=True
+        )
     }
     leaves = {
         (t, n): v
-        for t, n, v in zip(attrs["class_treeids"], attrs["class_nodeids"], attrs["class_weights"], strict=True)
+        for t, n, v in zip(
+            attrs["class_treeids"], attrs["class_nodeids"], attrs["class_weights"], strict=True
+        )
     }
     return splits, leaves
 
@@ -99,10 +112,10 @@ def _tree_ensemble_node(booster: lgb.Booster, n_features: int, output: str) -> o
         leaf_index[(tree, node)] = len(leaf_weights)
         leaf_weights.append(leaf_values[(tree, node)])
 
-    interior = [
-        i for i, mode in enumerate(converted["mode"]) if mode != "LEAF"
-    ]
-    interior_index = {(converted["tree"][i], converted["node"][i]): k for k, i in enumerate(interior)}
+    interior = [i for i, mode in enumerate(converted["mode"]) if mode != "LEAF"]
+    interior_index = {
+        (converted["tree"][i], converted["node"][i]): k for k, i in enumerate(interior)
+    }
 
     def child(tree: int, node: int) -> tuple[int, int]:
         if (tree, node) in leaf_index:
@@ -186,7 +199,11 @@ def boosters_to_onnx(
         elif link == "sigmoid":
             scaled = raw
             if scale != 1.0:
-                initializers.append(numpy_helper.from_array(np.array(scale, dtype=np.float64), f"{name}_sigmoid_scale"))
+                initializers.append(
+                    numpy_helper.from_array(
+                        np.array(scale, dtype=np.float64), f"{name}_sigmoid_scale"
+                    )
+                )
                 scaled = f"{name}_scaled"
                 nodes.append(helper.make_node("Mul", [raw, f"{name}_sigmoid_scale"], [scaled]))
             nodes.append(helper.make_node("Sigmoid", [scaled], [linked], name=f"{name}_sigmoid"))
@@ -196,22 +213,36 @@ def boosters_to_onnx(
 
     for group in sorted_output_groups:
         joined = "_".join(group)
-        nodes.append(helper.make_node("Concat", [final[n] for n in group], [f"{joined}_cat"], axis=1))
-        initializers.append(numpy_helper.from_array(np.array([len(group)], dtype=np.int64), f"{joined}_k"))
+        nodes.append(
+            helper.make_node("Concat", [final[n] for n in group], [f"{joined}_cat"], axis=1)
+        )
+        initializers.append(
+            numpy_helper.from_array(np.array([len(group)], dtype=np.int64), f"{joined}_k")
+        )
         nodes.append(
             helper.make_node(
-                "TopK", [f"{joined}_cat", f"{joined}_k"], [f"{joined}_sorted", f"{joined}_order"],
-                axis=1, largest=0, sorted=1,
+                "TopK",
+                [f"{joined}_cat", f"{joined}_k"],
+                [f"{joined}_sorted", f"{joined}_order"],
+                axis=1,
+                largest=0,
+                sorted=1,
             )
         )
         split_outputs = [f"{n}_in_order" for n in group]
-        nodes.append(helper.make_node("Split", [f"{joined}_sorted"], split_outputs, axis=1, num_outputs=len(group)))
+        nodes.append(
+            helper.make_node(
+                "Split", [f"{joined}_sorted"], split_outputs, axis=1, num_outputs=len(group)
+            )
+        )
         for name, out in zip(group, split_outputs, strict=True):
             final[name] = out
 
     outputs = []
     for name, tensor in final.items():
-        nodes.append(helper.make_node("Reshape", [tensor, "flat_shape"], [name], name=f"{name}_flat"))
+        nodes.append(
+            helper.make_node("Reshape", [tensor, "flat_shape"], [name], name=f"{name}_flat")
+        )
         outputs.append(helper.make_tensor_value_info(name, TensorProto.DOUBLE, [None]))
     graph = helper.make_graph(
         nodes,
@@ -260,12 +291,23 @@ def parity(
     sorted_output_groups: Sequence[Sequence[str]] = (),
 ) -> dict[str, float]:
     """Max absolute difference per output between onnxruntime and LightGBM on `features`."""
-    onnx_out = dict(zip([o.name for o in session(model).get_outputs()], session(model).run(None, {INPUT_NAME: features}), strict=True))
+    onnx_out = dict(
+        zip(
+            [o.name for o in session(model).get_outputs()],
+            session(model).run(None, {INPUT_NAME: features}),
+            strict=True,
+        )
+    )
     reference = lightgbm_outputs(boosters, features, sorted_output_groups)
-    return {name: float(np.max(np.abs(onnx_out[name] - reference[name]))) if len(features) else 0.0 for name in reference}
+    return {
+        name: float(np.max(np.abs(onnx_out[name] - reference[name]))) if len(features) else 0.0
+        for name in reference
+    }
 
 
-def single_row_latency_us(model: onnx.ModelProto, row: np.ndarray, repeats: int = 2000) -> dict[str, float]:
+def single_row_latency_us(
+    model: onnx.ModelProto, row: np.ndarray, repeats: int = 2000
+) -> dict[str, float]:
     """p50/p99 wall time of one-row inference in onnxruntime, in microseconds."""
     sess = session(model)
     feed = {INPUT_NAME: row.reshape(1, -1).astype(np.float64)}
@@ -276,4 +318,7 @@ def single_row_latency_us(model: onnx.ModelProto, row: np.ndarray, repeats: int 
         started = time.perf_counter()
         sess.run(None, feed)
         timings[i] = time.perf_counter() - started
-    return {"p50_us": float(np.percentile(timings, 50) * 1e6), "p99_us": float(np.percentile(timings, 99) * 1e6)}
+    return {
+        "p50_us": float(np.percentile(timings, 50) * 1e6),
+        "p99_us": float(np.percentile(timings, 99) * 1e6),
+    }

@@ -132,7 +132,9 @@ class ModelFamily(Protocol):
 
     def build_training_set(self, sources: dict[str, pl.DataFrame]) -> TrainingSet: ...
 
-    def train(self, training_set: TrainingSet, shuffle_labels_seed: int | None = None) -> TrainedModel:
+    def train(
+        self, training_set: TrainingSet, shuffle_labels_seed: int | None = None
+    ) -> TrainedModel:
         """Fit on train (early stopping on validation). `shuffle_labels_seed` permutes the
         training labels: a negative control the promotion gate must refuse."""
         ...

@@ -1,0 +1,465 @@
+"""Turn a model family into its asset chain.
+
+    <name>_training_set -> <name>_model -> <name>_evaluation -> <name>_onnx -> <name>_promotion
+
+All in group `models`. The ONNX asset carries the blocking check `onnx_matches_lightgbm`, so a
+bundle whose predictions drift from the trained model never reaches the promotion gate.
+"""
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import numpy as np
+import polars as pl
+
+from retail_assets.models.lifecycle.bundle import feature_reference, validate_bundle
+from retail_assets.models.lifecycle.gate import decide
+from retail_assets.models.lifecycle.onnx_export import (
+    INPUT_NAME,
+    lightgbm_outputs,
+    parity,
+    single_row_latency_us,
+)
+from retail_assets.models.lifecycle.operations import LifecycleResource
+from retail_assets.models.lifecycle.reporting import (
+    evaluation_as_dict,
+    markdown_table,
+    metrics_table,
+    model_card,
+    segment_table,
+    windows_table,
+)
+from retail_assets.models.lifecycle.spec import (
+    Evaluation,
+    ModelFamily,
+    ModelVersionRef,
+    TrainedModel,
+    TrainingSet,
+)
+
+PARITY_TOLERANCE = 1e-5
+SELF_TEST_ROWS = 8
+
+
+@dataclass
+class RegisteredModel:
+    model: TrainedModel
+    ref: ModelVersionRef
+
+
+@dataclass
+class ExportedBundle:
+    ref: ModelVersionRef
+    path: str
+    parity: dict[str, float]
+    latency_us: dict[str, float]
+
+    @property
+    def parity_passed(self) -> bool:
+        return bool(self.parity) and max(self.parity.values()) < PARITY_TOLERANCE
+
+
+class ModelTrainingConfig(dg.Config):
+    shuffle_labels_seed: int | None = None
+    """Negative control: permute the training labels with this seed. The resulting challenger
+    is meaningless and the promotion gate must refuse it."""
+
+
+def _key_string(key: tuple[str, ...]) -> str:
+    return "/".join(key)
+
+
+def build_lifecycle_assets(family: ModelFamily) -> tuple[list[dg.AssetsDefinition], list]:
+    name = family.name
+    ins = {key[-1]: dg.AssetIn(key=list(key)) for key in family.source_assets}
+    source_by_param = {key[-1]: _key_string(key) for key in family.source_assets}
+
+    @dg.asset(
+        name=f"{name}_training_set",
+        group_name="models",
+        ins=ins,
+        io_manager_key="artifact_io_manager",
+        kinds={"polars"},
+        description=(
+            f"{family.description}\n\nPoint-in-time correct training examples built from the "
+            "feature marts, with time-ordered train / validation / test windows."
+        ),
+    )
+    def training_set_asset(
+        context: dg.AssetExecutionContext, **sources: pl.DataFrame
+    ) -> TrainingSet:
+        training_set = family.build_training_set(
+            {source_by_param[k]: v for k, v in sources.items()}
+        )
+        context.add_output_metadata(
+            {
+                "windows": dg.MetadataValue.md(windows_table(training_set)),
+                "dagster/row_count": training_set.frame.height,
+                "features": len(training_set.feature_columns),
+                "feature_list": dg.MetadataValue.md(
+                    ", ".join(f"`{c}`" for c in training_set.feature_columns)
+                ),
+                "info": dg.MetadataValue.json(
+                    json.loads(json.dumps(training_set.info, default=str))
+                ),
+            }
+        )
+        return training_set
+
+    training_set_input = dg.AssetIn(key=f"{name}_training_set")
+
+    @dg.asset(
+        name=f"{name}_model",
+        group_name="models",
+        io_manager_key="artifact_io_manager",
+        ins={"training_set": training_set_input},
+        kinds={"lightgbm", "mlflow"},
+        description=(
+            f"LightGBM {name} model trained on the training window, logged to MLflow and "
+            "registered as a new version with alias `challenger`."
+        ),
+    )
+    def model_asset(
+        context: dg.AssetExecutionContext,
+        config: ModelTrainingConfig,
+        lifecycle: LifecycleResource,
+        training_set: TrainingSet,
+    ) -> RegisteredModel:
+        model = family.train(training_set, shuffle_labels_seed=config.shuffle_labels_seed)
+        tags = {"retail.dagster_run_id": context.run.run_id}
+        if config.shuffle_labels_seed is not None:
+            tags["retail.negative_control"] = f"shuffled labels, seed {config.shuffle_labels_seed}"
+        ref = lifecycle.lifecycle().registry.register(name, model, training_set, tags=tags)
+        context.add_output_metadata(
+            {
+                "mlflow_version": ref.version,
+                "mlflow_run_id": ref.run_id,
+                "outputs": ", ".join(model.boosters),
+                "validation_metrics": dg.MetadataValue.md(
+                    markdown_table(
+                        [{"metric": k, "value": v} for k, v in model.validation_metrics.items()]
+                    )
+                ),
+                "params": dg.MetadataValue.json(json.loads(json.dumps(model.params, default=str))),
+                "negative_control": config.shuffle_labels_seed is not None,
+            }
+        )
+        return RegisteredModel(model=model, ref=ref)
+
+    @dg.asset(
+        name=f"{name}_evaluation",
+        group_name="models",
+        io_manager_key="artifact_io_manager",
+        ins={"training_set": training_set_input, "registered": dg.AssetIn(key=f"{name}_model")},
+        kinds={"mlflow"},
+        description=(
+            "Held-out test-window metrics of the challenger, overall and per segment, against "
+            "honest baselines and the current champion; bias audit, feature importance and "
+            "per-prediction explanations."
+        ),
+    )
+    def evaluation_asset(
+        context: dg.AssetExecutionContext,
+        lifecycle: LifecycleResource,
+        training_set: TrainingSet,
+        registered: RegisteredModel,
+    ) -> Evaluation:
+        services = lifecycle.lifecycle()
+        test = training_set.split("test")
+        predictions: dict[str, dict[str, np.ndarray]] = {
+            "challenger": family.predict(registered.model, test)
+        }
+        champion_version = services.champion(name)
+        notes = []
+        if champion_version is not None and champion_version != registered.ref.version:
+            try:
+                bundle = services.bundles.load(name, champion_version)
+                champion_outputs = bundle.predict_frame(test)
+                threshold = bundle.signature.get("decision_threshold")
+                if threshold is not None:
+                    champion_outputs["threshold"] = np.array([threshold], dtype=np.float64)
+                predictions["champion"] = champion_outputs
+            except (FileNotFoundError, KeyError) as exc:
+                notes.append(f"champion v{champion_version} could not be scored: {exc}")
+        evaluation = family.evaluate(training_set, predictions, registered.model)
+        evaluation.notes.extend(notes)
+        if champion_version:
+            evaluation.notes.append(f"champion compared: v{champion_version}")
+        services.registry.log_evaluation(registered.ref, evaluation)
+        context.add_output_metadata(
+            {
+                "mlflow_version": registered.ref.version,
+                "champion_version": champion_version or "none",
+                "test_window": dg.MetadataValue.json(evaluation.test_window),
+                "metrics": dg.MetadataValue.md(metrics_table(evaluation)),
+                "by_segment": dg.MetadataValue.md(segment_table(evaluation)),
+                "bias_audit": dg.MetadataValue.json(
+                    json.loads(json.dumps(evaluation.bias_audit, default=str))
+                ),
+                "top_features": dg.MetadataValue.md(
+                    markdown_table(evaluation.feature_importance[:15])
+                ),
+                "explanations": dg.MetadataValue.md(markdown_table(evaluation.explanations[:20])),
+                f"test_{evaluation.primary_metric}": evaluation.overall["challenger"].get(
+                    evaluation.primary_metric
+                ),
+            }
+        )
+        return evaluation
+
+    @dg.asset(
+        name=f"{name}_onnx",
+        group_name="models",
+        io_manager_key="artifact_io_manager",
+        ins={
+            "training_set": training_set_input,
+            "registered": dg.AssetIn(key=f"{name}_model"),
+            "evaluation": dg.AssetIn(key=f"{name}_evaluation"),
+        },
+        kinds={"onnx"},
+        check_specs=[
+            dg.AssetCheckSpec(
+                "onnx_matches_lightgbm",
+                asset=f"{name}_onnx",
+                blocking=True,
+                description=(
+                    f"onnxruntime reproduces LightGBM on every test-window row within "
+                    f"{PARITY_TOLERANCE:g} (max abs diff); single-row latency recorded."
+                ),
+            )
+        ],
+        description=(
+            "ONNX export of the challenger and its serving bundle (model.onnx, signature.json, "
+            "metrics.json, reference.json, model card), written atomically to the bundle store."
+        ),
+    )
+    def onnx_asset(
+        context: dg.AssetExecutionContext,
+        lifecycle: LifecycleResource,
+        training_set: TrainingSet,
+        registered: RegisteredModel,
+        evaluation: Evaluation,
+    ):
+        services = lifecycle.lifecycle()
+        model, ref = registered.model, registered.ref
+        onnx_model = family.to_onnx(model)
+        test = training_set.split("test")
+        test_features = training_set.features(test)
+        diffs = parity(onnx_model, model.boosters, test_features, model.sorted_output_groups)
+        latency = single_row_latency_us(onnx_model, test_features[0]) if len(test_features) else {}
+        files = _bundle_files(
+            family, ref, model, training_set, evaluation, onnx_model, diffs, latency
+        )
+        path = services.bundles.write(name, ref.version, files)
+        worst = max(diffs.values()) if diffs else float("nan")
+        passed = bool(diffs) and worst < PARITY_TOLERANCE
+        yield dg.Output(
+            ExportedBundle(ref=ref, path=str(path), parity=diffs, latency_us=latency),
+            metadata={
+                "bundle": str(path),
+                "mlflow_version": ref.version,
+                "max_abs_diff": worst,
+                "parity_rows": len(test_features),
+                "latency_p50_us": latency.get("p50_us"),
+                "latency_p99_us": latency.get("p99_us"),
+            },
+        )
+        yield dg.AssetCheckResult(
+            check_name="onnx_matches_lightgbm",
+            passed=passed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=(
+                f"max |onnx - lightgbm| = {worst:.3g} over {len(test_features)} test rows "
+                f"(tolerance {PARITY_TOLERANCE:g}); single-row p50 {latency.get('p50_us', float('nan')):.1f} µs"
+            ),
+            metadata={
+                **{f"max_abs_diff_{k}": v for k, v in diffs.items()},
+                **{f"latency_{k}": v for k, v in latency.items()},
+            },
+        )
+
+    @dg.asset(
+        name=f"{name}_promotion",
+        group_name="models",
+        io_manager_key="artifact_io_manager",
+        ins={
+            "evaluation": dg.AssetIn(key=f"{name}_evaluation"),
+            "exported": dg.AssetIn(key=f"{name}_onnx"),
+        },
+        description=(
+            "The promotion gate: the challenger becomes `champion` (MLflow alias and serving "
+            "pointer) only if absolute thresholds hold, no segment regresses beyond tolerance "
+            "against the champion, ONNX parity passed and the bundle is complete. Every decision "
+            "is appended to the promotion log."
+        ),
+    )
+    def promotion_asset(
+        context: dg.AssetExecutionContext,
+        lifecycle: LifecycleResource,
+        evaluation: Evaluation,
+        exported: ExportedBundle,
+    ) -> dict[str, Any]:
+        services = lifecycle.lifecycle()
+        ref = exported.ref
+        champion_before = services.champion(name)
+        has_champion = champion_before is not None and champion_before != ref.version
+        decision = decide(
+            evaluation,
+            family.gate_rules,
+            parity_passed=exported.parity_passed,
+            bundle_problems=validate_bundle(Path(exported.path)),
+            has_champion=has_champion,
+        )
+        details = {
+            "mlflow_run_id": ref.run_id,
+            "dagster_run_id": context.run.run_id,
+            "metrics_challenger": evaluation.overall.get("challenger", {}),
+            "metrics_champion": evaluation.overall.get("champion", {}),
+            "checks": [c.__dict__ for c in decision.checks],
+        }
+        if decision.promote:
+            reason = "passed every gate rule" + (
+                "" if has_champion else " (first champion: beats its baseline)"
+            )
+            record = services.install_champion(
+                name,
+                ref.version,
+                action="promote",
+                reason=reason,
+                actor="promotion_gate",
+                details=details,
+            )
+        else:
+            record = services.record_refusal(name, ref.version, decision.reasons, details)
+        context.add_output_metadata(
+            {
+                "decision": "promoted" if decision.promote else "refused",
+                "challenger_version": ref.version,
+                "champion_before": champion_before or "none",
+                "champion_after": record["champion_after"] or "none",
+                "reasons": dg.MetadataValue.md(
+                    "\n".join(f"- {r}" for r in decision.reasons) or "all rules passed"
+                ),
+                "gate_checks": dg.MetadataValue.md(
+                    markdown_table(
+                        [c.__dict__ for c in decision.checks],
+                        ["rule", "scope", "value", "threshold", "passed", "detail"],
+                    )
+                ),
+                "metrics": dg.MetadataValue.md(metrics_table(evaluation)),
+            }
+        )
+        return {
+            **decision.as_dict(),
+            "version": ref.version,
+            "champion_before": champion_before,
+            "record": record,
+        }
+
+    return [training_set_asset, model_asset, evaluation_asset, onnx_asset, promotion_asset], []
+
+
+def _bundle_files(
+    family: ModelFamily,
+    ref: ModelVersionRef,
+    model: TrainedModel,
+    training_set: TrainingSet,
+    evaluation: Evaluation,
+    onnx_model,
+    diffs: dict[str, float],
+    latency: dict[str, float],
+) -> dict[str, bytes]:
+    train = training_set.split("train")
+    test = training_set.split("test")
+    features = training_set.feature_columns
+    reference = feature_reference(train, features)
+    self_test_rows = training_set.features(test.head(SELF_TEST_ROWS))
+    expected = lightgbm_outputs(model.boosters, self_test_rows, model.sorted_output_groups)
+    test_outputs = lightgbm_outputs(
+        model.boosters, training_set.features(test), model.sorted_output_groups
+    )
+    signature = {
+        "model": ref.name,
+        "version": ref.version,
+        "created_at": datetime.now(UTC).isoformat(),
+        "input": {"name": INPUT_NAME, "dtype": "float64", "shape": [None, len(features)]},
+        "features": [
+            {
+                "name": column,
+                "dtype": "float64",
+                "min": reference[column].get("quantiles", {}).get("q00"),
+                "max": reference[column].get("quantiles", {}).get("q100"),
+                "null_share": reference[column]["null_share"],
+                **(
+                    {"categories": training_set.encodings[column]}
+                    if column in training_set.encodings
+                    else {}
+                ),
+            }
+            for column in features
+        ],
+        "outputs": {
+            output: {"dtype": "float64", "meaning": family.output_meanings.get(output, "")}
+            for output in model.boosters
+        },
+        "sorted_output_groups": model.sorted_output_groups,
+        "entity_columns": training_set.entity_columns,
+        "segment_columns": training_set.segment_columns,
+        "training_windows": training_set.windows,
+        **(
+            {"decision_threshold": float(model.extras["threshold"])}
+            if "threshold" in model.extras
+            else {}
+        ),
+        "extras": json.loads(json.dumps(model.extras, default=str)),
+    }
+    reference_doc = {
+        "features": reference,
+        "predictions": {
+            output: feature_reference(pl.DataFrame({output: values}), [output])[output]
+            for output, values in test_outputs.items()
+        },
+        "self_test": {
+            "features": self_test_rows.tolist(),
+            "expected": {k: v.tolist() for k, v in expected.items()},
+        },
+    }
+    metrics_doc = {
+        "model": ref.name,
+        "version": ref.version,
+        "evaluation": evaluation_as_dict(evaluation),
+        "validation": model.validation_metrics,
+        "onnx_parity_max_abs_diff": diffs,
+        "onnx_single_row_latency_us": latency,
+    }
+    lineage = [
+        *(_key_string(k) for k in family.source_assets),
+        f"{ref.name}_training_set",
+        f"{ref.name}_model",
+    ]
+    card_md, card_json = model_card(
+        family, ref, training_set, evaluation, diffs, latency, lineage, model.extras
+    )
+    mlflow_doc = {
+        "name": ref.name,
+        "version": ref.version,
+        "run_id": ref.run_id,
+        "artifact_uri": ref.artifact_uri,
+    }
+
+    def dump(doc: Any) -> bytes:
+        return json.dumps(doc, indent=2, default=str).encode()
+
+    return {
+        "model.onnx": onnx_model.SerializeToString(),
+        "signature.json": dump(signature),
+        "metrics.json": dump(metrics_doc),
+        "reference.json": dump(reference_doc),
+        "model_card.md": card_md.encode(),
+        "model_card.json": dump(card_json),
+        "mlflow.json": dump(mlflow_doc),
+    }

@@ -1,0 +1,114 @@
+"""The model lifecycle end to end through real Dagster runs on tiny data: train, register in
+MLflow, evaluate, export to ONNX, gate, publish the bundle; refusal of a worse challenger;
+rollback; a broken bundle never replacing a good one."""
+
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from click.testing import CliRunner
+
+from retail_assets.models.lifecycle.bundle import BundleInvalidError, BundleStore, validate_bundle
+from retail_assets.models.lifecycle.promotion_log import PromotionLog
+
+MODELS = ("demand", "fraud")
+
+
+def _services(settings):
+    from retail_assets.definitions import lifecycle_resource
+
+    return lifecycle_resource(settings).lifecycle()
+
+
+def _materialize_model(settings, model: str, run_config: dict | None = None):
+    from retail_assets.runner import materialize_platform
+
+    return materialize_platform(settings, selection=f"key:{model}_model+", run_config=run_config)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_platform_run_registers_promotes_and_publishes_a_servable_bundle(tiny_platform, model):
+    """The full tiny run trained the model, registered version 1 in MLflow as champion,
+    published its bundle for serving, and that bundle runs in a bare onnxruntime session with
+    the same predictions LightGBM gives (self-test rows and a fresh test-window sample)."""
+    settings, summary = tiny_platform
+    for step in ("training_set", "model", "evaluation", "onnx", "promotion"):
+        assert f"{model}_{step}" in summary.materialized
+    services = _services(settings)
+    assert services.champion(model) == "1"
+    assert BundleStore(settings.bundles_dir).champion(model) == "1"
+    folder = BundleStore(settings.bundles_dir).version_dir(model, "1")
+    assert validate_bundle(folder) == []
+
+    signature = json.loads((folder / "signature.json").read_text())
+    reference = json.loads((folder / "reference.json").read_text())
+    session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    rows = np.array(reference["self_test"]["features"], dtype=np.float64)
+    outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, {"features": rows}), strict=True))
+    boosters = services.registry.load_boosters(model, "1")
+    assert set(outputs) == set(signature["outputs"]) == set(boosters)
+    for name, booster in boosters.items():
+        expected = booster.predict(rows)
+        if len(boosters) > 1 and name in {"p10", "p50", "p90"}:
+            stacked = np.sort(np.column_stack([boosters[q].predict(rows) for q in ("p10", "p50", "p90")]), axis=1)
+            expected = stacked[:, ("p10", "p50", "p90").index(name)]
+        assert np.max(np.abs(outputs[name] - expected)) < 1e-5
+    entries = PromotionLog(settings.promotion_log_path).entries(model)
+    assert entries[0]["action"] == "promote" and entries[0]["champion_after"] == "1"
+
+
+def test_challenger_trained_on_shuffled_labels_is_refused_and_champion_stays(platform_copy):
+    """A negative-control challenger (training labels permuted) is registered as version 2 but
+    refused by the gate; the reasons name the failing metric and segment; champion, serving
+    pointer and MLflow aliases are unchanged and the refusal is in the promotion log."""
+    settings = platform_copy
+    summary = _materialize_model(
+        settings, "demand", {"ops": {"demand_model": {"config": {"shuffle_labels_seed": 7}}}}
+    )
+    assert "demand_promotion" in summary.materialized, summary.failures
+    services = _services(settings)
+    assert services.champion("demand") == "1"
+    assert services.registry.alias_version("demand", "challenger") == "2"
+    assert BundleStore(settings.bundles_dir).champion("demand") == "1"
+    refusal = PromotionLog(settings.promotion_log_path).entries("demand")[-1]
+    assert refusal["action"] == "refuse" and refusal["version"] == "2"
+    assert "wape" in refusal["reason"]
+    assert "category=" in refusal["reason"] or "store_region=" in refusal["reason"]
+
+
+def test_rollback_restores_the_previous_champion_and_a_broken_bundle_is_never_published(platform_copy):
+    """Retraining on the same data yields v2, promoted over v1. A corrupted v1 bundle cannot be
+    promoted back by hand (pointer stays on v2); once repaired, `retail models rollback`
+    restores v1 as champion in MLflow and for serving, and both steps are logged."""
+    from retail_assets.cli import main
+
+    settings = platform_copy
+    summary = _materialize_model(settings, "demand")
+    assert summary.success, summary.failures
+    services = _services(settings)
+    assert services.champion("demand") == "2"
+
+    store = BundleStore(settings.bundles_dir)
+    onnx_path = store.version_dir("demand", "1") / "model.onnx"
+    good = onnx_path.read_bytes()
+    onnx_path.write_bytes(good[: len(good) // 2])
+    with pytest.raises(BundleInvalidError, match=r"model\.onnx"):
+        services.manual_promote("demand", "1", reason="test: corrupted bundle")
+    runner = CliRunner()
+    refused = runner.invoke(main, ["models", "rollback", "demand", "--reason", "test"])
+    assert refused.exit_code != 0 and "invalid" in refused.output
+    assert store.champion("demand") == "2" and services.champion("demand") == "2"
+
+    onnx_path.write_bytes(good)
+    result = runner.invoke(main, ["models", "rollback", "demand", "--reason", "forecast bias after holiday"])
+    assert result.exit_code == 0, result.output
+    assert "v2 -> v1" in result.output
+    assert services.champion("demand") == "1"
+    assert store.champion("demand") == "1"
+    last = PromotionLog(settings.promotion_log_path).entries("demand")[-1]
+    assert last["action"] == "rollback" and last["rolled_back_from"] == "2"
+    assert last["reason"] == "forecast bias after holiday"
+
+    listing = runner.invoke(main, ["models", "list", "demand"])
+    assert listing.exit_code == 0 and "champion v1" in listing.output
