@@ -328,25 +328,98 @@ def test_clickstream_funnel_and_position_bias(tiny: GenerationResult) -> None:
 
 # --- payments and fraud --------------------------------------------------------------------
 
+NIGHT_HOURS = (0, 1, 2, 3, 4, 5)
+
 
 def _payments_with_labels(result: GenerationResult) -> pl.DataFrame:
     return result.feeds["payments"].join(result.feeds["fraud_labels"], on="transaction_id")
 
 
-def test_fraud_rate_in_range_and_all_types_present(tiny: GenerationResult) -> None:
-    """The realised fraud rate is within the configured range; every base pattern occurs."""
+def _with_truth(result: GenerationResult) -> pl.DataFrame:
+    """Payments with their labels and the truth behind them: the fraud variant (null when
+    legitimate), friendly fraud and unreported fraud, plus a few derived signals, in time order.
+    ``first_device`` is the first payment of the account from that device (or terminal) and
+    ``card_gap_s`` the seconds since the card's previous payment, as a feature mart sees them."""
+    truth = result.ground_truth["fraud"]
+    noise = truth["label_noise"]
+    variants = pl.DataFrame(
+        [
+            (transaction_id, variant)
+            for variant, ids in truth["fraud_transaction_ids_by_variant"].items()
+            for transaction_id in ids
+        ],
+        schema={"transaction_id": pl.String, "variant": pl.String},
+        orient="row",
+    )
+    unreported = [i for ids in noise["unreported_transaction_ids"].values() for i in ids]
+    return (
+        _payments_with_labels(result)
+        .join(variants, on="transaction_id", how="left")
+        .with_columns(
+            true_fraud=pl.col("variant").is_not_null(),
+            true_type=pl.col("variant").str.split("/").list.first(),
+            friendly=pl.col("transaction_id").is_in(noise["friendly_fraud_transaction_ids"]),
+            unreported=pl.col("transaction_id").is_in(unreported),
+            online=pl.col("channel") == "online",
+            night=pl.col("event_ts").dt.hour().is_in(NIGHT_HOURS),
+            ip_mismatch=pl.col("ip_country") != pl.col("billing_country"),
+        )
+        .sort("event_ts", "transaction_id")
+        .with_columns(
+            first_device=pl.int_range(pl.len()).over("customer_id", "device_id") == 0,
+            card_gap_s=(pl.col("event_ts") - pl.col("event_ts").shift(1).over("card_id"))
+            .dt.total_seconds()
+            .fill_null(10**9),
+        )
+    )
+
+
+@pytest.fixture(scope="module")
+def rich() -> GenerationResult:
+    """A tiny run with many frauds (5 %, 40k payments, 3,000 customers) so that every fraud
+    variant and legitimate look-alike occurs often enough to measure."""
+    scale = replace(SCALE_CONFIGS["tiny"], name="tiny_fraud", n_customers=3_000, n_payments=40_000)
+    return generate(
+        GeneratorConfig(scale=scale, seed=SEED, fraud_rate=0.05, fraud_rate_range=(0.03, 0.08))
+    )
+
+
+@pytest.fixture(scope="module")
+def rich_truth(rich: GenerationResult) -> pl.DataFrame:
+    return _with_truth(rich)
+
+
+def test_fraud_rate_in_range_and_all_types_present(
+    tiny: GenerationResult, rich: GenerationResult
+) -> None:
+    """The true and the labelled fraud rate are within the configured range; every pattern
+    and every variant of it occurs (in the fraud-rich run; tiny has too few bursts)."""
     config = GeneratorConfig(scale="tiny", seed=SEED)
     labelled = _payments_with_labels(tiny)
-    rate = labelled["is_fraud"].mean()
+    truth = tiny.ground_truth["fraud"]
     low, high = config.fraud_rate_range
+    rate = labelled["is_fraud"].mean()
     assert low <= rate <= high
-    assert rate == pytest.approx(config.fraud_rate, rel=0.1)
+    assert rate == pytest.approx(config.fraud_rate, rel=0.15)
+    assert rate == pytest.approx(truth["labelled_rate"])
+    assert low <= truth["overall_rate"] <= high
+    assert truth["overall_rate"] == pytest.approx(config.fraud_rate, rel=0.05)
     types = set(labelled["fraud_type"].drop_nulls().to_list())
     assert types == {"card_testing", "account_takeover", "resale"}
     assert labelled.filter(pl.col("is_fraud"))["fraud_type"].null_count() == 0
     assert labelled.filter(~pl.col("is_fraud"))["fraud_type"].null_count() == (
         labelled.filter(~pl.col("is_fraud")).height
     )
+    by_variant = rich.ground_truth["fraud"]["fraud_transactions_by_variant"]
+    assert set(by_variant) == set(rich.ground_truth["fraud"]["variants"])
+    for variant, count in by_variant.items():
+        if variant.startswith("digital_goods"):  # only with a FraudPatternChange
+            assert count == 0
+        else:
+            assert count >= 30, variant
+    ids = rich.ground_truth["fraud"]["fraud_transaction_ids_by_variant"]
+    assert {v: len(i) for v, i in ids.items()} == by_variant
+    json.dumps(rich.ground_truth)
 
 
 def test_labels_arrive_after_transactions(tiny: GenerationResult) -> None:
@@ -360,63 +433,217 @@ def test_labels_arrive_after_transactions(tiny: GenerationResult) -> None:
     assert (legit["label_source"] == "dispute_window_closed").all()
     assert (legit["delay_days"] == delays["legitimate_days"]).all()
     fraud = labelled.filter(pl.col("is_fraud"))
-    assert set(fraud["label_source"].unique()) <= {"chargeback", "investigation"}
+    assert set(fraud["label_source"].unique()) == {"chargeback", "investigation"}
     assert fraud["delay_days"].min() >= 1 and fraud["delay_days"].max() <= 60
+    investigated = fraud.filter(pl.col("label_source") == "investigation")["delay_days"]
+    charged_back = fraud.filter(pl.col("label_source") == "chargeback")["delay_days"]
+    assert investigated.median() < charged_back.median()
     end = date.fromisoformat(tiny.ground_truth["config"]["end_date"])
     assert (labelled["label_available_at"].dt.date() > end).any(), "late labels must be emitted"
 
 
-def test_fraud_patterns_have_their_signatures(tiny: GenerationResult) -> None:
-    """Card testing bursts, takeover from new devices abroad, resale to shared addresses."""
-    labelled = _payments_with_labels(tiny)
-    testing = labelled.filter(pl.col("fraud_type") == "card_testing")
-    bursts = testing.group_by("card_id").agg(
+def test_label_noise_unreported_and_friendly_fraud(
+    tiny: GenerationResult, rich_truth: pl.DataFrame
+) -> None:
+    """Labels differ from the truth on exactly the payments the ground truth lists: frauds
+    nobody reported (labelled legitimate when the dispute window closes, 5-10 % of frauds,
+    small card-testing charges most often) and legitimate online payments charged back by
+    their own cardholder (friendly fraud, filed as account takeover, dearer than usual)."""
+    frame = _with_truth(tiny)
+    noise = tiny.ground_truth["fraud"]["label_noise"]
+    wrong = frame.filter(pl.col("is_fraud") != pl.col("true_fraud"))
+    assert wrong.height == len(noise["friendly_fraud_transaction_ids"]) + sum(
+        len(ids) for ids in noise["unreported_transaction_ids"].values()
+    )
+    assert (wrong["friendly"] | wrong["unreported"]).all()
+    unreported = frame.filter(pl.col("unreported"))
+    assert unreported["true_fraud"].all() and not unreported["is_fraud"].any()
+    assert (unreported["label_source"] == "dispute_window_closed").all()
+    friendly = frame.filter(pl.col("friendly"))
+    assert friendly.height > 0 and not friendly["true_fraud"].any()
+    assert friendly["is_fraud"].all() and (friendly["label_source"] == "chargeback").all()
+    assert (friendly["fraud_type"] == noise["friendly_fraud_reported_type"]).all()
+    assert friendly["online"].all()
+    # Reported frauds carry their true type.
+    reported = frame.filter(pl.col("true_fraud") & pl.col("is_fraud"))
+    assert (reported["fraud_type"] == reported["true_type"]).all()
+
+    # Rates, on the fraud-rich run.
+    frauds = rich_truth.filter(pl.col("true_fraud"))
+    assert 0.05 <= frauds["unreported"].mean() <= 0.10
+    by_type = frauds.group_by("true_type").agg(pl.col("unreported").mean())
+    share = dict(by_type.iter_rows())
+    assert share["card_testing"] > share["account_takeover"]
+    legit_online = rich_truth.filter(~pl.col("true_fraud") & pl.col("online"))
+    expected = noise["friendly_fraud_p"]
+    assert legit_online["friendly"].mean() == pytest.approx(expected, rel=0.35)
+    assert (
+        legit_online.filter(pl.col("friendly"))["amount"].median() > legit_online["amount"].median()
+    )
+    assert not rich_truth.filter(~pl.col("online"))["friendly"].any()
+
+
+def test_fraud_patterns_have_their_signatures(rich_truth: pl.DataFrame) -> None:
+    """Each variant shows its modus operandi: card-testing bursts of tiny amounts on new cards
+    (distributed ones spend one card and one device per attempt, slow ones are 5-40 USD
+    minutes apart), takeovers from new devices (often abroad, at night) or hijacked sessions
+    on the victim's own device at home, resale through rotating drop addresses, one-off
+    reshippers, and cloned cards on in-store sprees in opening hours."""
+    frame = rich_truth
+    legit = frame.filter(~pl.col("true_fraud"))
+    legit_cards = set(legit["card_id"].to_list())
+    legit_devices = set(legit["device_id"].to_list())
+
+    def variant(name: str) -> pl.DataFrame:
+        return frame.filter(pl.col("variant") == name)
+
+    testing = frame.filter(pl.col("true_type") == "card_testing")
+    assert testing["online"].all()
+    assert not legit_cards & set(testing["card_id"].to_list()), "testing cards are stolen"
+    fast = variant("card_testing/fast")
+    bursts = fast.group_by("card_id").agg(
         n=pl.len(),
-        span=(pl.col("event_ts").max() - pl.col("event_ts").min()),
+        span=pl.col("event_ts").max() - pl.col("event_ts").min(),
         small=(pl.col("amount") <= 5).mean(),
     )
-    assert (bursts["n"] >= 2).any()
-    assert bursts.filter(pl.col("n") >= 3)["span"].max() < timedelta(hours=3)
-    assert testing["channel"].unique().to_list() == ["online"]
+    assert (bursts["n"] >= 3).mean() > 0.8
+    assert bursts.filter(pl.col("n") >= 3)["span"].median() < timedelta(hours=1)
     assert (bursts["small"] >= 0.5).all()
-    # Card-testing cards appear nowhere else.
-    legit_cards = set(labelled.filter(~pl.col("is_fraud"))["card_id"].to_list())
-    assert not legit_cards & set(testing["card_id"].to_list())
+    distributed = variant("card_testing/distributed")
+    assert distributed["card_id"].n_unique() == distributed.height
+    assert distributed["device_id"].n_unique() == distributed.height
+    assert (distributed["amount"] <= 5).all() and distributed["first_device"].all()
+    slow = variant("card_testing/slow")
+    assert ((slow["amount"] > 5) & (slow["amount"] <= 40)).mean() > 0.7
+    assert slow.filter(pl.col("card_gap_s") < 10**9)["card_gap_s"].median() > 600
+    assert fast.filter(pl.col("card_gap_s") < 10**9)["card_gap_s"].median() < 300
 
-    takeover = labelled.filter(pl.col("fraud_type") == "account_takeover")
-    assert (takeover["ip_country"] != takeover["billing_country"]).all()
-    legit_devices = set(labelled.filter(~pl.col("is_fraud"))["device_id"].to_list())
-    assert not legit_devices & set(takeover["device_id"].to_list())
-    legit_amount = labelled.filter(~pl.col("is_fraud") & (pl.col("channel") == "online"))["amount"]
-    assert takeover["amount"].median() > 2 * legit_amount.median()
+    legit_online = legit.filter(pl.col("online"))
+    new_device = variant("account_takeover/new_device")
+    assert not legit_devices & set(new_device["device_id"].to_list())
+    assert 0.3 < new_device["ip_mismatch"].mean() < 0.6
+    assert new_device["night"].mean() > 3 * legit_online["night"].mean()
+    hijack = variant("account_takeover/session_hijack")
+    assert not hijack["ip_mismatch"].any()
+    assert (hijack["shipping_country"] == hijack["billing_country"]).all()
+    assert np.mean([d in legit_devices for d in hijack["device_id"].to_list()]) > 0.7
+    assert hijack["night"].mean() < 2 * legit_online["night"].mean()
+    takeover = frame.filter(pl.col("true_type") == "account_takeover")
+    assert takeover["amount"].median() > 2 * legit_online["amount"].median()
+    legit_addresses = legit["shipping_address_id"].drop_nulls().unique().to_list()
+    assert takeover["shipping_address_id"].is_in(legit_addresses).mean() < 0.05
 
-    resale = labelled.filter(pl.col("fraud_type") == "resale")
-    assert resale["shipping_address_id"].n_unique() <= 15
-    assert resale["card_id"].n_unique() > resale["shipping_address_id"].n_unique()
-    assert (resale["top_department"] == "Electronics").mean() > 0.8
+    drops = variant("resale/drop_address")
+    per_drop = drops.group_by("shipping_address_id").agg(cards=pl.col("card_id").n_unique())
+    assert per_drop["cards"].mean() > 2
+    assert per_drop.height > 10, "drop addresses rotate"
+    assert (drops["top_department"] == "Electronics").mean() > 0.6
+    assert (drops["ip_country"] == "US").all(), "domestic IPs"
+    one_off = variant("resale/one_off_address")
+    assert one_off["shipping_address_id"].n_unique() == one_off.height
+    in_store = variant("resale/in_store")
+    assert (in_store["channel"] == "in_store").all() and in_store["store_id"].is_not_null().all()
+    assert in_store["device_id"].str.contains("-POS").all()
+    assert in_store["event_ts"].dt.hour().is_between(7, 23).all()
+    assert in_store["top_department"].is_in(["Electronics", "Gift Cards"]).all()
+    sprees = in_store.group_by("card_id", pl.col("event_ts").dt.date()).agg(n=pl.len())
+    assert (sprees["n"] >= 2).mean() > 0.8
     # (card_id, event_ts) is unique across the whole feed.
-    assert not labelled.select("card_id", "event_ts").is_duplicated().any()
+    assert not frame.select("card_id", "event_ts").is_duplicated().any()
 
 
-def test_fraud_mix_drifts_over_time() -> None:
-    """Card testing's share of fraud falls and account takeover's rises across the window."""
-    # Card testing comes in bursts, so tiny's few dozen frauds are too lumpy to show a trend:
-    # use more payments and a higher rate (still a tiny run otherwise).
-    scale = replace(SCALE_CONFIGS["tiny"], name="tiny_fraud", n_payments=40_000)
-    result = generate(
-        GeneratorConfig(scale=scale, seed=SEED, fraud_rate=0.05, fraud_rate_range=(0.03, 0.08))
+def test_legitimate_behaviour_overlaps_fraud_signals(tiny: GenerationResult) -> None:
+    """Every fraud signal also fires on ordinary customers at realistic rates (travellers and
+    VPNs, gifts abroad, new phones, lockers, big-ticket buys, retries and family orders, split
+    tenders, night owls and 24-hour stores, prepaid cards), so that no single signal is close
+    to a fraud verdict, and the ground truth states those rates."""
+    frame = _with_truth(tiny)
+    legit = frame.filter(~pl.col("true_fraud"))
+    online = legit.filter(pl.col("online"))
+    overlap = tiny.ground_truth["fraud"]["legit_overlap"]
+
+    abroad = online.filter(pl.col("ip_mismatch"))
+    assert 0.02 < abroad.height / online.height < 0.06
+    assert abroad["first_device"].mean() < 0.25, "travellers mostly use their own devices"
+    assert 0.005 < (online["shipping_country"] != online["billing_country"]).mean() < 0.03
+    assert 0.08 < online["first_device"].mean() < 0.3
+    assert (online["amount"] > 500).mean() > 0.02, "big-ticket purchases"
+    assert (legit["amount"] < 5).sum() > 0, "split tenders leave small card amounts"
+    within_hour = online.filter(pl.col("card_gap_s") < 3600)
+    assert 0.02 < within_hour.height / online.height < 0.10
+    same_amount = within_hour.join(
+        online.select("card_id", "amount"), on=["card_id", "amount"], how="semi"
     )
-    fraud = _payments_with_labels(result).filter(pl.col("is_fraud"))
+    assert same_amount.height > 0
+    shared = online.group_by("shipping_address_id").agg(pl.col("customer_id").n_unique())
+    assert shared.filter(pl.col("customer_id") >= 3).height >= 2, "shared parcel lockers"
+    assert online["night"].mean() > 0.05
+    in_store = legit.filter(~pl.col("online"))
+    assert in_store.filter(pl.col("night")).height > 0, "hypermarkets never close"
+    assert (legit["payment_method"] == "prepaid").mean() > 0.02
+
+    shares = overlap["online_shares"]
+    assert shares["foreign_ip"] == pytest.approx(abroad.height / online.height, rel=0.3)
+    for name in ("retries_online", "household_orders", "to_shared_locker", "ship_abroad"):
+        assert shares[name] > 0, name
+    for name in ("travellers", "night_owls", "locker_users", "device_upgrades"):
+        assert overlap["customers"][name] > 0, name
+    assert overlap["parameters"]["traveller_foreign_ip_p"] > 0
+
+    # No single signal is a verdict: most payments showing it are legitimate.
+    signals = {
+        "first device online": pl.col("first_device") & pl.col("online"),
+        "foreign IP": pl.col("ip_mismatch"),
+        "card reused within the hour": pl.col("card_gap_s") < 3600,
+        "over 1000 USD": pl.col("amount") > 1000,
+        "online at night": pl.col("night") & pl.col("online"),
+        "prepaid": pl.col("payment_method") == "prepaid",
+    }
+    for name, signal in signals.items():
+        assert frame.filter(signal)["true_fraud"].mean() < 0.25, name
+
+
+def test_risk_is_non_monotone_and_interacts(rich_truth: pl.DataFrame) -> None:
+    """The true fraud rate is U-shaped in the amount (tiny and large risky, mid-size not), a
+    foreign IP is risky mainly with a first-time device, and the night is risky online only."""
+    online = rich_truth.filter(pl.col("online"))
+
+    def rate(frame: pl.DataFrame, condition: pl.Expr) -> float:
+        return frame.filter(condition)["true_fraud"].mean()
+
+    amount = pl.col("amount")
+    tiny_rate = rate(online, amount <= 5)
+    mid_rate = rate(online, (amount > 40) & (amount <= 300))
+    large_rate = rate(online, amount > 300)
+    assert tiny_rate > 5 * mid_rate and large_rate > 2 * mid_rate
+
+    mismatch, first = pl.col("ip_mismatch"), pl.col("first_device")
+    both = rate(online, mismatch & first)
+    mismatch_only = rate(online, mismatch & ~first)
+    first_only = rate(online, ~mismatch & first)
+    assert both > 2 * mismatch_only and both > 2 * first_only
+
+    in_store = rich_truth.filter(~pl.col("online"))
+    assert rate(online, pl.col("night")) > 2 * rate(online, ~pl.col("night"))
+    assert rate(in_store, pl.col("night")) == 0
+    assert rate(in_store, ~pl.col("night")) > 0
+
+
+def test_fraud_mix_drifts_over_time(rich_truth: pl.DataFrame, rich: GenerationResult) -> None:
+    """Card testing's share of fraud falls and account takeover's rises across the window."""
+    fraud = rich_truth.filter(pl.col("true_fraud"))
     cut = fraud["event_ts"].min() + (fraud["event_ts"].max() - fraud["event_ts"].min()) / 2
     early = fraud.filter(pl.col("event_ts") < cut)
     late = fraud.filter(pl.col("event_ts") >= cut)
 
     def share(frame: pl.DataFrame, kind: str) -> float:
-        return (frame["fraud_type"] == kind).mean()
+        return (frame["true_type"] == kind).mean()
 
-    assert share(late, "account_takeover") > share(early, "account_takeover")
-    assert share(late, "card_testing") < share(early, "card_testing")
-    assert result.ground_truth["fraud"]["overall_rate"] == pytest.approx(0.05, rel=0.1)
+    assert share(late, "account_takeover") > share(early, "account_takeover") + 0.05
+    assert share(late, "card_testing") < share(early, "card_testing") - 0.05
+    assert rich.ground_truth["fraud"]["overall_rate"] == pytest.approx(0.05, rel=0.05)
+    quarters = rich.ground_truth["fraud"]["rate_by_quarter"]
+    assert all("labelled_fraud_rate" in q for q in quarters.values())
 
 
 # --- knobs ---------------------------------------------------------------------------------
@@ -462,21 +689,24 @@ def test_fraud_pattern_change_adds_new_pattern_after_start() -> None:
     result = generate(
         GeneratorConfig(scale="tiny", seed=SEED, knobs=Knobs(fraud_pattern_change=change))
     )
-    labelled = _payments_with_labels(result)
-    digital = labelled.filter(pl.col("fraud_type") == "digital_goods")
+    frame = _with_truth(result)
+    digital = frame.filter(pl.col("true_type") == "digital_goods")
     assert digital.height > 10
     assert (digital["event_ts"].dt.date() >= start).all()
     assert (digital["ip_country"] == digital["billing_country"]).all()
     assert (digital["top_department"] == "Gift Cards").all()
-    known_devices = set(labelled.filter(~pl.col("is_fraud"))["device_id"].to_list())
+    known_devices = set(frame.filter(~pl.col("true_fraud"))["device_id"].to_list())
     assert np.mean([d in known_devices for d in digital["device_id"].to_list()]) > 0.5
-    testing_after = labelled.filter(
-        (pl.col("fraud_type") == "card_testing") & (pl.col("event_ts").dt.date() >= start)
+    labelled = digital.filter(pl.col("is_fraud"))
+    assert (labelled["fraud_type"] == "digital_goods").all() and labelled.height > 0
+    testing_after = frame.filter(
+        (pl.col("true_type") == "card_testing") & (pl.col("event_ts").dt.date() >= start)
     )
     assert testing_after.is_empty()
     truth = result.ground_truth
     assert truth["fraud"]["pattern_change_date"] == start.isoformat()
     assert truth["knobs"]["fraud_pattern_change"]["start"] == start.isoformat()
+    assert truth["fraud"]["fraud_transactions_by_variant"]["digital_goods/known_device"] > 10
 
 
 # --- faults --------------------------------------------------------------------------------

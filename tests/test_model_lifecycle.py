@@ -45,13 +45,21 @@ def test_platform_run_registers_promotes_and_publishes_a_servable_bundle(tiny_pl
     reference = json.loads((folder / "reference.json").read_text())
     session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
     rows = np.array(reference["self_test"]["features"], dtype=np.float64)
-    outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, {"features": rows}), strict=True))
+    outputs = dict(
+        zip(
+            [o.name for o in session.get_outputs()],
+            session.run(None, {"features": rows}),
+            strict=True,
+        )
+    )
     boosters = services.registry.load_boosters(model, "1")
     assert set(outputs) == set(signature["outputs"]) == set(boosters)
     for name, booster in boosters.items():
         expected = booster.predict(rows)
         if len(boosters) > 1 and name in {"p10", "p50", "p90"}:
-            stacked = np.sort(np.column_stack([boosters[q].predict(rows) for q in ("p10", "p50", "p90")]), axis=1)
+            stacked = np.sort(
+                np.column_stack([boosters[q].predict(rows) for q in ("p10", "p50", "p90")]), axis=1
+            )
             expected = stacked[:, ("p10", "p50", "p90").index(name)]
         assert np.max(np.abs(outputs[name] - expected)) < 1e-5
     entries = PromotionLog(settings.promotion_log_path).entries(model)
@@ -71,13 +79,17 @@ def test_challenger_trained_on_shuffled_labels_is_refused_and_champion_stays(pla
     assert services.champion("demand") == "1"
     assert services.registry.alias_version("demand", "challenger") == "2"
     assert BundleStore(settings.bundles_dir).champion("demand") == "1"
+    # Refused but servable: offered to serving as the challenger for shadow/canary traffic.
+    assert BundleStore(settings.bundles_dir).challenger("demand") == "2"
     refusal = PromotionLog(settings.promotion_log_path).entries("demand")[-1]
     assert refusal["action"] == "refuse" and refusal["version"] == "2"
     assert "wape" in refusal["reason"]
     assert "category=" in refusal["reason"] or "store_region=" in refusal["reason"]
 
 
-def test_rollback_restores_the_previous_champion_and_a_broken_bundle_is_never_published(platform_copy):
+def test_rollback_restores_the_previous_champion_and_a_broken_bundle_is_never_published(
+    platform_copy,
+):
     """Retraining on the same data yields v2, promoted over v1. A corrupted v1 bundle cannot be
     promoted back by hand (pointer stays on v2); once repaired, `retail models rollback`
     restores v1 as champion in MLflow and for serving, and both steps are logged."""
@@ -101,7 +113,9 @@ def test_rollback_restores_the_previous_champion_and_a_broken_bundle_is_never_pu
     assert store.champion("demand") == "2" and services.champion("demand") == "2"
 
     onnx_path.write_bytes(good)
-    result = runner.invoke(main, ["models", "rollback", "demand", "--reason", "forecast bias after holiday"])
+    result = runner.invoke(
+        main, ["models", "rollback", "demand", "--reason", "forecast bias after holiday"]
+    )
     assert result.exit_code == 0, result.output
     assert "v2 -> v1" in result.output
     assert services.champion("demand") == "1"

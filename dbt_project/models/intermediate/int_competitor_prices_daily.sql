@@ -51,8 +51,9 @@ select
     min(competitor_price)                               as competitor_min_price,
     avg(competitor_price)                               as competitor_avg_price,
     count(*)                                            as n_competitors_observed,
-    -- Age of the cheapest offer: a price scraped weeks ago is weaker evidence.
-    cast(date - arg_min(observed_date, competitor_price) as integer)
+    -- Age of the cheapest offer: a price scraped weeks ago is weaker evidence. When competitors
+    -- tie on price the newest observation wins, so rebuilds of the same data agree.
+    cast(date - first(observed_date order by competitor_price, observed_date desc) as integer)
                                                         as competitor_price_age_days
 from latest_price_per_competitor
 group by sku, date

@@ -4,6 +4,8 @@
                                           reference.json, model_card.md, model_card.json,
                                           mlflow.json
     bundles/<model>/CHAMPION.json         {"version": ..., "published_at": ...}
+    bundles/<model>/CHALLENGER.json       the refused-but-valid candidate serving may shadow
+                                          or canary (absent when there is none)
 
 Version directories are written to a temporary name and renamed into place; the champion
 pointer is replaced with an atomic rename, and only after the bundle it points to has passed
@@ -34,6 +36,7 @@ BUNDLE_FILES = (
     "mlflow.json",
 )
 POINTER = "CHAMPION.json"
+CHALLENGER_POINTER = "CHALLENGER.json"
 SELF_TEST_TOLERANCE = 1e-6
 _SAFE_NAME = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
 
@@ -123,19 +126,35 @@ class BundleStore:
             raise
         return final
 
-    def champion(self, name: str) -> str | None:
-        pointer = self.model_dir(name) / POINTER
+    def _read_pointer(self, name: str, filename: str) -> str | None:
+        pointer = self.model_dir(name) / filename
         if not pointer.exists():
             return None
         return str(json.loads(pointer.read_text())["version"])
 
-    def publish_champion(self, name: str, version: str) -> None:
-        """Point serving at `version`, refusing a bundle that does not validate."""
+    def _publish(self, name: str, version: str, filename: str) -> None:
         problems = validate_bundle(self.version_dir(name, version))
         if problems:
             raise BundleInvalidError(name, version, problems)
         pointer = {"version": str(version), "published_at": datetime.now(UTC).isoformat()}
-        _atomic_write(self.model_dir(name) / POINTER, json.dumps(pointer).encode())
+        _atomic_write(self.model_dir(name) / filename, json.dumps(pointer).encode())
+
+    def champion(self, name: str) -> str | None:
+        return self._read_pointer(name, POINTER)
+
+    def challenger(self, name: str) -> str | None:
+        return self._read_pointer(name, CHALLENGER_POINTER)
+
+    def publish_champion(self, name: str, version: str) -> None:
+        """Point serving at `version`, refusing a bundle that does not validate."""
+        self._publish(name, version, POINTER)
+
+    def publish_challenger(self, name: str, version: str) -> None:
+        """Offer `version` to serving for shadow or canary traffic (validated like a champion)."""
+        self._publish(name, version, CHALLENGER_POINTER)
+
+    def clear_challenger(self, name: str) -> None:
+        (self.model_dir(name) / CHALLENGER_POINTER).unlink(missing_ok=True)
 
     def versions(self, name: str) -> list[str]:
         folder = self.model_dir(name) / "versions"

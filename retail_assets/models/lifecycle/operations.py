@@ -54,6 +54,8 @@ class Lifecycle:
         self.bundles.publish_champion(name, version)
         if self.registry.alias_version(name, CHALLENGER) == version:
             self.registry.delete_alias(name, CHALLENGER)
+        if self.bundles.challenger(name) == version:
+            self.bundles.clear_challenger(name)
         return self.log.append(
             {
                 "model": name,
@@ -70,7 +72,11 @@ class Lifecycle:
     def record_refusal(
         self, name: str, version: str, reasons: list[str], details: dict[str, Any]
     ) -> dict[str, Any]:
+        """Log the refusal; a refused but servable bundle is offered to serving as the
+        challenger (for shadow or canary traffic, which an operator switches on)."""
         champion = self.champion(name)
+        if not validate_bundle(self.bundles.version_dir(name, version)):
+            self.bundles.publish_challenger(name, version)
         return self.log.append(
             {
                 "model": name,

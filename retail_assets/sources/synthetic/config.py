@@ -49,9 +49,10 @@ SCALE_CONFIGS: dict[str, ScaleConfig] = {
             n_stores=3,
             n_skus=30,
             n_days=500,
-            n_customers=600,
-            # Enough payments that a fraud model has a couple of hundred labelled frauds.
-            n_payments=25_000,
+            n_customers=1_500,
+            # Enough payments (~600 labelled frauds) that a fraud model's test window holds a
+            # few dozen frauds; fewer makes every model comparison a coin flip.
+            n_payments=60_000,
             n_sessions=2_000,
         ),
         ScaleConfig(

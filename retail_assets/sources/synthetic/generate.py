@@ -18,6 +18,7 @@ from retail_assets.sources.synthetic.documents import policy_documents, policy_f
 from retail_assets.sources.synthetic.payments import (
     Txns,
     build_wallet,
+    legit_overlap_truth,
     legit_payments,
     payments_frame,
 )
@@ -52,17 +53,20 @@ def generate(config: GeneratorConfig | None = None) -> GenerationResult:
 
     change = knobs.fraud_pattern_change
     change_day = cal.index_of(change.start) if change else None
-    wallet = build_wallet(seed, customers)
+    wallet = build_wallet(seed, customers, n_days)
     n_legit = round(scale.n_payments * (1 - config.fraud_rate))
-    legit = legit_payments(seed, cal, catalog, stores, customers, plan, wallet, facts, n_legit)
+    legit, legit_info = legit_payments(
+        seed, cal, catalog, stores, customers, plan, wallet, facts, n_legit
+    )
     legit_days = (legit.ts // US_PER_DAY - cal.epoch_days[0]).astype(np.int64)
     fraud_plan = fraud.plan_fraud(legit_days, n_days, config.fraud_rate, change, change_day)
     fraud_parts, fraud_info = fraud.add_fraud(
-        seed, cal, catalog, customers, wallet, plan, legit, fraud_plan
+        seed, cal, catalog, customers, stores, wallet, plan, legit, fraud_plan
     )
-    payments, fraud_type = payments_frame(
+    payments, fraud_type, fraud_variant = payments_frame(
         seed, Txns.concat([legit, *fraud_parts]), wallet, customers, stores
     )
+    fraud_labels, label_noise = fraud.fraud_labels(seed, payments, fraud_type)
 
     feeds = {
         "products": catalog.frame,
@@ -76,7 +80,7 @@ def generate(config: GeneratorConfig | None = None) -> GenerationResult:
             seed, cal, catalog, customers, scale.n_sessions
         ),
         "payments": payments,
-        "fraud_labels": fraud.fraud_labels(seed, payments, fraud_type),
+        "fraud_labels": fraud_labels,
         "policy_documents": policy_documents(facts),
     }
     if set(feeds) != set(FEEDS):
@@ -94,11 +98,15 @@ def generate(config: GeneratorConfig | None = None) -> GenerationResult:
         "fraud": fraud.ground_truth(
             payments,
             fraud_type,
+            fraud_variant,
+            fraud_labels,
+            label_noise,
             config.fraud_rate,
             config.fraud_rate_range,
             change_day,
             start,
             fraud_info,
+            legit_overlap_truth(legit_info),
         ),
         "policy_facts": facts,
         "knobs": knobs.to_dict(),

@@ -43,6 +43,16 @@ HOURLY = {
             2.9,
         ]
     ),
+    # Night owls (shift workers, insomniacs) shop online late in the evening and at night.
+    "night_owl": np.array(
+        [6, 5.5, 5, 4.5, 4, 3, 1.5, 1, 1, 1, 1.5, 2, 2, 2, 2, 2, 2, 2.5, 3, 3.5, 4, 5, 6, 6.5]
+    ),
+    # The night shift of a store that never closes.
+    "night_store": np.array([3, 2, 1.5, 1, 1, 1.5] + [0] * 16 + [4, 3.5]),
+    # Fraud run from abroad keeps the fraudsters' office hours: our night and early morning.
+    "fraud_abroad": np.array(
+        [7, 8, 8.5, 9, 9, 8.5, 8, 7, 6, 4.5, 3, 2, 1.5, 1.2, 1, 1, 1, 1, 1, 1.2, 1.5, 2, 3, 5]
+    ),
     # Fraud runs around the clock and leans on the night, when victims sleep.
     "fraud": np.array(
         [

@@ -1,0 +1,433 @@
+"""Point-in-time training set for payment fraud: windows that respect the label delay.
+
+Labels arrive late. A fraud is known when its chargeback (about 2-60 days) or an investigation
+lands; a legitimate payment is only *confirmed* when its 60-day dispute window closes. Filtering
+a recent window on `label_available_at <= cutoff` therefore keeps its early-reported frauds but
+drops most of its legitimate payments, and the class balance of that window is biased towards
+fraud. The windows below only ever use *matured* windows, in which every payment's label had
+arrived by the cutoff that applies to it, so the class balance is the real one:
+
+    E   = the latest transaction in the data ("now", the evaluation date; the label cutoff
+          for validation and test)
+    A   = E floored to midnight (window edges are whole days)
+    test        [A - M - T,      A - M)        labels known at E  (M = label maturity, 60 d)
+    validation  [Tv = A - M - T - V, A - M - T)  labels known at E
+    train       [Tv - M - W*k,   Tv - M)       labels known at Tv (W = 30 d; k = 1, 2, ...)
+
+The model is thus trained as if at time Tv (only labels known then), validated and tested on
+the windows that followed, scored with labels known at E. `k` grows in W-day steps until the
+train window holds `min_train_positives` frauds (small merchants, tiny data) or the history
+runs out; `info["train_window_extensions"]` records how far it went.
+
+Every label filter is applied explicitly, not assumed from the delay distribution: a train row
+whose label arrived after Tv (e.g. a chargeback beyond the usual window) is left out and
+counted, and so is a validation/test row whose label was not known at E.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from retail_assets.models.lifecycle.spec import TrainingSet
+
+TRANSACTIONS = "marts/transaction_features"
+CUSTOMERS = "marts/dim_customers"
+
+TARGET = "is_fraud"
+ENTITY_COLUMNS = ["transaction_id", "transaction_ts"]
+SEGMENT_COLUMNS = ["channel", "customer_segment", "customer_region"]
+LABEL_COLUMNS = ("is_fraud", "fraud_type", "label_source", "label_available_at")
+UNKNOWN_SEGMENT = "unknown"
+
+VELOCITY_FEATURES = [
+    f"{entity}_{kind}_{window}"
+    for entity in ("card", "customer", "device")
+    for window in ("1h", "24h", "7d")
+    for kind in ("txn_count", "amount")
+]
+NUMERIC_FEATURES = [
+    "amount",
+    "n_items",
+    *VELOCITY_FEATURES,
+    "is_first_device_use_for_customer",
+    "ship_address_distinct_cards_7d",
+    "is_billing_ip_country_mismatch",
+    "is_billing_shipping_country_mismatch",
+    "customer_prior_txn_count",
+    "customer_prior_avg_amount",
+    "amount_to_customer_avg_ratio",
+    "hour_of_day",
+    "day_of_week",
+    "customer_tenure_days",
+]
+# feature column -> the string column it encodes (customer_* come from dim_customers)
+CATEGORICAL_FEATURES = {
+    "channel_code": "channel",
+    "payment_method_code": "payment_method",
+    "top_department_code": "top_department",
+    "customer_segment_code": "customer_segment",
+    "customer_region_code": "customer_region",
+}
+FEATURE_COLUMNS = [*NUMERIC_FEATURES, *CATEGORICAL_FEATURES]
+# Non-negative, heavy-tailed inputs: the logistic baseline sees them on a log scale.
+LOG_SCALE_FEATURES = [
+    "amount",
+    *VELOCITY_FEATURES,
+    "ship_address_distinct_cards_7d",
+    "customer_prior_txn_count",
+    "customer_prior_avg_amount",
+    "amount_to_customer_avg_ratio",
+    "customer_tenure_days",
+]
+
+assert not set(FEATURE_COLUMNS) & set(LABEL_COLUMNS), "label columns must never be features"
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    """Window lengths in days (see the module docstring)."""
+
+    label_maturity_days: int = 60
+    test_days: int = 14
+    validation_days: int = 14
+    train_days: int = 30
+    train_step_days: int = 30
+    min_train_positives: int = 100
+    min_eval_positives: int = 25
+
+    def __post_init__(self) -> None:
+        for name in (
+            "label_maturity_days",
+            "test_days",
+            "validation_days",
+            "train_days",
+            "train_step_days",
+        ):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"WindowConfig.{name} must be > 0, got {getattr(self, name)}")
+        if self.min_train_positives < 1 or self.min_eval_positives < 0:
+            raise ValueError(
+                "WindowConfig.min_train_positives must be >= 1, min_eval_positives >= 0"
+            )
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat()
+
+
+def _require_columns(
+    frame: pl.DataFrame, columns: list[str] | tuple[str, ...], source: str
+) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{source} is missing column(s) {', '.join(missing)}")
+
+
+def encode_categories(frame: pl.DataFrame, vocabularies: dict[str, list[str]]) -> pl.DataFrame:
+    """Add `<feature>` integer codes: index in the vocabulary, -1 for unknown or missing."""
+    exprs = []
+    for feature, source in CATEGORICAL_FEATURES.items():
+        vocabulary = vocabularies[feature]
+        mapping = {value: code for code, value in enumerate(vocabulary)}
+        exprs.append(
+            pl.col(source)
+            .replace_strict(mapping, default=-1, return_dtype=pl.Int32)
+            .fill_null(-1)
+            .alias(feature)
+        )
+    return frame.with_columns(exprs)
+
+
+def join_customers(transactions: pl.DataFrame, customers: pl.DataFrame) -> pl.DataFrame:
+    """Customer segment and region from dim_customers (missing customer -> "unknown")."""
+    _require_columns(customers, ["customer_id", "segment", "region"], CUSTOMERS)
+    dims = customers.select(
+        "customer_id",
+        pl.col("segment").alias("customer_segment"),
+        pl.col("region").alias("customer_region"),
+    ).unique("customer_id", keep="first")
+    return transactions.join(dims, on="customer_id", how="left")
+
+
+def prepare_features(frame: pl.DataFrame, encodings: dict[str, list[str]]) -> pl.DataFrame:
+    """Model inputs from mart columns joined with the customer dimension: categorical codes,
+    numeric features as Float64 (booleans 0/1, NULL kept as missing), segments filled."""
+    return encode_categories(frame, encodings).with_columns(
+        [pl.col(c).cast(pl.Float64) for c in NUMERIC_FEATURES]
+        + [pl.col(c).fill_null(UNKNOWN_SEGMENT) for c in SEGMENT_COLUMNS]
+    )
+
+
+def scoring_frame(
+    transactions: pl.DataFrame, customers: pl.DataFrame, encodings: dict[str, list[str]]
+) -> pl.DataFrame:
+    """Rows of `marts.transaction_features` ready for `predict`, by the same code that built the
+    training set (serving and monitoring use this instead of re-implementing the encoding)."""
+    _require_columns(
+        transactions,
+        ["customer_id", *NUMERIC_FEATURES, "channel", "payment_method", "top_department"],
+        TRANSACTIONS,
+    )
+    return prepare_features(join_customers(transactions, customers), encodings)
+
+
+def compute_windows(
+    transaction_ts: pl.Series,
+    is_fraud: pl.Series,
+    label_available_at: pl.Series,
+    config: WindowConfig,
+) -> dict[str, Any]:
+    """The split boundaries for data ending at max(transaction_ts) (see module docstring)."""
+    if transaction_ts.len() == 0:
+        raise ValueError("marts/transaction_features is empty: nothing to train on")
+    data_start: datetime = transaction_ts.min()
+    data_end: datetime = transaction_ts.max()
+    anchor = data_end.replace(hour=0, minute=0, second=0, microsecond=0)
+    day = timedelta(days=1)
+    ts = transaction_ts.to_numpy()
+    fraud = is_fraud.fill_null(False).to_numpy().astype(bool)
+    label_ts = label_available_at.to_numpy()
+    has_label = ~np.isnat(label_ts)
+
+    def frauds_in(start: datetime, end: datetime, label_cutoff: datetime) -> int:
+        rows = (ts >= np.datetime64(start)) & (ts < np.datetime64(end))
+        known = has_label & (label_ts <= np.datetime64(label_cutoff))
+        return int((rows & known & fraud).sum())
+
+    def extend_back(
+        end: datetime, days: int, step: int, minimum: int, cutoff: datetime, floor: datetime
+    ):
+        """Grow [end - days - k*step, end) until it holds `minimum` frauds or reaches `floor`."""
+        k = 0
+        while True:
+            start = end - (days + k * step) * day
+            positives = frauds_in(start, end, cutoff)
+            if positives >= minimum or start <= floor:
+                return start, k, positives
+            k += 1
+
+    test_end = anchor - config.label_maturity_days * day
+    # Each evaluation window may grow to at most a quarter of the history before test_end, so
+    # that training keeps at least half of it.
+    max_eval_span = (test_end - data_start) / 4
+    test_start, test_ext, test_pos = extend_back(
+        test_end,
+        config.test_days,
+        config.test_days,
+        config.min_eval_positives,
+        data_end,
+        test_end - max_eval_span,
+    )
+    validation_start, val_ext, val_pos = extend_back(
+        test_start,
+        config.validation_days,
+        config.validation_days,
+        config.min_eval_positives,
+        data_end,
+        test_start - max_eval_span,
+    )
+    train_end = validation_start - config.label_maturity_days * day
+    if train_end <= data_start:
+        span = (data_end - data_start).days
+        needed = 2 * config.label_maturity_days + config.test_days + config.validation_days + 1
+        raise ValueError(
+            f"marts/transaction_features spans {span} days ({data_start} .. {data_end}); the fraud "
+            f"windows need more than {needed} days (two label-maturity gaps of "
+            f"{config.label_maturity_days} d, test {config.test_days} d, validation "
+            f"{config.validation_days} d, and some training history)"
+        )
+    train_start, extensions, positives = extend_back(
+        train_end,
+        config.train_days,
+        config.train_step_days,
+        config.min_train_positives,
+        validation_start,
+        data_start,
+    )
+    return {
+        "data_start": data_start,
+        "data_end": data_end,
+        "train": (train_start, train_end, validation_start),
+        "validation": (validation_start, test_start, data_end),
+        "test": (test_start, test_end, data_end),
+        "train_window_extensions": extensions,
+        "train_positives": positives,
+        "min_train_positives_met": positives >= config.min_train_positives,
+        "test_window_extensions": test_ext,
+        "validation_window_extensions": val_ext,
+        "test_positives": test_pos,
+        "validation_positives": val_pos,
+    }
+
+
+def build_fraud_training_set(
+    sources: dict[str, pl.DataFrame], config: WindowConfig | None = None
+) -> TrainingSet:
+    """Train / validation / test frames from the marts, label delay respected."""
+    config = config or WindowConfig()
+    if TRANSACTIONS not in sources or CUSTOMERS not in sources:
+        raise ValueError(
+            f"fraud training set needs sources {TRANSACTIONS!r} and {CUSTOMERS!r}, got {sorted(sources)}"
+        )
+    transactions = sources[TRANSACTIONS]
+    base_columns = [
+        *ENTITY_COLUMNS,
+        "customer_id",
+        *NUMERIC_FEATURES,
+        *(c for c in CATEGORICAL_FEATURES.values() if not c.startswith("customer_")),
+        *LABEL_COLUMNS,
+    ]
+    _require_columns(transactions, base_columns, TRANSACTIONS)
+    duplicated = transactions["transaction_id"].is_duplicated()
+    if duplicated.any():
+        example = transactions.filter(duplicated)["transaction_id"][0]
+        raise ValueError(f"{TRANSACTIONS} has duplicate transaction_id (e.g. {example!r})")
+
+    windows = compute_windows(
+        transactions["transaction_ts"],
+        transactions["is_fraud"],
+        transactions["label_available_at"],
+        config,
+    )
+    frame = join_customers(transactions.select(base_columns), sources[CUSTOMERS])
+
+    ts = pl.col("transaction_ts")
+    split_expr = pl.lit(None, dtype=pl.String)
+    for name in ("train", "validation", "test"):
+        start, end, _ = windows[name]
+        split_expr = pl.when((ts >= start) & (ts < end)).then(pl.lit(name)).otherwise(split_expr)
+    label_cutoff_expr = pl.lit(None, dtype=pl.Datetime("us"))
+    for name in ("train", "validation", "test"):
+        _, _, cutoff = windows[name]
+        label_cutoff_expr = (
+            pl.when(pl.col("split") == name).then(pl.lit(cutoff)).otherwise(label_cutoff_expr)
+        )
+    frame = (
+        frame.with_columns(split_expr.alias("split"))
+        .filter(pl.col("split").is_not_null())
+        .with_columns(label_cutoff_expr.alias("label_cutoff"))
+    )
+    labelled = (
+        pl.col("is_fraud").is_not_null()
+        & pl.col("label_available_at").is_not_null()
+        & (pl.col("label_available_at") <= pl.col("label_cutoff"))
+    )
+    # Only the number of rows is recorded: what those labels say is not known at the cutoff.
+    excluded = frame.filter(~labelled).group_by("split").agg(pl.len().alias("n"))
+    excluded_by_split = dict(excluded.iter_rows())
+    frame = frame.filter(labelled)
+
+    train_rows = frame.filter(pl.col("split") == "train")
+    encodings = {
+        feature: sorted(v for v in train_rows[source].unique().to_list() if v is not None)
+        for feature, source in CATEGORICAL_FEATURES.items()
+    }
+    frame = prepare_features(frame, encodings).with_columns(pl.col(TARGET).cast(pl.Int8))
+    split_order = pl.col("split").replace_strict({"train": 0, "validation": 1, "test": 2})
+    frame = frame.sort([split_order, "transaction_ts", "transaction_id"]).select(
+        *ENTITY_COLUMNS,
+        "split",
+        *FEATURE_COLUMNS,
+        TARGET,
+        *SEGMENT_COLUMNS,
+        "customer_id",
+        "payment_method",
+        "top_department",
+        "fraud_type",
+        "label_source",
+        "label_available_at",
+        "label_cutoff",
+    )
+
+    counts = {
+        row["split"]: {"rows": row["rows"], "frauds": row["frauds"]}
+        for row in frame.group_by("split")
+        .agg(pl.len().alias("rows"), pl.col(TARGET).sum().cast(pl.Int64).alias("frauds"))
+        .iter_rows(named=True)
+    }
+    for name in ("train", "validation", "test"):
+        if counts.get(name, {}).get("rows", 0) == 0:
+            raise ValueError(
+                f"fraud training set: the {name} window {windows[name][:2]} holds no labelled payments"
+            )
+    if counts["train"]["frauds"] == 0:
+        raise ValueError("fraud training set: no labelled fraud in the whole training history")
+
+    window_dict = {
+        name: {
+            "start": _iso(windows[name][0]),
+            "end": _iso(windows[name][1]),
+            "label_cutoff": _iso(windows[name][2]),
+        }
+        for name in ("train", "validation", "test")
+    }
+    notes = [
+        "train uses only labels known at the train label cutoff (the validation start); its "
+        f"transactions end {config.label_maturity_days} days earlier, so every label had matured",
+        "validation and test use the labels known at the evaluation date (the data end); their "
+        f"windows end {config.label_maturity_days} days before it, so those labels had matured "
+        "too, but they were NOT known when the model was (notionally) trained",
+        "customer segment/region come from dim_customers as of the data end",
+    ]
+    if windows["train_window_extensions"]:
+        notes.append(
+            f"train window extended {windows['train_window_extensions']} x {config.train_step_days} d "
+            f"to reach {config.min_train_positives} frauds (found {windows['train_positives']})"
+        )
+    for name in ("test", "validation"):
+        if windows[f"{name}_window_extensions"]:
+            length = config.test_days if name == "test" else config.validation_days
+            notes.append(
+                f"{name} window extended back {windows[f'{name}_window_extensions']} x {length} d to "
+                f"hold {config.min_eval_positives} frauds (found {windows[f'{name}_positives']})"
+            )
+    if not windows["min_train_positives_met"]:
+        notes.append(
+            f"the whole history holds only {windows['train_positives']} labelled frauds "
+            f"(< min_train_positives {config.min_train_positives})"
+        )
+    info: dict[str, Any] = {
+        "data_start": _iso(windows["data_start"]),
+        "data_end": _iso(windows["data_end"]),
+        "evaluation_label_cutoff": _iso(windows["data_end"]),
+        "train_label_cutoff": _iso(windows["train"][2]),
+        "window_config": {
+            "label_maturity_days": config.label_maturity_days,
+            "test_days": config.test_days,
+            "validation_days": config.validation_days,
+            "train_days": config.train_days,
+            "train_step_days": config.train_step_days,
+            "min_train_positives": config.min_train_positives,
+            "min_eval_positives": config.min_eval_positives,
+        },
+        "test_window_days": (windows["test"][1] - windows["test"][0]).days,
+        "validation_window_days": (windows["validation"][1] - windows["validation"][0]).days,
+        "test_window_extensions": windows["test_window_extensions"],
+        "validation_window_extensions": windows["validation_window_extensions"],
+        "train_window_days": (windows["train"][1] - windows["train"][0]).days,
+        "train_window_extensions": windows["train_window_extensions"],
+        "min_train_positives_met": windows["min_train_positives_met"],
+        "rows": {name: counts[name]["rows"] for name in ("train", "validation", "test")},
+        "frauds": {name: counts[name]["frauds"] for name in ("train", "validation", "test")},
+        "excluded_label_not_known_at_cutoff": {
+            name: int(excluded_by_split.get(name, 0)) for name in ("train", "validation", "test")
+        },
+        "categorical_sources": dict(CATEGORICAL_FEATURES),
+        "log_scale_features": list(LOG_SCALE_FEATURES),
+        "notes": notes,
+    }
+    return TrainingSet(
+        frame=frame,
+        feature_columns=list(FEATURE_COLUMNS),
+        target_column=TARGET,
+        entity_columns=list(ENTITY_COLUMNS),
+        segment_columns=list(SEGMENT_COLUMNS),
+        windows=window_dict,
+        encodings=encodings,
+        info=info,
+    )
