@@ -363,6 +363,16 @@ def build_lifecycle_assets(family: ModelFamily) -> tuple[list[dg.AssetsDefinitio
     return [training_set_asset, model_asset, evaluation_asset, onnx_asset, promotion_asset], []
 
 
+def _encoding(training_set: TrainingSet, column: str) -> dict[str, Any]:
+    """How a categorical feature is encoded: `<source>_code` = index of the source value in
+    `categories`, -1 when unknown. Serving encodes raw request values with exactly this."""
+    source = column.removesuffix("_code")
+    categories = training_set.encodings.get(column) or training_set.encodings.get(source)
+    if categories is None:
+        return {}
+    return {"source": source, "categories": categories}
+
+
 def _bundle_files(
     family: ModelFamily,
     ref: ModelVersionRef,
@@ -394,11 +404,7 @@ def _bundle_files(
                 "min": reference[column].get("quantiles", {}).get("q00"),
                 "max": reference[column].get("quantiles", {}).get("q100"),
                 "null_share": reference[column]["null_share"],
-                **(
-                    {"categories": training_set.encodings[column]}
-                    if column in training_set.encodings
-                    else {}
-                ),
+                **_encoding(training_set, column),
             }
             for column in features
         ],

@@ -33,6 +33,12 @@ class GenerationResult:
     ground_truth: dict[str, Any]
 
 
+# The retail calendar is published ahead of time (holidays and trading events are planned), so
+# the calendar feed runs this many days past the last trading day: forecasts for the next 28
+# days need the calendar of those days.
+CALENDAR_PLANNING_DAYS = 56
+
+
 def generate(config: GeneratorConfig | None = None) -> GenerationResult:
     """Generate all feeds in ``contracts.FEEDS`` for ``config``; same config, same bytes."""
     config = config or GeneratorConfig()
@@ -72,7 +78,7 @@ def generate(config: GeneratorConfig | None = None) -> GenerationResult:
         "products": catalog.frame,
         "stores": stores.frame,
         "customers": customers.frame,
-        "calendar": cal.frame,
+        "calendar": build_calendar(start, n_days + CALENDAR_PLANNING_DAYS).frame,
         "sales": sold.sales,
         "inventory": sold.inventory,
         "competitor_prices": pricing.competitor_prices_frame(seed, cal, catalog, plan),
