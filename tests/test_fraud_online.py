@@ -8,8 +8,12 @@ from retail_assets.models.fraud.online import FraudFeatureState
 from retail_assets.warehouse import WarehouseResource
 
 FEATURES = [
-    *(f"{e}_{k}_{w}" for e in ("card", "customer", "device") for w in ("1h", "24h", "7d")
-      for k in ("txn_count", "amount")),
+    *(
+        f"{e}_{k}_{w}"
+        for e in ("card", "customer", "device")
+        for w in ("1h", "24h", "7d")
+        for k in ("txn_count", "amount")
+    ),
     "is_first_device_use_for_customer",
     "ship_address_distinct_cards_7d",
     "is_billing_ip_country_mismatch",
@@ -37,15 +41,18 @@ def test_replaying_payments_through_the_online_state_reproduces_the_mart(tiny_pl
     replay = mart.filter(pl.col("transaction_ts") >= cut).sort("transaction_ts", "transaction_id")
     assert replay.height > 500
 
-    state = FraudFeatureState.from_frames(FraudFeatureState.from_history(before, customers).to_frames())
+    state = FraudFeatureState.from_frames(
+        FraudFeatureState.from_history(before, customers).to_frames()
+    )
     mismatches = []
     for row in replay.iter_rows(named=True):
         online = state.features(row)
         for name in FEATURES:
             expected, actual = row[name], online[name]
-            same = (
-                expected is None and actual is None
-                or expected is not None and actual is not None and abs(float(expected) - float(actual)) < 1e-9
+            same = (expected is None and actual is None) or (
+                expected is not None
+                and actual is not None
+                and abs(float(expected) - float(actual)) < 1e-9
             )
             if not same:
                 mismatches.append((row["transaction_id"], name, expected, actual))

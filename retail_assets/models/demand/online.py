@@ -24,11 +24,20 @@ ATTRIBUTES = [c for c in F.CATEGORICAL_COLUMNS if c not in F.KEYS]
 
 
 def _calendar(dates: pl.DataFrame, event_flags: list[str]) -> pl.DataFrame:
-    columns = ["day_of_week", "week_of_year", "month", "is_holiday", "is_event_day", "days_to_christmas"]
+    columns = [
+        "day_of_week",
+        "week_of_year",
+        "month",
+        "is_holiday",
+        "is_event_day",
+        "days_to_christmas",
+    ]
     return dates.select(pl.col("date").alias("target_date"), *columns, *event_flags)
 
 
-def _future_plan(rows: pl.DataFrame, calendar: pl.DataFrame, origin, days_since_launch) -> pl.DataFrame:
+def _future_plan(
+    rows: pl.DataFrame, calendar: pl.DataFrame, origin, days_since_launch
+) -> pl.DataFrame:
     """Regular-price plan rows for each (store_id, sku) in `rows` and each future day."""
     future = calendar.filter(
         (pl.col("target_date") > origin)
@@ -39,17 +48,14 @@ def _future_plan(rows: pl.DataFrame, calendar: pl.DataFrame, origin, days_since_
             f"the calendar covers only {future.height} of the {F.MAX_HORIZON} days after {origin}; "
             "the calendar feed must run ahead of the sales"
         )
-    return (
-        rows.join(future, how="cross")
-        .with_columns(
-            pl.col("list_price").alias("unit_price"),
-            pl.lit(1.0).alias("price_ratio"),
-            pl.lit(False).alias("on_promotion"),
-            pl.lit(0.0).alias("promo_discount_pct"),
-            (days_since_launch + (pl.col("target_date") - pl.lit(origin)).dt.total_days()).alias(
-                "days_since_launch"
-            ),
-        )
+    return rows.join(future, how="cross").with_columns(
+        pl.col("list_price").alias("unit_price"),
+        pl.lit(1.0).alias("price_ratio"),
+        pl.lit(False).alias("on_promotion"),
+        pl.lit(0.0).alias("promo_discount_pct"),
+        (days_since_launch + (pl.col("target_date") - pl.lit(origin)).dt.total_days()).alias(
+            "days_since_launch"
+        ),
     )
 
 
@@ -67,10 +73,16 @@ def forecast_feature_table(mart: pl.DataFrame, dates: pl.DataFrame) -> pl.DataFr
     last = mart.filter(pl.col("date") == origin).select(
         *F.KEYS, "list_price", "days_since_launch", *ATTRIBUTES
     )
-    origins = last.select(*F.KEYS).join(
-        pl.DataFrame({"horizon": list(range(1, F.MAX_HORIZON + 1))}, schema={"horizon": pl.Int32}),
-        how="cross",
-    ).with_columns(pl.lit(origin).alias("origin_date"))
+    origins = (
+        last.select(*F.KEYS)
+        .join(
+            pl.DataFrame(
+                {"horizon": list(range(1, F.MAX_HORIZON + 1))}, schema={"horizon": pl.Int32}
+            ),
+            how="cross",
+        )
+        .with_columns(pl.lit(origin).alias("origin_date"))
+    )
     history = F.origin_features(mart, origins)
     plan = _future_plan(
         last.rename({"days_since_launch": "_age"}), calendar, origin, pl.col("_age")
@@ -90,7 +102,9 @@ def _cold_start_rows(mart, last, calendar, origin, encodings, history_columns) -
     """New-product rows for (store, category), (store, *), (*, category) and (*, *)."""
     groups = []
     stores = last.group_by("store_id").agg(
-        pl.col("store_region").first(), pl.col("store_format").first(), pl.col("list_price").median()
+        pl.col("store_region").first(),
+        pl.col("store_format").first(),
+        pl.col("list_price").median(),
     )
     by_store_category = last.group_by("store_id", "category").agg(
         pl.col("department").first(),
@@ -98,13 +112,26 @@ def _cold_start_rows(mart, last, calendar, origin, encodings, history_columns) -
         pl.col("store_format").first(),
         pl.col("list_price").median(),
     )
-    by_category = last.group_by("category").agg(pl.col("department").first(), pl.col("list_price").median())
+    by_category = last.group_by("category").agg(
+        pl.col("department").first(), pl.col("list_price").median()
+    )
     groups.append(by_store_category.with_columns(pl.lit("category").alias("fallback")))
-    groups.append(stores.with_columns(pl.lit(WILDCARD).alias("category"), pl.lit("store").alias("fallback")))
-    groups.append(by_category.with_columns(pl.lit(WILDCARD).alias("store_id"), pl.lit("chain").alias("fallback")))
     groups.append(
-        pl.DataFrame({"store_id": [WILDCARD], "category": [WILDCARD], "list_price": [last["list_price"].median()]})
-        .with_columns(pl.lit("chain").alias("fallback"))
+        stores.with_columns(pl.lit(WILDCARD).alias("category"), pl.lit("store").alias("fallback"))
+    )
+    groups.append(
+        by_category.with_columns(
+            pl.lit(WILDCARD).alias("store_id"), pl.lit("chain").alias("fallback")
+        )
+    )
+    groups.append(
+        pl.DataFrame(
+            {
+                "store_id": [WILDCARD],
+                "category": [WILDCARD],
+                "list_price": [last["list_price"].median()],
+            }
+        ).with_columns(pl.lit("chain").alias("fallback"))
     )
     rows = pl.concat(groups, how="diagonal_relaxed").with_columns(
         # The wildcard SKU of a group: "<category>" or "*", never a real SKU id.
@@ -116,12 +143,15 @@ def _cold_start_rows(mart, last, calendar, origin, encodings, history_columns) -
         pl.col("store_format").cast(pl.String),
     )
     rows = rows.with_columns(
-        pl.when(pl.col("category") == WILDCARD).then(None).otherwise(pl.col("category")).alias("category_value")
+        pl.when(pl.col("category") == WILDCARD)
+        .then(None)
+        .otherwise(pl.col("category"))
+        .alias("category_value")
     )
     plan = _future_plan(
-        rows.drop("category").rename({"category_value": "category"}).select(
-            "store_id", "sku", "list_price", "fallback", *ATTRIBUTES
-        ),
+        rows.drop("category")
+        .rename({"category_value": "category"})
+        .select("store_id", "sku", "list_price", "fallback", *ATTRIBUTES),
         calendar,
         origin,
         pl.lit(0),
@@ -132,7 +162,11 @@ def _cold_start_rows(mart, last, calendar, origin, encodings, history_columns) -
         "target_date",
         pl.lit(origin).alias("origin_date"),
         (pl.col("target_date") - pl.lit(origin)).dt.total_days().cast(pl.Int32).alias("horizon"),
-        *[pl.lit(None, pl.Float64).alias(c) for c in history_columns if c not in ("store_id", "sku", "origin_date", "horizon", "target_date")],
+        *[
+            pl.lit(None, pl.Float64).alias(c)
+            for c in history_columns
+            if c not in ("store_id", "sku", "origin_date", "horizon", "target_date")
+        ],
     ).with_columns(pl.lit(0.0).alias("days_of_history"))
     fallback = plan.select("store_id", "sku", "target_date", "fallback")
     return F.assemble_features(history, plan.drop("fallback"), encodings).join(

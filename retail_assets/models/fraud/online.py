@@ -109,7 +109,9 @@ class FraudFeatureState:
             customer = self.customers[customer_id]
             customer.history.add(ts, amount)
             device = payment.get("device_id")
-            if device is not None and (device not in customer.devices or ts < customer.devices[device]):
+            if device is not None and (
+                device not in customer.devices or ts < customer.devices[device]
+            ):
                 customer.devices[device] = ts
         if self.as_of is None or ts > self.as_of:
             self.as_of = ts
@@ -155,7 +157,9 @@ class FraudFeatureState:
 
         billing = payment.get("billing_country")
         ip, shipping = payment.get("ip_country"), payment.get("shipping_country")
-        out["is_billing_ip_country_mismatch"] = None if billing is None or ip is None else billing != ip
+        out["is_billing_ip_country_mismatch"] = (
+            None if billing is None or ip is None else billing != ip
+        )
         out["is_billing_shipping_country_mismatch"] = (
             None if billing is None or shipping is None else billing != shipping
         )
@@ -184,9 +188,13 @@ class FraudFeatureState:
         events = []
         for entity in ENTITIES:
             for key, series in self.recent[entity].items():
-                events += [(entity, key, t, v, None) for t, v in zip(series.ts, series.values, strict=True)]
+                events += [
+                    (entity, key, t, v, None) for t, v in zip(series.ts, series.values, strict=True)
+                ]
         for key, series in self.addresses.items():
-            events += [("address", key, t, None, c) for t, c in zip(series.ts, series.values, strict=True)]
+            events += [
+                ("address", key, t, None, c) for t, c in zip(series.ts, series.values, strict=True)
+            ]
         history = [
             (cid, t, v)
             for cid, c in self.customers.items()
@@ -195,14 +203,23 @@ class FraudFeatureState:
         return {
             "events": pl.DataFrame(
                 events,
-                schema={"entity": pl.String, "key": pl.String, "ts": pl.Datetime("us"),
-                        "amount": pl.Float64, "card_id": pl.String},
+                schema={
+                    "entity": pl.String,
+                    "key": pl.String,
+                    "ts": pl.Datetime("us"),
+                    "amount": pl.Float64,
+                    "card_id": pl.String,
+                },
                 orient="row",
             ),
             "customers": pl.DataFrame(
                 [(cid, c.segment, c.region, c.signup_date) for cid, c in self.customers.items()],
-                schema={"customer_id": pl.String, "segment": pl.String, "region": pl.String,
-                        "signup_date": pl.Date},
+                schema={
+                    "customer_id": pl.String,
+                    "segment": pl.String,
+                    "region": pl.String,
+                    "signup_date": pl.Date,
+                },
                 orient="row",
             ),
             "customer_payments": pl.DataFrame(
@@ -211,8 +228,16 @@ class FraudFeatureState:
                 orient="row",
             ),
             "devices": pl.DataFrame(
-                [(cid, d, first) for cid, c in self.customers.items() for d, first in c.devices.items()],
-                schema={"customer_id": pl.String, "device_id": pl.String, "first_use": pl.Datetime("us")},
+                [
+                    (cid, d, first)
+                    for cid, c in self.customers.items()
+                    for d, first in c.devices.items()
+                ],
+                schema={
+                    "customer_id": pl.String,
+                    "device_id": pl.String,
+                    "first_use": pl.Datetime("us"),
+                },
                 orient="row",
             ),
         }
