@@ -129,5 +129,8 @@ class DemandForecastFamily:
             doc_string=f"{self.name}: {self.description}",
         )
 
+    def explainer_to_onnx(self, model: TrainedModel) -> None:
+        return None
+
 
 demand_family = DemandForecastFamily()

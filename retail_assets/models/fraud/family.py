@@ -42,7 +42,7 @@ from retail_assets.models.fraud.training_set import (
     WindowConfig,
     build_fraud_training_set,
 )
-from retail_assets.models.lifecycle.onnx_export import boosters_to_onnx
+from retail_assets.models.lifecycle.onnx_export import boosters_to_onnx, contributions_to_onnx
 from retail_assets.models.lifecycle.spec import Evaluation, MetricRule, TrainedModel, TrainingSet
 
 OUTPUT = "probability"
@@ -235,6 +235,9 @@ class PaymentFraudFamily:
             len(model.feature_columns),
             doc_string=f"{self.name}: {self.output_meanings[OUTPUT]}",
         )
+
+    def explainer_to_onnx(self, model: TrainedModel) -> onnx.ModelProto:
+        return contributions_to_onnx(model.boosters[OUTPUT], len(model.feature_columns))
 
     # -- evaluation -------------------------------------------------------------------------
 

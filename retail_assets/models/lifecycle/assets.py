@@ -16,7 +16,7 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from retail_assets.models.lifecycle.bundle import feature_reference, validate_bundle
+from retail_assets.models.lifecycle.bundle import EXPLAIN_FILE, feature_reference, validate_bundle
 from retail_assets.models.lifecycle.gate import decide
 from retail_assets.models.lifecycle.onnx_export import (
     INPUT_NAME,
@@ -460,7 +460,16 @@ def _bundle_files(
     def dump(doc: Any) -> bytes:
         return json.dumps(doc, indent=2, default=str).encode()
 
+    explainer = family.explainer_to_onnx(model)
+    if explainer is not None:
+        signature["explain"] = {
+            "file": EXPLAIN_FILE,
+            "output": "contributions",
+            "explains": model.primary_output,
+            "units": "raw score (log-odds): contributions + bias sum to logit(output)",
+        }
     return {
+        **({EXPLAIN_FILE: explainer.SerializeToString()} if explainer is not None else {}),
         "model.onnx": onnx_model.SerializeToString(),
         "signature.json": dump(signature),
         "metrics.json": dump(metrics_doc),

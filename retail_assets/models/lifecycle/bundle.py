@@ -38,6 +38,9 @@ BUNDLE_FILES = (
 POINTER = "CHAMPION.json"
 CHALLENGER_POINTER = "CHALLENGER.json"
 SELF_TEST_TOLERANCE = 1e-6
+# Optional reason-code graph; its contributions (float32) must add up to the model's raw score.
+EXPLAIN_FILE = "explain.onnx"
+EXPLAIN_TOLERANCE = 1e-3
 _SAFE_NAME = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
 
 
@@ -190,6 +193,17 @@ class LoadedBundle:
         self.session = session((path / "model.onnx").read_bytes())
         self.feature_names = [f["name"] for f in self.signature["features"]]
         self.output_names = [o.name for o in self.session.get_outputs()]
+        explain = self.signature.get("explain")
+        self.explainer = session((path / explain["file"]).read_bytes()) if explain else None
+
+    def contributions(self, features: np.ndarray) -> np.ndarray:
+        """[n, n_features + 1] raw-score contributions (last column: bias) from explain.onnx."""
+        if self.explainer is None:
+            raise LookupError(f"bundle {self.path} has no explainer")
+        (result,) = self.explainer.run(
+            None, {self.signature["input"]["name"]: features.astype(np.float64)}
+        )
+        return result
 
     def predict_matrix(self, features: np.ndarray) -> dict[str, np.ndarray]:
         outputs = self.session.run(
@@ -233,10 +247,13 @@ def validate_bundle(path: Path) -> list[str]:
         )
     if problems:
         return problems
+    explain = signature.get("explain")
+    if explain and not (path / explain.get("file", "")).is_file():
+        return [f"signature names explainer {explain.get('file')!r}, which is missing"]
     try:
         bundle = LoadedBundle(path)
     except Exception as exc:  # onnxruntime raises its own exception types for corrupt graphs
-        return [f"model.onnx does not load in onnxruntime: {exc}"]
+        return [f"model.onnx or its explainer does not load in onnxruntime: {exc}"]
     (model_input,) = bundle.session.get_inputs()
     if model_input.shape[-1] != len(bundle.feature_names):
         problems.append(
@@ -259,4 +276,10 @@ def validate_bundle(path: Path) -> list[str]:
             problems.append(
                 f"self-test output '{output}' differs from training-time prediction by {diff:.3g}"
             )
+    if bundle.explainer is not None:
+        probability = np.clip(actual[explain["explains"]], 1e-12, 1 - 1e-12)
+        raw = np.log(probability / (1 - probability))
+        diff = float(np.max(np.abs(bundle.contributions(rows).sum(axis=1) - raw)))
+        if not diff <= EXPLAIN_TOLERANCE:
+            problems.append(f"explainer contributions miss the raw score by {diff:.3g}")
     return problems
