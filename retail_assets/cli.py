@@ -216,13 +216,52 @@ def ui(host, port) -> None:
     sys.exit(_run_ui(_settings_for(None), host, port))
 
 
+def _serve(host: str, port: int, log_level: str = "warning") -> None:
+    import uvicorn
+
+    from serving.app import create_app
+
+    # One worker: the fraud velocity state lives in the process (see README, Serving).
+    uvicorn.run(
+        create_app(),
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--log-level", default="info", show_default=True)
+def serve(host, port, log_level) -> None:
+    """Start the inference API alone (loads the champion bundles and online features)."""
+    _settings_for(None)
+    console.print(
+        f"serving on http://{host}:{port} (OpenAPI: /schema, Swagger UI: /schema/swagger)"
+    )
+    _serve(host, port, log_level)
+
+
+def _curl_example(port: int) -> str:
+    return (
+        f"curl -s -X POST http://127.0.0.1:{port}/v1/fraud/score "
+        "-H 'content-type: application/json' "
+        """-d '{"card_id": "K-1", "customer_id": "C000001", "amount": 420.0, "channel": "online"}'"""
+    )
+
+
 @main.command()
 @scale_option
 @click.option("--no-ui", is_flag=True, help="Stop after the summary instead of opening the UI.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=3000, show_default=True, type=int)
-def up(scale, no_ui, host, port) -> None:
-    """The main job: generate data, materialize every asset, summarise, then open the UI."""
+@click.option("--serve-port", default=8000, show_default=True, type=int)
+def up(scale, no_ui, host, port, serve_port) -> None:
+    """The main job: generate data, materialize every asset, summarise, then start the
+    serving API next to the Dagster UI."""
     settings = _settings_for(scale)
     if _landed_scale(settings) != settings.scale:
         _land(settings)
@@ -233,7 +272,28 @@ def up(scale, no_ui, host, port) -> None:
         )
     if no_ui:
         sys.exit(0 if summary.success else 1)
-    sys.exit(_run_ui(settings, host, port))
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("retail")),
+            "serve",
+            "--host",
+            host,
+            "--port",
+            str(serve_port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=PROJECT_ROOT,
+    )
+    console.print(
+        f"serving API on http://{host}:{serve_port} - try:\n  {_curl_example(serve_port)}"
+    )
+    try:
+        code = _run_ui(settings, host, port)
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    sys.exit(code)
 
 
 def _lifecycle(settings: Settings):

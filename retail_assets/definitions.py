@@ -13,6 +13,9 @@ from retail_assets.models.demand import demand_family
 from retail_assets.models.fraud import fraud_family
 from retail_assets.models.lifecycle.assets import build_lifecycle_assets
 from retail_assets.models.lifecycle.operations import LifecycleResource
+from retail_assets.monitoring.prediction_log import PredictionLogResource, prediction_log
+from retail_assets.online_features import OnlineFeaturesResource
+from retail_assets.online_features.assets import demand_online_features, fraud_online_features
 from retail_assets.raw.assets import raw_feed_assets
 from retail_assets.raw.checks import raw_feed_checks
 from retail_assets.resources import LandingZoneResource
@@ -28,8 +31,8 @@ platform_job = dg.define_asset_job(
     PLATFORM_JOB_NAME,
     selection=dg.AssetSelection.all(),
     description=(
-        "Land feeds, load raw tables, build dbt marts, then train, evaluate, export and gate "
-        "every model."
+        "Land feeds, load raw tables, build dbt marts, train, evaluate, export and gate every "
+        "model, publish online features for serving and ingest serving's prediction log."
     ),
 )
 
@@ -47,7 +50,14 @@ def build_defs(settings: Settings) -> dg.Definitions:
     settings.ensure_dirs()
     warehouse_path = str(settings.warehouse_path)
     return dg.Definitions(
-        assets=[*raw_feed_assets, retail_dbt_models, *model_assets],
+        assets=[
+            *raw_feed_assets,
+            retail_dbt_models,
+            *model_assets,
+            demand_online_features,
+            fraud_online_features,
+            prediction_log,
+        ],
         asset_checks=[*raw_feed_checks],
         jobs=[platform_job],
         sensors=[landed_feeds_sensor],
@@ -60,6 +70,10 @@ def build_defs(settings: Settings) -> dg.Definitions:
             "dbt": DbtCliResource(project_dir=dbt_project),
             "artifact_io_manager": dg.FilesystemIOManager(base_dir=str(settings.asset_storage_dir)),
             "lifecycle": lifecycle_resource(settings),
+            "online_features": OnlineFeaturesResource(root=str(settings.online_features_dir)),
+            "prediction_log_files": PredictionLogResource(
+                directory=str(settings.prediction_log_dir)
+            ),
         },
         # DuckDB allows one writer per file: steps run one after another in the run process.
         executor=dg.in_process_executor,

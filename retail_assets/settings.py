@@ -48,6 +48,16 @@ class Settings:
         return self.home / "promotion_log.jsonl"
 
     @property
+    def online_features_dir(self) -> Path:
+        """Published online feature tables (one folder per model, versions + CURRENT)."""
+        return _path("RETAIL_ONLINE_FEATURES_DIR", self.home / "online_features")
+
+    @property
+    def prediction_log_dir(self) -> Path:
+        """Serving's prediction log: date-partitioned Parquet the pipeline ingests."""
+        return _path("RETAIL_PREDICTION_LOG_DIR", self.home / "prediction_logs")
+
+    @property
     def asset_storage_dir(self) -> Path:
         """Pickled non-tabular asset values (training sets, evaluations, decisions)."""
         return self.home / "assets"

@@ -1,0 +1,1 @@
+"""HTTP inference: a Litestar app serving the promoted model bundles."""

@@ -325,18 +325,23 @@ def assemble_features(
     frame = frame.with_columns(
         (pl.col("unit_price") / pl.col("competitor_min_price")).alias("price_to_competitor_ratio"),
         (pl.col("unit_price") / pl.col("last_unit_price")).alias("price_change_vs_origin"),
-        *[
-            pl.col(c)
-            .cast(pl.String)
-            .replace_strict(
-                encodings[c], list(range(len(encodings[c]))), default=-1, return_dtype=pl.Int32
-            )
-            .alias(f"{c}_code")
-            for c in CATEGORICAL_COLUMNS
-        ],
     )
+    frame = encode_categoricals(frame, encodings)
     boolean = [c for c, t in frame.schema.items() if t == pl.Boolean]
     return frame.with_columns([pl.col(c).cast(pl.Float64) for c in boolean])
+
+
+def encode_categoricals(frame: pl.DataFrame, encodings: dict[str, list[str]]) -> pl.DataFrame:
+    """`<column>_code` = index in the training vocabulary, -1 for unknown or missing."""
+    return frame.with_columns(
+        pl.col(c)
+        .cast(pl.String)
+        .replace_strict(
+            encodings[c], list(range(len(encodings[c]))), default=-1, return_dtype=pl.Int32
+        )
+        .alias(f"{c}_code")
+        for c in CATEGORICAL_COLUMNS
+    )
 
 
 def build_examples(

@@ -1,0 +1,1 @@
+"""What serving saw, brought back into the warehouse for monitoring."""

@@ -1,0 +1,37 @@
+"""Serving configuration, read once from the environment (through the platform settings)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from retail_assets.settings import Settings, get_settings
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    bundle_root: Path
+    online_features_dir: Path
+    prediction_log_dir: Path
+    rollout_file: Path
+    admin_token: str | None
+    poll_seconds: float
+    log_flush_seconds: float
+    log_buffer_rows: int
+    max_body_bytes: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> ServingConfig:
+        settings = settings or get_settings()
+        return cls(
+            bundle_root=settings.bundles_dir,
+            online_features_dir=settings.online_features_dir,
+            prediction_log_dir=settings.prediction_log_dir,
+            rollout_file=settings.home / "serving" / "rollout.json",
+            admin_token=os.environ.get("RETAIL_ADMIN_TOKEN") or None,
+            poll_seconds=float(os.environ.get("RETAIL_SERVING_POLL_SECONDS", "5")),
+            log_flush_seconds=float(os.environ.get("RETAIL_PREDICTION_LOG_FLUSH_SECONDS", "2")),
+            log_buffer_rows=int(os.environ.get("RETAIL_PREDICTION_LOG_BUFFER_ROWS", "5000")),
+            max_body_bytes=int(os.environ.get("RETAIL_SERVING_MAX_BODY_BYTES", str(1 << 20))),
+        )

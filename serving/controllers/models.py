@@ -1,0 +1,115 @@
+"""GET /v1/models, /health, /ready and /metrics: what is loaded and how it is doing."""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import Controller, MediaType, Response, get
+
+from serving.state import ServingDependency
+
+
+class LoadedModelInfo(msgspec.Struct):
+    name: str
+    role: str
+    """'champion' answers traffic; 'challenger' is scored in shadow or canary mode."""
+    version: str
+    loaded_at: str
+    rollout_mode: str
+    canary_share: float
+    decision_threshold: float | None
+    feature_count: int
+
+
+class ModelsResponse(msgspec.Struct):
+    models: list[LoadedModelInfo]
+    feature_sets: dict[str, str | None]
+
+
+class Health(msgspec.Struct):
+    status: str
+    """'ok', or 'degraded' while a refused bundle or table keeps the previous one in service."""
+    problems: list[str]
+    models: dict[str, str | None]
+    prediction_log_pending: int
+    prediction_log_rows_written: int
+
+
+class Ready(msgspec.Struct):
+    ready: bool
+    missing: list[str]
+
+
+class ModelsController(Controller):
+    path = "/v1/models"
+    tags = ["models"]
+
+    @get(sync_to_thread=False)
+    def list_models(self, serving: ServingDependency) -> ModelsResponse:
+        """Every loaded model version with its alias, load time and rollout mode."""
+        models = []
+        for name, slot in serving.models.slots.items():
+            rollout = serving.rollout.get(name)
+            for role in ("champion", "challenger"):
+                model = getattr(slot, role)
+                if model is None:
+                    continue
+                models.append(
+                    LoadedModelInfo(
+                        name=name,
+                        role=role,
+                        version=model.version,
+                        loaded_at=model.loaded_at,
+                        rollout_mode=rollout.mode,
+                        canary_share=rollout.canary_share,
+                        decision_threshold=model.threshold,
+                        feature_count=len(model.bundle.feature_names),
+                    )
+                )
+        features = serving.features
+        return ModelsResponse(
+            models=models,
+            feature_sets={
+                "demand_forecast": features.demand.version if features.demand else None,
+                "payment_fraud": features.fraud.version if features.fraud else None,
+            },
+        )
+
+
+class HealthController(Controller):
+    path = ""
+    tags = ["operations"]
+
+    @get("/health", sync_to_thread=False)
+    def health(self, serving: ServingDependency) -> Health:
+        """Liveness plus what is wrong: a refused bundle or feature table makes the app
+        'degraded' while it keeps serving the previous version."""
+        problems = serving.problems()
+        return Health(
+            status="degraded" if problems else "ok",
+            problems=problems,
+            models={
+                name: slot.champion.version if slot.champion else None
+                for name, slot in serving.models.slots.items()
+            },
+            prediction_log_pending=serving.prediction_log.pending,
+            prediction_log_rows_written=serving.prediction_log.rows_written,
+        )
+
+    @get("/ready", sync_to_thread=False)
+    def ready(self, serving: ServingDependency) -> Response[Ready]:
+        """200 once every model has a champion and every feature table is loaded, else 503."""
+        missing = [f"model {n}" for n, s in serving.models.slots.items() if s.champion is None]
+        if serving.features.demand is None:
+            missing.append("demand online features")
+        if serving.features.fraud is None:
+            missing.append("fraud online features")
+        return Response(Ready(not missing, missing), status_code=200 if not missing else 503)
+
+    @get("/metrics", sync_to_thread=False, media_type=MediaType.TEXT)
+    def metrics(self, serving: ServingDependency) -> Response[bytes]:
+        """Prometheus text format."""
+        serving.metrics.prediction_log_pending.set(serving.prediction_log.pending)
+        return Response(
+            serving.metrics.render(),
+            media_type="text/plain; version=0.0.4; charset=utf-8",
+        )

@@ -1,0 +1,221 @@
+"""Online features joined into requests: callers send ids and raw fields, never engineered
+features.
+
+* Demand: the pipeline's `demand_online_features` table holds every model input for each
+  store x SKU series and forecast day; it is indexed once per (table version, bundle version)
+  into a float64 matrix in the bundle's feature order, so a request is a dictionary lookup and
+  a slice. Unknown ids fall back to cold-start rows (see `DemandFeatures.lookup`).
+* Fraud: `FraudFeatureState` (the pipeline's `fraud_online_features`, the same code that the
+  replay test holds equal to the SQL mart) computes velocity and customer features at
+  authorisation time and folds each scored payment in, so velocity stays live.
+
+Categorical inputs are encoded with the vocabulary stored in the bundle's signature (code =
+index, -1 for unknown or missing), exactly as training encoded them.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from retail_assets.models.demand.online import WILDCARD
+from retail_assets.models.fraud.online import FraudFeatureState
+from retail_assets.online_features.assets import DEMAND_FEATURE_SET, FRAUD_FEATURE_SET
+from retail_assets.online_features.store import OnlineFeatureStore
+
+FALLBACK_MEANING = {
+    None: "the series' own history",
+    "category": "new SKU at a known store: the store's median for the SKU's category",
+    "store": "SKU of unknown category at a known store: the store's median product",
+    "chain": "unknown store: the chain's median for the category (or for any product)",
+}
+
+
+def encode_matrix(frame: pl.DataFrame, signature: dict[str, Any]) -> np.ndarray:
+    """Rows of `frame` as the bundle's float64 input matrix (codes from the signature)."""
+    columns = []
+    for feature in signature["features"]:
+        name = feature["name"]
+        if "categories" in feature:
+            source = feature.get("source") or name.removesuffix("_code")
+            vocabulary = {value: code for code, value in enumerate(feature["categories"])}
+            columns.append(
+                pl.col(source)
+                .cast(pl.String)
+                .replace_strict(vocabulary, default=-1, return_dtype=pl.Float64)
+                .fill_null(-1.0)
+                .alias(name)
+            )
+        else:
+            columns.append(pl.col(name).cast(pl.Float64).alias(name))
+    return frame.select(columns).to_numpy().astype(np.float64)
+
+
+class Encoder:
+    """One-row encoding for a signature, precomputed once per bundle."""
+
+    def __init__(self, signature: dict[str, Any]):
+        self.names = [f["name"] for f in signature["features"]]
+        self.sources = [
+            (f.get("source") or f["name"].removesuffix("_code")) if "categories" in f else f["name"]
+            for f in signature["features"]
+        ]
+        self.vocabularies = [
+            {value: float(code) for code, value in enumerate(f["categories"])}
+            if "categories" in f
+            else None
+            for f in signature["features"]
+        ]
+
+    def row(self, values: dict[str, Any]) -> np.ndarray:
+        out = np.empty((1, len(self.names)), dtype=np.float64)
+        for j, (source, vocabulary) in enumerate(zip(self.sources, self.vocabularies, strict=True)):
+            value = values.get(source)
+            if vocabulary is not None:
+                out[0, j] = vocabulary.get(value, -1.0) if value is not None else -1.0
+            elif value is None:
+                out[0, j] = math.nan
+            else:
+                out[0, j] = float(value)
+        return out
+
+
+# -- demand ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeriesRows:
+    start: int
+    horizons: int
+    fallback: str | None
+
+
+class DemandFeatures:
+    """The published forecast feature table, indexed for lookups."""
+
+    def __init__(self, version: str, tables: dict[str, pl.DataFrame]):
+        table = tables["forecast_features"].sort("store_id", "sku", "horizon")
+        self.version = version
+        self.table = table
+        self.origin_date: date = table["origin_date"].max()
+        self.target_dates: list[date] = table["target_date"].to_list()
+        self.index: dict[tuple[str, str], SeriesRows] = {}
+        keys = table.select("store_id", "sku", "fallback").with_row_index("row")
+        firsts = keys.group_by("store_id", "sku", maintain_order=True).agg(
+            pl.col("row").first(), pl.len().alias("n"), pl.col("fallback").first()
+        )
+        for store, sku, start, n, fallback in firsts.iter_rows():
+            self.index[(store, sku)] = SeriesRows(start, n, fallback)
+        self.stores = {s for s, _ in self.index if s != WILDCARD}
+        catalog = tables.get("sku_categories")
+        self.sku_category: dict[str, str] = (
+            dict(catalog.select("sku", "category").iter_rows()) if catalog is not None else {}
+        )
+        self._matrices: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def matrix(self, bundle_key: str, signature: dict[str, Any]) -> np.ndarray:
+        """The table as `signature`'s input matrix, built once per bundle version."""
+        cached = self._matrices.get(bundle_key)
+        if cached is None:
+            with self._lock:
+                cached = self._matrices.get(bundle_key)
+                if cached is None:
+                    cached = encode_matrix(self.table, signature)
+                    self._matrices[bundle_key] = cached
+        return cached
+
+    def lookup(
+        self, store_id: str, sku: str, category: str | None = None
+    ) -> tuple[SeriesRows, str | None]:
+        """Rows for a series, or its cold-start fallback: a known SKU's category comes from
+        the catalog, else from the request. Returns (rows, fallback used or None)."""
+        rows = self.index.get((store_id, sku))
+        if rows is not None:
+            return rows, None
+        category = self.sku_category.get(sku) or category
+        store = store_id if store_id in self.stores else WILDCARD
+        candidates = []
+        if category:
+            candidates += [(store, WILDCARD + category), (WILDCARD, WILDCARD + category)]
+        candidates += [(store, WILDCARD * 2), (WILDCARD, WILDCARD * 2)]
+        for key in candidates:
+            rows = self.index.get(key)
+            if rows is not None:
+                return rows, rows.fallback
+        raise LookupError("the feature table has no chain-level cold-start rows")
+
+    def dates(self, rows: SeriesRows, horizon: int) -> list[date]:
+        return self.target_dates[rows.start : rows.start + min(horizon, rows.horizons)]
+
+
+# -- fraud ----------------------------------------------------------------------------------
+
+
+class FraudFeatures:
+    """Live fraud feature state: published state plus every payment scored since."""
+
+    PRUNE_EVERY = 5000
+
+    def __init__(self, version: str, tables: dict[str, pl.DataFrame]):
+        self.version = version
+        self.state = FraudFeatureState.from_frames(tables)
+        self.as_of: datetime | None = self.state.as_of
+        self._observed = 0
+        self._lock = threading.Lock()
+
+    def features_and_observe(self, payment: dict[str, Any]) -> dict[str, Any]:
+        """Features of `payment` from payments strictly before it, then fold it in (a later
+        payment of the same card sees this one, as in the mart)."""
+        with self._lock:
+            features = self.state.features(payment)
+            self.state.observe(payment)
+            self._observed += 1
+            if self._observed % self.PRUNE_EVERY == 0 and self.state.as_of is not None:
+                self.state.prune(self.state.as_of)
+        return features
+
+
+# -- loading --------------------------------------------------------------------------------
+
+
+class OnlineFeatures:
+    """Holds the current demand and fraud feature sets; `refresh` loads new publications
+    beside the old ones and swaps the reference (requests keep what they took)."""
+
+    def __init__(self, root):
+        self.store = OnlineFeatureStore(root)
+        self.demand: DemandFeatures | None = None
+        self.fraud: FraudFeatures | None = None
+        self.problems: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def refresh(self) -> list[str]:
+        changes = []
+        with self._lock:
+            for name, attribute, loader in (
+                (DEMAND_FEATURE_SET, "demand", DemandFeatures),
+                (FRAUD_FEATURE_SET, "fraud", FraudFeatures),
+            ):
+                current = getattr(self, attribute)
+                try:
+                    version = self.store.current(name)
+                    if version is None:
+                        self.problems[name] = "not published yet"
+                        continue
+                    if current is not None and current.version == version:
+                        continue
+                    loaded = loader(*self.store.load(name, version))
+                except Exception as exc:  # keep serving the previous version
+                    self.problems[name] = f"could not load: {exc}"
+                    continue
+                setattr(self, attribute, loaded)
+                self.problems.pop(name, None)
+                changes.append(f"{name}: {current.version if current else '-'} -> {version}")
+        return changes

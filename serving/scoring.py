@@ -1,0 +1,282 @@
+"""Model calls behind the HTTP routes: online feature join, rollout arm, ONNX inference,
+shadow scoring, prediction log and metrics. Controllers only translate HTTP to these calls.
+
+A request takes the champion and challenger references once (`ModelStore` swaps them
+atomically), so a hot swap never splits one request across two versions.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import numpy as np
+
+from serving.features import DemandFeatures, Encoder
+from serving.model_store import LoadedModel
+from serving.state import DEMAND_MODEL, FRAUD_MODEL, ServingState
+
+
+class NotReadyError(RuntimeError):
+    """The model or its feature table is not loaded yet (503, never a 500)."""
+
+
+def _request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _arm_models(
+    state: ServingState, name: str, entity_id: str
+) -> tuple[str, LoadedModel, LoadedModel | None]:
+    """(arm, model answering, shadow model or None) for one entity."""
+    slot = state.models.slot(name)
+    champion, challenger = slot.champion, slot.challenger
+    if champion is None:
+        raise NotReadyError(f"model '{name}' has no champion loaded")
+    if challenger is None:
+        return "champion", champion, None
+    if state.rollout.arm(name, entity_id, True) == "challenger":
+        return "challenger", challenger, None
+    if state.rollout.shadows(name, True):
+        return "champion", champion, challenger
+    return "champion", champion, None
+
+
+# -- demand -----------------------------------------------------------------------------------
+
+
+@dataclass
+class SeriesForecastResult:
+    store_id: str
+    sku: str
+    fallback: str | None
+    model: LoadedModel
+    arm: str
+    dates: list[date]
+    outputs: dict[str, np.ndarray]
+
+
+def forecast(
+    state: ServingState, items: list[tuple[str, str, str | None]], horizon: int
+) -> tuple[DemandFeatures, list[SeriesForecastResult], list[Any]]:
+    """Forecasts for (store_id, sku, category hint) items over days 1..horizon.
+    Returns the feature table used, the results, and shadow work to run after responding."""
+    table = state.features.demand
+    if table is None:
+        raise NotReadyError("demand online features are not loaded")
+    started = time.perf_counter()
+    planned = []
+    for store_id, sku, category in items:
+        rows, fallback = table.lookup(store_id, sku, category)
+        arm, model, shadow = _arm_models(state, DEMAND_MODEL, f"{store_id}:{sku}")
+        planned.append((store_id, sku, rows, fallback, arm, model, shadow))
+
+    # One ONNX call per model version for all requested series.
+    by_version: dict[str, list[int]] = {}
+    for i, (*_, model, _shadow) in enumerate(planned):
+        by_version.setdefault(model.version, []).append(i)
+    results: list[SeriesForecastResult | None] = [None] * len(planned)
+    shadow_work = []
+    for indices in by_version.values():
+        model = planned[indices[0]][5]
+        matrix = table.matrix(f"{model.name}:{model.version}", model.bundle.signature)
+        slices = [
+            matrix[planned[i][2].start : planned[i][2].start + min(horizon, planned[i][2].horizons)]
+            for i in indices
+        ]
+        outputs = model.bundle.predict_matrix(np.vstack(slices))
+        offset = 0
+        for i, rows in zip(indices, slices, strict=True):
+            store_id, sku, series, fallback, arm, model, shadow = planned[i]
+            mine = {k: v[offset : offset + len(rows)] for k, v in outputs.items()}
+            offset += len(rows)
+            results[i] = SeriesForecastResult(
+                store_id, sku, fallback, model, arm, table.dates(series, horizon), mine
+            )
+            if shadow is not None:
+                shadow_work.append((shadow, store_id, sku, rows))
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    done = [r for r in results if r is not None]
+    per_series_ms = elapsed_ms / max(len(done), 1)
+    for result, (*_, series, _fb, _arm, _m, _s) in zip(done, planned, strict=True):
+        _record(state, result.model, result.arm, per_series_ms)
+        if result.fallback:
+            state.metrics.fallbacks.labels(DEMAND_MODEL, result.fallback).inc()
+        state.prediction_log.log(
+            model=DEMAND_MODEL,
+            version=result.model.version,
+            arm=result.arm,
+            entity_id=f"{result.store_id}:{result.sku}",
+            features={
+                "feature_set": table.version,
+                "rows": _LazyRows(table, result.model, series.start, len(result.dates)),
+            },
+            output={k: v for k, v in result.outputs.items()},
+            latency_ms=per_series_ms,
+            request_id=_request_id(),
+            fallback=result.fallback,
+        )
+    return table, done, shadow_work
+
+
+class _LazyRows:
+    """Feature rows for the log, materialised by the log's flush thread, not the request."""
+
+    __slots__ = ("count", "model", "start", "table")
+
+    def __init__(self, table: DemandFeatures, model: LoadedModel, start: int, count: int):
+        self.table, self.model, self.start, self.count = table, model, start, count
+
+    def __json__(self) -> list[list[float | None]]:
+        matrix = self.table.matrix(
+            f"{self.model.name}:{self.model.version}", self.model.bundle.signature
+        )
+        return [
+            [None if math.isnan(v) else float(v) for v in row]
+            for row in matrix[self.start : self.start + self.count]
+        ]
+
+
+def run_demand_shadow(state: ServingState, work: list[Any]) -> None:
+    """Score the challenger on the same rows after the response went out; log, never return."""
+    table = state.features.demand
+    for model, store_id, sku, rows in work:
+        started = time.perf_counter()
+        outputs = model.bundle.predict_matrix(rows)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        _record(state, model, "shadow", elapsed_ms)
+        state.prediction_log.log(
+            model=DEMAND_MODEL,
+            version=model.version,
+            arm="shadow",
+            entity_id=f"{store_id}:{sku}",
+            features={"feature_set": table.version if table else None, "rows": rows.tolist()},
+            output={k: v for k, v in outputs.items()},
+            latency_ms=elapsed_ms,
+            request_id=_request_id(),
+        )
+
+
+# -- fraud ------------------------------------------------------------------------------------
+
+
+@dataclass
+class FraudResult:
+    transaction_id: str
+    probability: float
+    threshold: float
+    flagged: bool
+    reasons: list[dict[str, Any]]
+    model: LoadedModel
+    arm: str
+    features_as_of: datetime | None
+
+
+_ENCODERS: dict[str, Encoder] = {}
+
+
+def _encoder(model: LoadedModel) -> Encoder:
+    key = f"{model.name}:{model.version}:{id(model.bundle)}"
+    encoder = _ENCODERS.get(key)
+    if encoder is None:
+        encoder = Encoder(model.bundle.signature)
+        _ENCODERS[key] = encoder
+    return encoder
+
+
+def _reasons(model: LoadedModel, x: np.ndarray, features: dict[str, Any], k: int = 3):
+    if model.bundle.explainer is None:
+        return []
+    contributions = model.bundle.contributions(x)[0, :-1]
+    encoder = _encoder(model)
+    order = np.argsort(-contributions, kind="mergesort")[:k]
+    return [
+        {
+            "feature": encoder.names[j],
+            "value": features.get(encoder.sources[j]),
+            "contribution": round(float(contributions[j]), 4),
+        }
+        for j in order
+        if contributions[j] > 0
+    ]
+
+
+def score_payments(
+    state: ServingState, payments: list[dict[str, Any]]
+) -> tuple[list[FraudResult], list[Any]]:
+    """Score payments in the given order (each sees the ones before it). Returns results and
+    shadow work to run after responding."""
+    fraud_features = state.features.fraud
+    if fraud_features is None:
+        raise NotReadyError("fraud online features are not loaded")
+    results, shadow_work = [], []
+    for payment in payments:
+        started = time.perf_counter()
+        entity = payment.get("customer_id") or payment["card_id"]
+        arm, model, shadow = _arm_models(state, FRAUD_MODEL, entity)
+        features = fraud_features.features_and_observe(payment)
+        x = _encoder(model).row(features)
+        probability = float(model.bundle.predict_matrix(x)["probability"][0])
+        threshold = float(model.threshold if model.threshold is not None else 0.5)
+        result = FraudResult(
+            transaction_id=payment["transaction_id"],
+            probability=probability,
+            threshold=threshold,
+            flagged=probability >= threshold,
+            reasons=_reasons(model, x, features),
+            model=model,
+            arm=arm,
+            features_as_of=fraud_features.as_of,
+        )
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        _record(state, model, arm, elapsed_ms)
+        state.prediction_log.log(
+            model=FRAUD_MODEL,
+            version=model.version,
+            arm=arm,
+            entity_id=payment["transaction_id"],
+            features=features,
+            output={"probability": probability, "flagged": result.flagged},
+            latency_ms=elapsed_ms,
+            request_id=_request_id(),
+        )
+        results.append(result)
+        if shadow is not None:
+            shadow_work.append((shadow, payment["transaction_id"], features))
+    return results, shadow_work
+
+
+def run_fraud_shadow(state: ServingState, work: list[Any]) -> None:
+    for model, transaction_id, features in work:
+        started = time.perf_counter()
+        x = _encoder(model).row(features)
+        probability = float(model.bundle.predict_matrix(x)["probability"][0])
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        _record(state, model, "shadow", elapsed_ms)
+        threshold = model.threshold if model.threshold is not None else 0.5
+        state.prediction_log.log(
+            model=FRAUD_MODEL,
+            version=model.version,
+            arm="shadow",
+            entity_id=transaction_id,
+            features=features,
+            output={"probability": probability, "flagged": probability >= threshold},
+            latency_ms=elapsed_ms,
+            request_id=_request_id(),
+        )
+
+
+def _record(state: ServingState, model: LoadedModel, arm: str, elapsed_ms: float) -> None:
+    state.metrics.predictions.labels(model.name, model.version, arm).inc()
+    state.metrics.prediction_latency.labels(model.name, model.version, arm).observe(
+        elapsed_ms / 1000
+    )
+
+
+def now_utc_naive() -> datetime:
+    """Payment timestamps are compared with the mart's naive UTC timestamps."""
+    return datetime.now(UTC).replace(tzinfo=None)
