@@ -31,7 +31,7 @@ class ServingConfig:
             rollout_file=settings.home / "serving" / "rollout.json",
             admin_token=os.environ.get("RETAIL_ADMIN_TOKEN") or None,
             poll_seconds=float(os.environ.get("RETAIL_SERVING_POLL_SECONDS", "5")),
-            log_flush_seconds=float(os.environ.get("RETAIL_PREDICTION_LOG_FLUSH_SECONDS", "2")),
+            log_flush_seconds=float(os.environ.get("RETAIL_PREDICTION_LOG_FLUSH_SECONDS", "0.5")),
             log_buffer_rows=int(os.environ.get("RETAIL_PREDICTION_LOG_BUFFER_ROWS", "5000")),
             max_body_bytes=int(os.environ.get("RETAIL_SERVING_MAX_BODY_BYTES", str(1 << 20))),
         )

@@ -9,15 +9,15 @@ shutdown loses nothing; a crash loses at most one flush interval.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import polars as pl
 
 LOG_SCHEMA = {
@@ -34,34 +34,24 @@ LOG_SCHEMA = {
 }
 
 
-def _json_default(value: Any) -> Any:
-    """Serialise what the request path handed over as-is (arrays, lazy feature rows)."""
-    if hasattr(value, "__json__"):
-        return _nan_to_none(value.__json__())
+def _encode_extra(value: Any) -> Any:
     if hasattr(value, "tolist"):  # numpy arrays and scalars
-        return _nan_to_none(value.tolist())
+        return value.tolist()
     if isinstance(value, datetime):
         return value.isoformat()
     return str(value)
 
 
-def _dumps(value: Any) -> str:
-    """JSON for one record's features or output; NaN (a missing feature) becomes null. A value
-    that cannot be serialised is replaced by an explanation rather than blocking the flush."""
+# msgspec writes NaN (a missing feature) as null and is ~10x faster than json.dumps: the
+# record is encoded on the request path so the flush thread holds the GIL only briefly.
+_encoder = msgspec.json.Encoder(enc_hook=_encode_extra)
+
+
+def _encode(value: Any) -> str:
     try:
-        return json.dumps(_nan_to_none(value), default=_json_default, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        return json.dumps({"unserialisable": str(exc)})
-
-
-def _nan_to_none(value: Any) -> Any:
-    if isinstance(value, float) and value != value:
-        return None
-    if isinstance(value, dict):
-        return {k: _nan_to_none(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_nan_to_none(v) for v in value]
-    return value
+        return _encoder.encode(value).decode()
+    except (TypeError, ValueError, OverflowError) as exc:
+        return f'{{"unserialisable": {msgspec.json.encode(str(exc)).decode()}}}'
 
 
 class PredictionLogger:
@@ -69,7 +59,7 @@ class PredictionLogger:
         self.root = Path(root)
         self.flush_seconds = flush_seconds
         self.max_rows = max_rows
-        self._buffer: list[dict[str, Any]] = []
+        self._buffer: list[tuple] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -92,18 +82,18 @@ class PredictionLogger:
         request_id: str,
         fallback: str | None = None,
     ) -> None:
-        record = {
-            "ts": datetime.now(UTC),
-            "request_id": request_id,
-            "model": model,
-            "version": version,
-            "arm": arm,
-            "entity_id": entity_id,
-            "features": features,
-            "output": output,
-            "latency_ms": latency_ms,
-            "fallback": fallback,
-        }
+        record = (
+            time.time(),
+            request_id,
+            model,
+            version,
+            arm,
+            entity_id,
+            _encode(features),
+            _encode(output),
+            latency_ms,
+            fallback,
+        )
         with self._lock:
             self._buffer.append(record)
             full = len(self._buffer) >= self.max_rows
@@ -122,9 +112,9 @@ class PredictionLogger:
         if not batch:
             return 0
         try:
-            by_day: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            by_day: dict[str, list[tuple]] = defaultdict(list)
             for record in batch:
-                by_day[record["ts"].date().isoformat()].append(record)
+                by_day[time.strftime("%Y-%m-%d", time.gmtime(record[0]))].append(record)
             for day, records in by_day.items():
                 self._write(day, records)
         except Exception:
@@ -139,20 +129,12 @@ class PredictionLogger:
     def _write(self, day: str, records: list[dict[str, Any]]) -> None:
         folder = self.root / f"date={day}"
         folder.mkdir(parents=True, exist_ok=True)
+        columns = list(zip(*records, strict=True))
         frame = pl.DataFrame(
-            {
-                "ts": [r["ts"] for r in records],
-                "request_id": [r["request_id"] for r in records],
-                "model": [r["model"] for r in records],
-                "version": [r["version"] for r in records],
-                "arm": [r["arm"] for r in records],
-                "entity_id": [r["entity_id"] for r in records],
-                "features": [_dumps(r["features"]) for r in records],
-                "output": [_dumps(r["output"]) for r in records],
-                "latency_ms": [r["latency_ms"] for r in records],
-                "fallback": [r["fallback"] for r in records],
-            },
-            schema=LOG_SCHEMA,
+            {name: list(values) for name, values in zip(LOG_SCHEMA, columns, strict=True)},
+            schema={**LOG_SCHEMA, "ts": pl.Float64},
+        ).with_columns(
+            (pl.col("ts") * 1_000_000).cast(pl.Int64).cast(pl.Datetime("us", "UTC")).alias("ts")
         )
         self._sequence += 1
         name = f"part-{time.time_ns()}-{os.getpid()}-{self._sequence}.parquet"

@@ -7,7 +7,6 @@ atomically), so a hot swap never splits one request across two versions.
 
 from __future__ import annotations
 
-import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -113,7 +112,7 @@ def forecast(
             entity_id=f"{result.store_id}:{result.sku}",
             features={
                 "feature_set": table.version,
-                "rows": _LazyRows(table, result.model, series.start, len(result.dates)),
+                "rows": _feature_rows(table, result.model, series.start, len(result.dates)),
             },
             output={k: v for k, v in result.outputs.items()},
             latency_ms=per_series_ms,
@@ -123,22 +122,9 @@ def forecast(
     return table, done, shadow_work
 
 
-class _LazyRows:
-    """Feature rows for the log, materialised by the log's flush thread, not the request."""
-
-    __slots__ = ("count", "model", "start", "table")
-
-    def __init__(self, table: DemandFeatures, model: LoadedModel, start: int, count: int):
-        self.table, self.model, self.start, self.count = table, model, start, count
-
-    def __json__(self) -> list[list[float | None]]:
-        matrix = self.table.matrix(
-            f"{self.model.name}:{self.model.version}", self.model.bundle.signature
-        )
-        return [
-            [None if math.isnan(v) else float(v) for v in row]
-            for row in matrix[self.start : self.start + self.count]
-        ]
+def _feature_rows(table: DemandFeatures, model: LoadedModel, start: int, count: int):
+    matrix = table.matrix(f"{model.name}:{model.version}", model.bundle.signature)
+    return matrix[start : start + count]
 
 
 def run_demand_shadow(state: ServingState, work: list[Any]) -> None:

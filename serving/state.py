@@ -5,6 +5,7 @@ request, so a swap never affects a request in flight."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -58,6 +59,12 @@ class ServingState:
         feature_changes = self.features.refresh()
         self.metrics.swaps.labels("features").inc(len(feature_changes))
         self.rollout.reload()
+        if changes or feature_changes:
+            # Loaded bundles and feature state are long-lived: move them out of the garbage
+            # collector's reach so full collections stay short (they stalled requests for
+            # ~50 ms with the fraud state tracked).
+            gc.collect()
+            gc.freeze()
         self._update_gauges()
         for change in (*changes, *feature_changes):
             log.info("swapped %s", change)
