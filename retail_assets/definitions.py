@@ -6,6 +6,9 @@ or connections on their own.
 
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
+
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
@@ -25,6 +28,15 @@ from retail_assets.transform.dbt_assets import dbt_project, retail_dbt_models
 from retail_assets.warehouse import WarehouseIOManager, WarehouseResource
 
 MODEL_FAMILIES = (demand_family, fraud_family)
+PACKAGE_ROOT = Path(__file__).parent
+
+# Domains that bring their own assets, checks and resources: each module exposes `assets`,
+# `asset_checks` and `resources(settings) -> dict`.
+DOMAIN_MODULES = tuple(
+    f"retail_assets.{package}.assets"
+    for package in ("search", "assistant")
+    if (PACKAGE_ROOT / package / "assets.py").exists()
+)
 model_assets = [asset for family in MODEL_FAMILIES for asset in build_lifecycle_assets(family)[0]]
 
 platform_job = dg.define_asset_job(
@@ -49,6 +61,7 @@ def lifecycle_resource(settings: Settings) -> LifecycleResource:
 def build_defs(settings: Settings) -> dg.Definitions:
     settings.ensure_dirs()
     warehouse_path = str(settings.warehouse_path)
+    domains = [importlib.import_module(name) for name in DOMAIN_MODULES]
     return dg.Definitions(
         assets=[
             *raw_feed_assets,
@@ -57,8 +70,9 @@ def build_defs(settings: Settings) -> dg.Definitions:
             demand_online_features,
             fraud_online_features,
             prediction_log,
+            *(asset for domain in domains for asset in domain.assets),
         ],
-        asset_checks=[*raw_feed_checks],
+        asset_checks=[*raw_feed_checks, *(c for domain in domains for c in domain.asset_checks)],
         jobs=[platform_job],
         sensors=[landed_feeds_sensor],
         resources={
@@ -74,6 +88,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
             "prediction_log_files": PredictionLogResource(
                 directory=str(settings.prediction_log_dir)
             ),
+            **{k: v for domain in domains for k, v in domain.resources(settings).items()},
         },
         # DuckDB allows one writer per file: steps run one after another in the run process.
         executor=dg.in_process_executor,

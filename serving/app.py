@@ -19,6 +19,7 @@ from serving.controllers.admin import AdminController
 from serving.controllers.forecast import ForecastController
 from serving.controllers.fraud import FraudController
 from serving.controllers.models import HealthController, ModelsController
+from serving.extensions import ServingExtension, load_extensions
 from serving.metrics import MetricsMiddleware
 from serving.scoring import NotReadyError
 from serving.state import ServingState
@@ -40,9 +41,22 @@ CONTROLLERS = [
 ]
 
 
-def create_app(config: ServingConfig | None = None, state: ServingState | None = None) -> Litestar:
+def _provider(value):
+    def provide():
+        return value
+
+    return provide
+
+
+def create_app(
+    config: ServingConfig | None = None,
+    state: ServingState | None = None,
+    extensions: list[ServingExtension] | None = None,
+) -> Litestar:
+    """The app. `extensions` defaults to every module in `EXTENSION_MODULES`."""
     config = config or ServingConfig.from_settings()
     serving = state or ServingState.from_config(config)
+    serving.extensions = load_extensions(config) if extensions is None else extensions
 
     def provide_serving() -> ServingState:
         return serving
@@ -62,9 +76,16 @@ def create_app(config: ServingConfig | None = None, state: ServingState | None =
         ).inc()
         return error_response(500, "internal_error", "internal error (logged)")
 
+    dependencies = {"serving": Provide(provide_serving, sync_to_thread=False, use_cache=True)}
+    controllers = list(CONTROLLERS)
+    for extension in serving.extensions:
+        controllers += extension.controllers
+        dependencies[extension.dependency_name] = Provide(
+            _provider(extension), sync_to_thread=False, use_cache=True
+        )
     app = Litestar(
-        route_handlers=CONTROLLERS,
-        dependencies={"serving": Provide(provide_serving, sync_to_thread=False, use_cache=True)},
+        route_handlers=controllers,
+        dependencies=dependencies,
         exception_handlers={
             ValidationException: handle_validation,
             ClientException: handle_client_error,

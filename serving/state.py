@@ -35,6 +35,7 @@ class ServingState:
     rollout: RolloutManager
     prediction_log: PredictionLogger
     metrics: ServingMetrics
+    extensions: list = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     @classmethod
@@ -57,6 +58,8 @@ class ServingState:
         changes = self.models.refresh()
         self.metrics.swaps.labels("model").inc(len(changes))
         feature_changes = self.features.refresh()
+        for extension in self.extensions:
+            feature_changes += extension.refresh()
         self.metrics.swaps.labels("features").inc(len(feature_changes))
         self.rollout.reload()
         if changes or feature_changes:
@@ -86,6 +89,8 @@ class ServingState:
 
     def stop(self) -> None:
         self._stop.set()
+        for extension in self.extensions:
+            extension.close()
         self.prediction_log.close()
 
     # -- status ---------------------------------------------------------------------------------
@@ -93,6 +98,7 @@ class ServingState:
     def problems(self) -> list[str]:
         out = [f"{name}: {p}" for name, slot in self.models.slots.items() for p in slot.degraded]
         out += [f"features {name}: {p}" for name, p in self.features.problems.items()]
+        out += [f"{e.name}: {p}" for e in self.extensions for p in e.problems()]
         return out
 
     def ready(self) -> bool:
@@ -100,6 +106,7 @@ class ServingState:
             all(slot.champion is not None for slot in self.models.slots.values())
             and self.features.demand is not None
             and self.features.fraud is not None
+            and all(extension.ready() for extension in self.extensions)
         )
 
     def champion(self, name: str) -> LoadedModel | None:

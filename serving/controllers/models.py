@@ -103,6 +103,7 @@ class HealthController(Controller):
             missing.append("demand online features")
         if serving.features.fraud is None:
             missing.append("fraud online features")
+        missing += [f"{e.name} (not loaded)" for e in serving.extensions if not e.ready()]
         return Response(Ready(not missing, missing), status_code=200 if not missing else 503)
 
     @get("/metrics", sync_to_thread=False, media_type=MediaType.TEXT)
