@@ -58,6 +58,16 @@ class Settings:
         return _path("RETAIL_PREDICTION_LOG_DIR", self.home / "prediction_logs")
 
     @property
+    def search_dir(self) -> Path:
+        """Text encoder, product embeddings and versioned search indices."""
+        return _path("RETAIL_SEARCH_DIR", self.home / "search")
+
+    @property
+    def assistant_dir(self) -> Path:
+        """RAG indices and assistant artefacts."""
+        return _path("RETAIL_ASSISTANT_DIR", self.home / "assistant")
+
+    @property
     def asset_storage_dir(self) -> Path:
         """Pickled non-tabular asset values (training sets, evaluations, decisions)."""
         return self.home / "assets"

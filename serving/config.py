@@ -11,6 +11,9 @@ from retail_assets.settings import Settings, get_settings
 
 @dataclass(frozen=True)
 class ServingConfig:
+    home: Path
+    search_dir: Path
+    assistant_dir: Path
     bundle_root: Path
     online_features_dir: Path
     prediction_log_dir: Path
@@ -25,6 +28,9 @@ class ServingConfig:
     def from_settings(cls, settings: Settings | None = None) -> ServingConfig:
         settings = settings or get_settings()
         return cls(
+            home=settings.home,
+            search_dir=settings.search_dir,
+            assistant_dir=settings.assistant_dir,
             bundle_root=settings.bundles_dir,
             online_features_dir=settings.online_features_dir,
             prediction_log_dir=settings.prediction_log_dir,

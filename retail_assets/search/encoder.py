@@ -99,6 +99,56 @@ def export_encoder(target: Path) -> dict[str, float]:
     return agreement
 
 
+def publish_encoder(root: Path, serving_file: str | None = None) -> dict:
+    """Export the encoder into `root/<version>/` (version = hash of the fp32 graph) and point
+    `root/CURRENT` at it. `serving_file` (FP32_FILE or INT8_FILE) is what serving loads; by
+    default fp32 until a quality measurement says int8 is good enough."""
+    import json
+    import shutil
+    import tempfile
+
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=root, prefix=".incoming-"))
+    agreement = export_encoder(staging)
+    version = hashlib.sha256((staging / FP32_FILE).read_bytes()).hexdigest()[:12]
+    manifest = {
+        "model": MODEL_NAME,
+        "version": version,
+        "dimension": EMBEDDING_DIM,
+        "max_tokens": MAX_TOKENS,
+        "serving_file": serving_file or FP32_FILE,
+        "agreement": agreement,
+    }
+    (staging / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    target = root / version
+    if target.exists():
+        shutil.rmtree(staging)
+        existing = json.loads((target / "manifest.json").read_text())
+        manifest["serving_file"] = serving_file or existing.get("serving_file", FP32_FILE)
+        (target / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    else:
+        os.replace(staging, target)
+    (root / ".CURRENT.tmp").write_text(version)
+    os.replace(root / ".CURRENT.tmp", root / "CURRENT")
+    return manifest
+
+
+def current_encoder_dir(root: Path) -> Path:
+    pointer = Path(root) / "CURRENT"
+    if not pointer.exists():
+        raise FileNotFoundError(f"no text encoder published under {root}")
+    return Path(root) / pointer.read_text().strip()
+
+
+def load_encoder(root: Path, filename: str | None = None, threads: int = 1) -> TextEncoder:
+    """The published encoder; `filename` overrides the manifest's serving choice."""
+    import json
+
+    folder = current_encoder_dir(root)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    return TextEncoder(folder, filename or manifest["serving_file"], threads=threads)
+
+
 class TextEncoder:
     """Serving-side encoder: tokenizers + onnxruntime + numpy only."""
 

@@ -1,0 +1,1 @@
+"""Semantic product search: ONNX text encoder, product embeddings, versioned ANN indices."""
