@@ -379,5 +379,136 @@ def models_rollback(model, reason) -> None:
     )
 
 
+# -- assistant evals ----------------------------------------------------------------------------
+
+
+def _assistant(settings: Settings):
+    from retail_assets.assistant.assets import resources as assistant_resources
+
+    return assistant_resources(settings)["assistant"]
+
+
+@main.group()
+def evals() -> None:
+    """The assistant eval suite: benchmark a prompt version and apply the promotion gate."""
+
+
+@evals.command("run")
+@click.option(
+    "--prompt",
+    "prompt",
+    default=None,
+    help="Candidate: a registered version number or a prompt file name in evals/prompts "
+    "(registered if needed). Default: the newest registered version.",
+)
+@click.option(
+    "--max-cases", type=int, default=None, help="Evaluate a stratified sample (default: all)."
+)
+@click.option("--promote", is_flag=True, help="Move the production alias if the gate passes.")
+@click.option("--verbose", is_flag=True, help="Print every case as it is answered.")
+def evals_run(prompt, max_cases, promote, verbose) -> None:
+    """Evaluate a prompt version, compare it with production, exit non-zero if the gate fails."""
+    from evals.session import evaluate_with_gate
+    from retail_assets.warehouse import WarehouseResource
+
+    settings = _settings_for(None)
+    assistant = _assistant(settings)
+    if assistant.index_store().current() is None:
+        raise click.ClickException(
+            "no RAG index is published: run `retail materialize --select assistant_rag_index+`"
+        )
+    registry = assistant.registry()
+    registry.sync()
+    warehouse = WarehouseResource(path=str(settings.warehouse_path))
+    products = warehouse.query("select * from marts.dim_products")
+    documents = warehouse.query("select * from staging.stg_policy_documents")
+
+    def on_case(result) -> None:
+        mark = "[green]ok[/green]" if not result.failures else "[red]FAIL[/red]"
+        console.print(f"  {mark} {result.id} {result.latency_ms:>7.0f} ms  {result.question[:70]}")
+        if result.failures:
+            console.print(f"       {'; '.join(result.failures)[:160]}")
+
+    try:
+        outcome = evaluate_with_gate(
+            registry=registry,
+            index_store=assistant.index_store(),
+            search_root=settings.search_dir,
+            products=products,
+            documents=documents,
+            policy_facts=assistant.policy_facts(),
+            tracking_uri=settings.mlflow_tracking_uri,
+            artifact_root=settings.mlflow_artifacts_dir,
+            candidate=prompt,
+            max_cases=max_cases,
+            log=console.print,
+            on_case=on_case if verbose else None,
+        )
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from None
+    report, decision = outcome.report, outcome.decision
+    table = Table(
+        title=f"prompt v{report.prompt_version} ({report.prompt_name}) vs production "
+        f"{outcome.production_label} - {report.n_cases} cases, index {report.index_version}"
+    )
+    for column in ("metric", "candidate", "production", "threshold", "max regression", "passed"):
+        table.add_column(column, justify="right" if column != "metric" else "left")
+
+    def fmt(value) -> str:
+        if value is None:
+            return "-"
+        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3f}"
+
+    for row in outcome.comparison_rows():
+        table.add_row(
+            row["metric"],
+            fmt(row["candidate"]),
+            fmt(row["production"]),
+            row["threshold"],
+            row["tolerance"],
+            "[green]yes[/green]" if row["passed"] else "[red]NO[/red]",
+        )
+    console.print(table)
+    extra = {
+        k: report.metrics[k] for k in ("tokens_per_second", "guard_removal_rate", "latency_p50_ms")
+    }
+    console.print(
+        "also: "
+        + ", ".join(f"{k} {fmt(v)}" for k, v in extra.items())
+        + f"; MLflow run {report.mlflow_run_id}"
+    )
+    if decision.promote:
+        console.print(f"[green]gate passed[/green]: v{report.prompt_version} may be promoted")
+        if promote:
+            template = registry.load(report.prompt_version)
+            registry.set_production(
+                template, reason="passed the eval gate (retail evals run --promote)", actor="cli"
+            )
+            console.print(f"production -> v{template.version} ({template.name})")
+    else:
+        console.print("[red]gate refused[/red]:")
+        for reason in decision.reasons:
+            console.print(f"  - {reason}")
+    sys.exit(0 if decision.promote else 1)
+
+
+@evals.command("prompts")
+def evals_prompts() -> None:
+    """Registered prompt versions and the production alias."""
+    registry = _assistant(_settings_for(None)).registry()
+    table = Table(title=f"prompt retail-assistant: production v{registry.production() or '-'}")
+    for column in ("version", "file", "aliases", "negative control", "description"):
+        table.add_column(column)
+    for v in registry.versions():
+        table.add_row(
+            v.version,
+            v.name,
+            ", ".join(v.aliases),
+            "yes" if v.negative_control else "",
+            v.description[:70],
+        )
+    console.print(table)
+
+
 if __name__ == "__main__":
     main()

@@ -7,7 +7,6 @@ or connections on their own.
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 
 import dagster as dg
 from dagster_dbt import DbtCliResource
@@ -28,15 +27,10 @@ from retail_assets.transform.dbt_assets import dbt_project, retail_dbt_models
 from retail_assets.warehouse import WarehouseIOManager, WarehouseResource
 
 MODEL_FAMILIES = (demand_family, fraud_family)
-PACKAGE_ROOT = Path(__file__).parent
 
 # Domains that bring their own assets, checks and resources: each module exposes `assets`,
 # `asset_checks` and `resources(settings) -> dict`.
-DOMAIN_MODULES = tuple(
-    f"retail_assets.{package}.assets"
-    for package in ("search", "assistant")
-    if (PACKAGE_ROOT / package / "assets.py").exists()
-)
+DOMAIN_MODULES = ("retail_assets.search.assets", "retail_assets.assistant.assets")
 model_assets = [asset for family in MODEL_FAMILIES for asset in build_lifecycle_assets(family)[0]]
 
 platform_job = dg.define_asset_job(

@@ -12,8 +12,7 @@ from typing import Protocol
 
 from serving.config import ServingConfig
 
-# Filled in as the domains land (each module must exist: a missing one is an error).
-EXTENSION_MODULES: tuple[str, ...] = ()
+EXTENSION_MODULES: tuple[str, ...] = ("serving.search", "serving.assistant")
 
 
 class ServingExtension(Protocol):

@@ -1,0 +1,180 @@
+"""Offline measurements of search: int8 vs fp32 encoder quality, ANN recall against exact
+search, and a candidate index against the live one on the eval set, with the promotion gate."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from retail_assets.search.encoder import FP32_FILE, INT8_FILE, TextEncoder
+from retail_assets.search.evalset import EvalSet, K, overlap_at_k, score_rankings
+from retail_assets.search.index import LoadedIndex
+
+# int8 is used only if it costs at most this much NDCG@10 / recall@10 against fp32.
+QUANTIZATION_MAX_DROP = 0.01
+# ANN recall@10 against exact search on the eval queries (the blocking check).
+MIN_RECALL_VS_EXACT = 0.95
+# A candidate may lose at most this much against the live index, and must clear the floors.
+MAX_NDCG_DROP = 0.02
+MAX_RECALL_DROP = 0.02
+MIN_NDCG = 0.5
+MIN_RECALL = 0.4
+ENCODE_BATCH = 8
+
+
+def encode_timed(encoder: TextEncoder, texts: list[str]) -> tuple[np.ndarray, float]:
+    """Embeddings and texts per second."""
+    started = time.perf_counter()
+    vectors = encoder.encode(texts, batch_size=ENCODE_BATCH)
+    seconds = time.perf_counter() - started
+    return vectors, (len(texts) / seconds if seconds > 0 else float("nan"))
+
+
+def single_query_latency_ms(encoder: TextEncoder, texts: list[str]) -> dict[str, float]:
+    """p50/p99 of encoding one query at a time (what serving does), over distinct texts."""
+    encoder.encode(texts[:2])  # warm-up
+    timings = []
+    for text in texts:
+        started = time.perf_counter()
+        encoder.encode([text])
+        timings.append((time.perf_counter() - started) * 1000)
+    return {
+        "p50_ms": float(np.percentile(timings, 50)),
+        "p99_ms": float(np.percentile(timings, 99)),
+    }
+
+
+def exact_rankings(
+    product_vectors: np.ndarray, skus: list[str], query_vectors: np.ndarray, k: int = K
+) -> list[list[str]]:
+    scores = query_vectors @ product_vectors.T
+    k = min(k, len(skus))
+    out = []
+    for row in scores:
+        top = np.argpartition(-row, k - 1)[:k] if k < len(skus) else np.arange(len(skus))
+        out.append([skus[i] for i in top[np.argsort(-row[top], kind="stable")]])
+    return out
+
+
+def measure_quantization(
+    products: pl.DataFrame, eval_set: EvalSet, encoders: dict[str, TextEncoder]
+) -> dict[str, Any]:
+    """Embed the catalog and the eval queries with each encoder file, rank exactly, score.
+
+    Both products and queries use the same file, as they would in serving. Returns per-file
+    metrics, int8's agreement with fp32 and the decision."""
+    texts = products["text"].to_list()
+    skus = products["sku"].to_list()
+    results: dict[str, Any] = {}
+    rankings: dict[str, list[list[str]]] = {}
+    vectors: dict[str, np.ndarray] = {}
+    for label, encoder in encoders.items():
+        product_vectors, texts_per_s = encode_timed(encoder, texts)
+        query_vectors = encoder.encode(eval_set.texts, batch_size=32)
+        rankings[label] = exact_rankings(product_vectors, skus, query_vectors)
+        vectors[label] = product_vectors
+        scored = score_rankings(eval_set, rankings[label])
+        results[label] = {
+            "file": encoder.filename,
+            f"recall@{K}": scored[f"recall@{K}"],
+            f"ndcg@{K}": scored[f"ndcg@{K}"],
+            "texts_per_s": texts_per_s,
+            **{
+                f"query_{k}": v
+                for k, v in single_query_latency_ms(encoder, eval_set.texts[:100]).items()
+            },
+        }
+    fp32, int8 = results["fp32"], results["int8"]
+    agreement = float(
+        np.mean(
+            [overlap_at_k(a, b) for a, b in zip(rankings["int8"], rankings["fp32"], strict=True)]
+        )
+    )
+    cosine = (vectors["int8"] * vectors["fp32"]).sum(axis=1)
+    ndcg_drop = fp32[f"ndcg@{K}"] - int8[f"ndcg@{K}"]
+    recall_drop = fp32[f"recall@{K}"] - int8[f"recall@{K}"]
+    use_int8 = ndcg_drop <= QUANTIZATION_MAX_DROP and recall_drop <= QUANTIZATION_MAX_DROP
+    reason = (
+        f"int8 NDCG@{K} {int8[f'ndcg@{K}']:.4f} vs fp32 {fp32[f'ndcg@{K}']:.4f} "
+        f"(drop {ndcg_drop:+.4f}), recall@{K} {int8[f'recall@{K}']:.4f} vs "
+        f"{fp32[f'recall@{K}']:.4f} (drop {recall_drop:+.4f}); limit {QUANTIZATION_MAX_DROP} "
+        f"-> {'int8' if use_int8 else 'fp32'}"
+    )
+    return {
+        "serving_file": INT8_FILE if use_int8 else FP32_FILE,
+        "quantization": "int8" if use_int8 else "fp32",
+        "reason": reason,
+        "fp32": fp32,
+        "int8": int8,
+        f"int8_overlap_with_fp32@{K}": agreement,
+        "int8_fp32_cosine_min": float(cosine.min()),
+        "int8_fp32_cosine_mean": float(cosine.mean()),
+        "ndcg_drop": ndcg_drop,
+        "recall_drop": recall_drop,
+        "max_drop": QUANTIZATION_MAX_DROP,
+        "products": len(texts),
+        "queries": len(eval_set.queries),
+        "eval_set_version": eval_set.version,
+    }
+
+
+def recall_vs_exact(index: LoadedIndex, query_vectors: np.ndarray, k: int = K) -> dict[str, Any]:
+    """The ANN's recall@k against exact search over the same version's vectors."""
+    approximate = index.search_batch(query_vectors, k)
+    exact = index.exact_batch(query_vectors, k)
+    recalls = [overlap_at_k(list(a), list(b), k) for a, b in zip(approximate, exact, strict=True)]
+    return {
+        f"recall@{k}": float(np.mean(recalls)) if recalls else float("nan"),
+        "worst_query_recall": float(np.min(recalls)) if recalls else float("nan"),
+        "queries": len(recalls),
+    }
+
+
+def evaluate_index(
+    index: LoadedIndex, eval_set: EvalSet, query_vectors: np.ndarray, k: int = K
+) -> dict[str, Any]:
+    """Eval-set metrics of an index version as served (HNSW, unfiltered), plus latency."""
+    started = time.perf_counter()
+    rankings = [[index.sku[r] for r in rows] for rows in index.search_batch(query_vectors, k)]
+    seconds = time.perf_counter() - started
+    timings = []
+    for vector in query_vectors[:200]:
+        t = time.perf_counter()
+        index.search(vector, k)
+        timings.append((time.perf_counter() - t) * 1000)
+    scored = score_rankings(eval_set, rankings, k)
+    return {
+        "version": index.version,
+        **scored,
+        "ann_vs_exact": recall_vs_exact(index, query_vectors, k),
+        "search_p50_ms": float(np.percentile(timings, 50)) if timings else float("nan"),
+        "search_p99_ms": float(np.percentile(timings, 99)) if timings else float("nan"),
+        "batch_seconds": seconds,
+        "products": index.size,
+    }
+
+
+def gate(candidate: dict[str, Any], live: dict[str, Any] | None, k: int = K) -> list[str]:
+    """Why the candidate must not serve (empty: it may)."""
+    reasons = []
+    r, n = f"recall@{k}", f"ndcg@{k}"
+    for metric, floor in ((n, MIN_NDCG), (r, MIN_RECALL)):
+        value = candidate[metric]
+        if math.isnan(value) or value < floor:
+            reasons.append(f"{metric} {value:.4f} is below the floor {floor}")
+    ann = candidate["ann_vs_exact"][f"recall@{k}"]
+    if math.isnan(ann) or ann < MIN_RECALL_VS_EXACT:
+        reasons.append(f"ANN recall@{k} vs exact {ann:.4f} < {MIN_RECALL_VS_EXACT}")
+    if live is not None:
+        for metric, allowed in ((n, MAX_NDCG_DROP), (r, MAX_RECALL_DROP)):
+            drop = live[metric] - candidate[metric]
+            if drop > allowed:
+                reasons.append(
+                    f"{metric} {candidate[metric]:.4f} vs live {live[metric]:.4f}: drop "
+                    f"{drop:.4f} > {allowed}"
+                )
+    return reasons

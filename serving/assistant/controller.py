@@ -1,0 +1,137 @@
+"""POST /v1/assistant/chat: the shopping assistant over the current RAG index and the
+production prompt, with grounded citations and the claims the guard removed."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+import msgspec
+from litestar import Controller, get, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody, SkipValidation
+
+from serving.assistant.runtime import AssistantExtension
+from serving.schemas import Id
+from serving.scoring import NotReadyError
+
+Message = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+MAX_HISTORY = 20
+
+AssistantDependency = NamedDependency[SkipValidation[AssistantExtension]]
+
+
+class ChatTurn(msgspec.Struct, forbid_unknown_fields=True):
+    role: Literal["user", "assistant"]
+    content: Message
+
+
+class ChatRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """A customer's message, optionally with the conversation so far (oldest first)."""
+
+    message: Message
+    history: Annotated[list[ChatTurn], msgspec.Meta(max_length=MAX_HISTORY)] = []
+    customer_id: Id | None = None
+
+
+class CitationOut(msgspec.Struct):
+    kind: str
+    """'product' (id is a SKU) or 'document' (id is a policy document id)."""
+    id: str
+    title: str
+
+
+class RemovedClaimOut(msgspec.Struct):
+    claim: str
+    kind: str
+    """sku, price, size, policy, attribute, comparison, number, name or instruction."""
+    reason: str
+    sentence: str
+
+
+class FlagOut(msgspec.Struct):
+    source: str
+    """'user_message', 'history', or the SKU / document whose text carried it."""
+    text: str
+
+
+class ChatResponse(msgspec.Struct):
+    request_id: str
+    answer: str
+    citations: list[CitationOut]
+    removed_claims: list[RemovedClaimOut]
+    """Claims of the model's draft (or of the composed answer) that the retrieved context did
+    not support, and were removed."""
+    flags: list[FlagOut]
+    """Instruction-like text removed from the message, history or retrieved descriptions."""
+    declined: bool
+    intent: str
+    fallback: str | None
+    """How the answer was made when the draft alone was not enough: grounded_facts_added,
+    grounded_facts_only, declined, only_instructions, llm_unavailable: ..."""
+    prompt_version: str
+    prompt_name: str
+    index_version: str
+    model: str
+    latency_ms: float
+    customer_id: str | None
+
+
+class AssistantStatus(msgspec.Struct):
+    ready: bool
+    index_version: str | None
+    prompt_version: str | None
+    loaded_at: str | None
+    model: str | None
+    problems: list[str]
+
+
+class AssistantController(Controller):
+    path = "/v1/assistant"
+    tags = ["assistant"]  # noqa: RUF012 (Litestar's documented idiom)
+
+    @post("/chat", sync_to_thread=True, status_code=200)
+    def chat(self, data: JSONBody[ChatRequest], assistant: AssistantDependency) -> ChatResponse:
+        """Answer a shopping question (products, attributes, sizing, prices, returns and
+        shipping policy, comparisons) from the catalog and policy documents, citing SKUs and
+        document ids. Every SKU, price, size and policy claim is checked against the retrieved
+        context; unsupported ones are removed and listed in `removed_claims`."""
+        snapshot = assistant.current
+        if snapshot is None:
+            raise NotReadyError(
+                "the assistant is not loaded: " + ("; ".join(assistant.problems()) or "starting")
+            )
+        history = [{"role": t.role, "content": t.content} for t in data.history]
+        result = snapshot.assistant.answer(data.message, history, data.customer_id)
+        return ChatResponse(
+            request_id=uuid.uuid4().hex,
+            answer=result.answer,
+            citations=[CitationOut(c.kind, c.id, c.title) for c in result.citations],
+            removed_claims=[
+                RemovedClaimOut(c.claim, c.kind, c.reason, c.sentence)
+                for c in result.removed_claims
+            ],
+            flags=[FlagOut(f.source, f.text) for f in result.flags],
+            declined=result.declined,
+            intent=result.intent,
+            fallback=result.fallback,
+            prompt_version=snapshot.prompt_version,
+            prompt_name=result.prompt_name,
+            index_version=snapshot.index_version,
+            model=result.model,
+            latency_ms=round(result.latency_ms, 1),
+            customer_id=data.customer_id,
+        )
+
+    @get("/status", sync_to_thread=False)
+    def status(self, assistant: AssistantDependency) -> AssistantStatus:
+        """Which RAG index and prompt version are loaded, and what is wrong if anything."""
+        snapshot = assistant.current
+        return AssistantStatus(
+            ready=snapshot is not None,
+            index_version=snapshot.index_version if snapshot else None,
+            prompt_version=snapshot.prompt_version if snapshot else None,
+            loaded_at=snapshot.loaded_at if snapshot else None,
+            model=snapshot.assistant.backend.model if snapshot else None,
+            problems=assistant.problems(),
+        )
