@@ -66,6 +66,9 @@ INGEST_SELECTION = " or ".join(
         "search_index_promotion",
     )
 )
+NEW_TITLE = "Lumen Avalanche Transceiver - Yellow"
+NEW_TEXT = f"{NEW_TITLE}. Avalanche transceiver beacon with three antennas for backcountry skiing."
+NEW_QUERY = "avalanche beacon"
 EDITIONS = ("", "Pro", "Lite", "Plus", "Max", "Sport", "Classic", "Eco", "Travel", "Studio")
 
 
@@ -482,7 +485,10 @@ def bench_large(settings, n: int, duration: int) -> None:
     store = SearchStore(settings.search_dir)
     live = store.manifest(store.live())
     snapshot = Path(live["embeddings_snapshot"])
-    base = pl.read_parquet(snapshot / "products.parquet")
+    # The real catalog only: not the products earlier ingest-to-searchable runs added.
+    base = pl.read_parquet(snapshot / "products.parquet").filter(
+        ~pl.col("sku").str.starts_with("SKU-9")
+    )
     products = synthesize(base, n)
     encoder = TextEncoder(
         store.encoder_root / live["encoder"]["version"],
@@ -558,19 +564,11 @@ def bench_large(settings, n: int, duration: int) -> None:
         changed = products.head(100).with_columns(
             title=pl.col("title") + " Gen 2", text=pl.col("text") + " Second generation."
         )
-        new = (
-            synthesize(base, n + 100)
-            .tail(100)
-            .with_columns(
-                title=pl.when(pl.col("sku") == f"SKU-L{n:06d}")
-                .then(pl.lit("Aurora Heated Ski Gloves - Red"))
-                .otherwise(pl.col("title")),
-            )
-        )
+        is_new = pl.col("sku") == f"SKU-L{n:06d}"
+        new = synthesize(base, n + 100).tail(100)
         new = new.with_columns(
-            text=pl.when(pl.col("sku") == f"SKU-L{n:06d}")
-            .then(pl.lit("Aurora Heated Ski Gloves - Red. Battery-heated ski gloves."))
-            .otherwise(pl.col("text"))
+            title=pl.when(is_new).then(pl.lit(NEW_TITLE)).otherwise(pl.col("title")),
+            text=pl.when(is_new).then(pl.lit(NEW_TEXT)).otherwise(pl.col("text")),
         )
         fresh = pl.concat([changed, new])
         from retail_assets.search.catalog import content_hash
@@ -585,7 +583,7 @@ def bench_large(settings, n: int, duration: int) -> None:
         )
         stats2, recall2 = publish("large-v2", updated, updated_vectors, base_version="large-v1")
         large_store.make_live("large-v2", "benchmark incremental")
-        searchable = wait_for_sku(url, "heated ski gloves", f"SKU-L{n:06d}", "anyone") - started
+        searchable = wait_for_sku(url, NEW_QUERY, f"SKU-L{n:06d}", "anyone") - started
     finally:
         stop(process)
     print(
@@ -612,6 +610,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--large", type=int, default=100_000)
     parser.add_argument("--skip-large", action="store_true")
+    parser.add_argument("--only-large", action="store_true", help="skip the default-catalog part")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -623,6 +622,9 @@ def main() -> None:
         load = handle.read().split()[:3]
     print(f"home={args.home} cores={os.cpu_count()} load average at start {' '.join(load)}")
     settings = ensure_platform(args.home)
+    if args.only_large:
+        bench_large(settings, args.large, args.duration)
+        return
     from retail_assets.search.store import SearchStore
 
     store = SearchStore(settings.search_dir)

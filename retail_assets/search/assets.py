@@ -471,9 +471,9 @@ def _query_vectors(store: SearchStore, manifest: dict[str, Any], eval_set: EvalS
     additional_ins={"search_eval_set": dg.AssetIn()},
     description=(
         f"HNSW recall@{K} against exact (brute-force) search over the same version's "
-        f"embeddings, on the eval queries, must be >= {MIN_RECALL_VS_EXACT}, and each of the "
-        "first products' own vector must find that product first. Blocking: a version that "
-        "fails is never evaluated, promoted or served."
+        f"embeddings, on the eval queries, must be >= {MIN_RECALL_VS_EXACT}, and the graph must "
+        "hold each sampled SKU's own embedding (self-test). Blocking: a version that fails is "
+        "never evaluated, promoted or served."
     ),
 )
 def ann_recall_at_10_vs_exact(

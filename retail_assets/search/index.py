@@ -36,7 +36,7 @@ MANIFEST_FILE = "manifest.json"
 
 # Catalogs are clusters of near-identical variants (colour, brand, edition), which HNSW finds
 # hard: on 100k synthesized variants M=16/ef=96 reached recall@10 0.81 against exact search,
-# M=32/ef_construction=256/ef=512 0.98 at ~1.5 ms a query (benchmarks/bench_search.py).
+# M=32/ef_construction=256/ef=512 0.96-0.98 at ~2.4 ms a query (benchmarks/bench_search.py).
 HNSW_PARAMS = {"connectivity": 32, "expansion_add": 256, "expansion_search": 512}
 # Full builds insert in this seeded order: inserting clustered SKUs in catalog order gave a
 # worse graph (recall 0.94 vs 0.96 at 20k products).
@@ -46,7 +46,8 @@ MAX_TOMBSTONE_SHARE = 0.25
 # Filtered searches whose filter leaves at most this many products are answered exactly.
 EXACT_MAX_ROWS = 4096
 DRILLS = ("shuffled_embeddings", "misassigned_keys")
-SELF_TEST_ROWS = 5
+SELF_TEST_ROWS = 10
+SELF_TEST_MIN_SCORE = 0.98
 
 
 def new_index(params: dict[str, int] | None = None) -> Index:
@@ -139,6 +140,8 @@ def build_index_files(
             )
         else:
             index = Index.restore(str(base_folder / INDEX_FILE))
+            # The file keeps the graph, not the traversal depths: restore them for inserts.
+            index.expansion_add = HNSW_PARAMS["expansion_add"]
             index.expansion_search = HNSW_PARAMS["expansion_search"]
             gone = np.concatenate([_keys(delta["removed"]), _keys(delta["replaced"])])
             if len(gone):
@@ -246,13 +249,22 @@ class LoadedIndex:
     # -- checks ------------------------------------------------------------------------------
 
     def self_test(self) -> list[str]:
-        """Each of the first few products' own vector must find that product first."""
+        """Integrity of a loaded version: for a spread of products the graph holds exactly the
+        embedding stored for that SKU, and searching with it finds a (near-)identical vector.
+        (Not "finds that very SKU first": near-duplicate variants tie, and HNSW is approximate;
+        retrieval quality is what the blocking recall check measures.)"""
         problems = []
-        for row in range(min(SELF_TEST_ROWS, self.size)):
-            rows, scores = self.search(self.vectors[row], 1)
-            if len(rows) == 0 or self.keys[rows[0]] != self.keys[row] or scores[0] < 0.999:
-                found = self.sku[rows[0]] if len(rows) else "nothing"
-                problems.append(f"self-test: {self.sku[row]}'s vector finds {found}")
+        rows = np.unique(np.linspace(0, self.size - 1, min(SELF_TEST_ROWS, self.size)).astype(int))
+        for row in rows if self.size else []:
+            stored = self.index.get(int(self.keys[row]))
+            if stored is None or not np.allclose(stored, self.vectors[row], atol=1e-4):
+                problems.append(
+                    f"self-test: the graph's vector for {self.sku[row]} is not its embedding"
+                )
+                continue
+            _, scores = self.search(self.vectors[row], 1)
+            if len(scores) == 0 or scores[0] < SELF_TEST_MIN_SCORE:
+                problems.append(f"self-test: {self.sku[row]}'s embedding finds nothing similar")
         return problems
 
     # -- search ------------------------------------------------------------------------------

@@ -3,8 +3,8 @@ the canary share and a small LRU of query embeddings.
 
 `refresh()` (the app's poll and admin reload) reads the LIVE and CANDIDATE pointers and the
 rollout file the pipeline writes. A new version is loaded beside the old one and validated
-(files consistent, the blocking ANN check passed, not refused by the gate, own-vector
-self-test) before one reference swap makes it visible; requests take that reference once, so
+(files consistent, the blocking ANN check passed, not refused by the gate, the graph holds
+the stored embeddings) before one reference swap makes it visible; requests take that reference once, so
 in-flight requests finish on the version they started with. A version that fails validation
 is refused and the previous one keeps serving (reported by /health).
 """
