@@ -207,6 +207,9 @@ class ShoppingAssistant:
         self.retailer = retailer
         self.max_tokens = max_tokens
         self.vocabulary = self._vocabulary()
+        self.subcategories = {
+            str(h.metadata.get("subcategory")).lower() for h in self.index.nodes(PRODUCT)
+        } - {"", "none"}
         self.brands = {str(h.metadata.get("brand")).lower() for h in self.index.nodes(PRODUCT)} - {
             "",
             "none",
@@ -399,6 +402,7 @@ class ShoppingAssistant:
             )
 
         context_products = self._context_products(products, exact, strong, comparison, intent)
+        unmet = self._unmet_request(question, context_products) if not exact else None
         if wants_docs:
             context_docs = [h for h in documents[:MAX_CONTEXT_DOCUMENTS] if h.score >= 0.3]
         else:
@@ -437,7 +441,7 @@ class ShoppingAssistant:
         checked: GuardResult = guard(strip_markup(draft, question), ctx)
         removed = list(checked.removed)
         text, evidence_docs, added, contradicted = self._compose(
-            question, checked, ctx, context_products, context_docs, intent
+            question, checked, ctx, context_products, context_docs, intent, unmet
         )
         removed.extend(contradicted)
         if added and fallback is None:
@@ -485,6 +489,24 @@ class ShoppingAssistant:
             return [h for h in products[:1] if h.score >= 0.55]
         top = products[0].score if products else 0.0
         return [h for h in products if h.score >= top - 0.12][:MAX_CONTEXT_PRODUCTS]
+
+    def _unmet_request(self, question: str, products: list[Hit]) -> str | None:
+        """ "waterproof hiking boots under $150" when no shown product is a hiking boot: the
+        request as the customer put it (subcategory plus constraints), else None."""
+        q_words = set(words(question))
+        named = [s for s in self.subcategories if all(_known(w, q_words) for w in words(s))]
+        if not named or not products:
+            return None
+        if any(str(h.metadata.get("subcategory", "")).lower() in named for h in products):
+            return None
+        low, high = price_bounds(question)
+        parts = ["waterproof"] if re.search(r"(?<!not )\bwaterproof\b", question, re.I) else []
+        parts.append(max(named, key=len))
+        if high is not None:
+            parts.append(f"under ${high:,.0f}")
+        if low is not None:
+            parts.append(f"over ${low:,.0f}")
+        return " ".join(parts) if len(parts) > 1 else None
 
     @staticmethod
     def product_line(metadata: dict[str, Any]) -> str:
@@ -602,6 +624,7 @@ class ShoppingAssistant:
         products: list[Hit],
         documents: list[Hit],
         intent: str,
+        unmet: str | None = None,
     ) -> tuple[str, list[str], bool, list[RemovedClaim]]:
         """The guarded draft plus the grounded facts it is missing: the price comparison, a
         line per product it does not mention, the policy passage that answers the question.
@@ -614,7 +637,7 @@ class ShoppingAssistant:
             for sentence in split_sentences(line):
                 if len(words(sentence)) < 3:
                     continue
-                if products and NOT_AVAILABLE.search(sentence):
+                if products and not unmet and NOT_AVAILABLE.search(sentence):
                     contradicted.append(
                         RemovedClaim(
                             NOT_AVAILABLE.search(sentence).group(0),
@@ -649,6 +672,8 @@ class ShoppingAssistant:
                         f"{dear.title} ({dear.sku}) costs ${dear.list_price:,.2f}."
                     )
         else:
+            if unmet and unmet.lower() not in lowered:
+                additions.append(f"We have no {unmet}. The closest matches:")
             # Product cards: the catalog facts of every product the answer is about.
             for hit in products:
                 line = self.product_line(hit.metadata)
