@@ -38,6 +38,10 @@ def _settings(home: str | None):
 
 
 def bench_llm(threads: int) -> dict[str, float]:
+    """Prompt processing and generation speed from llama.cpp's own counters (no Python
+    streaming overhead in the numbers)."""
+    import llama_cpp
+
     from retail_assets.assistant.llm import LocalLlamaBackend
 
     started = time.perf_counter()
@@ -48,39 +52,30 @@ def bench_llm(threads: int) -> dict[str, float]:
         f"[product SKU-{i:05d}] Trail running shoe {i}, breathable mesh, $ {50 + i}.99."
         for i in range(40)
     )
-    prompt_rates, ttft = [], []
+    prompt_rates, gen_rates, prompt_tokens = [], [], 0
     for repeat in range(3):
-        llama.reset()  # no prefix cache: every token of the prompt is processed
-        messages = [{"role": "user", "content": f"Run {repeat}. {filler}\nSummarise."}]
-        started = time.perf_counter()
-        out = llama.create_chat_completion(messages=messages, max_tokens=1, temperature=0.0)
-        seconds = time.perf_counter() - started
-        prompt_rates.append(out["usage"]["prompt_tokens"] / seconds)
-        ttft.append(seconds)
-    gen_rates = []
-    for repeat in range(3):
-        llama.reset()
-        messages = [
-            {"role": "user", "content": f"Write a long story about a hiking trip, part {repeat}."}
-        ]
-        first = None
-        tokens = 0
-        started = time.perf_counter()
-        for chunk in llama.create_chat_completion(
-            messages=messages, max_tokens=128, temperature=0.0, stream=True
+        for content, max_tokens in (
+            (f"Run {repeat}. {filler}\nSummarise.", 1),
+            (f"Write a long story about a hiking trip, part {repeat}.", 128),
         ):
-            if chunk["choices"][0]["delta"].get("content"):
-                tokens += 1
-                if first is None:
-                    first = time.perf_counter()
-        end = time.perf_counter()
-        if first is not None and tokens > 1:
-            gen_rates.append((tokens - 1) / (end - first))
+            llama.reset()  # no prefix cache: every prompt token is processed
+            llama_cpp.llama_perf_context_reset(llama.ctx)
+            out = llama.create_chat_completion(
+                messages=[{"role": "user", "content": content}],
+                max_tokens=max_tokens,
+                temperature=0.0,
+            )
+            perf = llama_cpp.llama_perf_context(llama.ctx)
+            if max_tokens == 1:
+                prompt_tokens = out["usage"]["prompt_tokens"]
+                prompt_rates.append(perf.n_p_eval / (perf.t_p_eval_ms / 1000))
+            elif perf.n_eval:
+                gen_rates.append(perf.n_eval / (perf.t_eval_ms / 1000))
     return {
         "load_s": load_s,
-        "prompt_tokens": int(out["usage"]["prompt_tokens"]),
+        "prompt_tokens": int(prompt_tokens),
         "prompt_tokens_per_s": float(np.median(prompt_rates)),
-        "prompt_seconds": float(np.median(ttft)),
+        "prompt_seconds": prompt_tokens / float(np.median(prompt_rates)),
         "generation_tokens_per_s": float(np.median(gen_rates)) if gen_rates else float("nan"),
     }
 
@@ -92,16 +87,15 @@ def main() -> None:
     parser.add_argument("--latency-cases", type=int, default=40)
     parser.add_argument("--max-cases", type=int, default=None)
     parser.add_argument("--prompts", default="v1,v2,negative-control")
+    parser.add_argument(
+        "--sections", default="llm,latency,evals", help="any of llm, latency, evals"
+    )
     args = parser.parse_args()
     os.environ["RETAIL_LLM_THREADS"] = str(args.threads)
 
     from evals.cases import build_suite
     from evals.checks import Truth
-    from evals.gate import decide
-    from evals.runner import eval_assistant, run_suite
     from retail_assets.assistant.assets import resources
-    from retail_assets.assistant.llm import backend_from_env
-    from retail_assets.assistant.prompts import prompt_files, read_pointer
     from retail_assets.warehouse import WarehouseResource
 
     settings = _settings(args.home)
@@ -122,8 +116,16 @@ def main() -> None:
         f"loadavg={os.getloadavg()[0]:.2f} (other work on the machine skews every number)"
     )
 
+    sections = set(args.sections.split(","))
+    if "llm" in sections:
+        print_llm(args.threads)
+    if "latency" in sections or "evals" in sections:
+        run_assistant(args, settings, store, suite, truth, sections)
+
+
+def print_llm(threads: int) -> None:
     print("\n== local LLM (SmolLM2-135M-Instruct Q4_1, llama.cpp)")
-    llm = bench_llm(args.threads)
+    llm = bench_llm(threads)
     print(f"load                      {llm['load_s']:.2f} s")
     print(
         f"prompt processing         {llm['prompt_tokens_per_s']:.0f} tokens/s "
@@ -132,9 +134,24 @@ def main() -> None:
     print(f"generation                {llm['generation_tokens_per_s']:.0f} tokens/s")
     print(f"loadavg after             {os.getloadavg()[0]:.2f}")
 
+
+def run_assistant(args, settings, store, suite, truth, sections) -> None:
+    from retail_assets.assistant.llm import backend_from_env
+    from retail_assets.assistant.prompts import prompt_files, read_pointer
+
     files = prompt_files()
     production = read_pointer(settings.assistant_dir / "prompts") or files["v2"]
     backend = backend_from_env()
+    if "latency" in sections:
+        latency(args, settings, store, suite, production, backend)
+    if "evals" not in sections:
+        return
+    evals_per_prompt(args, settings, store, suite, truth, files, backend)
+
+
+def latency(args, settings, store, suite, production, backend) -> None:
+    from evals.runner import eval_assistant
+
     print(f"\n== assistant end to end, prompt {production.label}, {backend.name}: {backend.model}")
     assistant = eval_assistant(store.load(settings.search_dir), production, backend, suite)
     assistant.answer("warm up: do you sell hiking boots?")
@@ -155,6 +172,12 @@ def main() -> None:
         f"of the time), {tokens / llm_seconds if llm_seconds else float('nan'):.1f} output "
         f"tokens/s incl. prompt processing, mean prompt {np.mean(prompt_tokens):.0f} tokens"
     )
+    print(f"loadavg after             {os.getloadavg()[0]:.2f}")
+
+
+def evals_per_prompt(args, settings, store, suite, truth, files, backend) -> None:
+    from evals.gate import decide
+    from evals.runner import eval_assistant, run_suite
 
     print(f"\n== eval metrics per prompt version ({len(suite.cases)} cases)")
     shown = (
