@@ -21,6 +21,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
+from retail_assets.atomic_files import atomic_write
 from retail_assets.models.lifecycle.bundle import check_name
 
 KEEP_VERSIONS = 3
@@ -63,10 +64,7 @@ class OnlineFeatureStore:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        fd, tmp = tempfile.mkstemp(dir=versions.parent, prefix=".CURRENT.")
-        with os.fdopen(fd, "w") as handle:
-            handle.write(version)
-        os.replace(tmp, versions.parent / "CURRENT")
+        atomic_write(versions.parent / "CURRENT", version.encode())
         self._prune(versions, keep={version})
         return version
 

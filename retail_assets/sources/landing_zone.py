@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 import polars as pl
 
+from retail_assets.atomic_files import atomic_write
 from retail_assets.sources.contracts import FEEDS
 
 MANIFEST_NAME = "_manifest.json"
@@ -35,18 +35,6 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class LandingZone:
@@ -138,9 +126,9 @@ class LandingZone:
             "feeds": entries,
         }
         if ground_truth is not None:
-            _atomic_write_bytes(
+            atomic_write(
                 self.directory / GROUND_TRUTH_NAME,
                 json.dumps(ground_truth, indent=2, default=str).encode(),
             )
-        _atomic_write_bytes(self.manifest_path, json.dumps(manifest, indent=2).encode())
+        atomic_write(self.manifest_path, json.dumps(manifest, indent=2).encode())
         return manifest
