@@ -20,7 +20,7 @@ from serving.controllers.forecast import ForecastController
 from serving.controllers.fraud import FraudController
 from serving.controllers.models import HealthController, ModelsController
 from serving.extensions import ServingExtension, load_extensions
-from serving.metrics import MetricsMiddleware
+from serving.metrics import MetricsMiddleware, route_template
 from serving.scoring import NotReadyError
 from serving.state import ServingState
 from serving.validation import (
@@ -71,9 +71,7 @@ def create_app(
     def unexpected(request, exc: Exception):
         route = request.scope.get("path", "")
         log.exception("unhandled error on %s", route, exc_info=exc)
-        serving.metrics.errors.labels(
-            route if route in known else "unmatched", type(exc).__name__
-        ).inc()
+        serving.metrics.errors.labels(route_template(route, known), type(exc).__name__).inc()
         return error_response(500, "internal_error", "internal error (logged)")
 
     dependencies = {"serving": Provide(provide_serving, sync_to_thread=False, use_cache=True)}
@@ -112,6 +110,6 @@ def create_app(
     )
     app.state.admin_token = config.admin_token
     app.state.serving = serving
-    known = frozenset(route.path for route in app.routes)
+    known = frozenset(route.path_format for route in app.routes)
     app.asgi_handler = MetricsMiddleware(app.asgi_handler, serving.metrics, known)
     return app

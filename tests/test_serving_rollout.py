@@ -123,7 +123,8 @@ def test_shadow_and_canary_challengers_switched_at_runtime_and_logged(
     """With a challenger published: shadow mode answers every request with the champion and
     logs the challenger's score for the same transaction; canary mode at 50 % sends a sticky
     half of customers to the challenger (same customer, same arm, every time) and /metrics
-    counts predictions per version and arm. The prediction log survives shutdown complete and
+    counts predictions per version and arm (and the admin calls under their route template).
+    The prediction log survives shutdown complete and
     the `serving/prediction_log` asset loads it into the warehouse."""
     from retail_assets.runner import materialize_platform
 
@@ -165,6 +166,11 @@ def test_shadow_and_canary_challengers_switched_at_runtime_and_logged(
     assert 0.25 < share < 0.75, share
     assert 'retail_predictions_total{arm="challenger",model="fraud",version="2"}' in metrics
     assert 'retail_predictions_total{arm="shadow",model="fraud",version="2"} 20.0' in metrics
+    # Admin model routes count under their template, not as "unmatched".
+    assert (
+        'retail_http_requests_total{route="/v1/admin/models/{name}/rollout",status="200"} 2.0'
+        in metrics
+    )
     assert {"champion", "challenger"} == {m["role"] for m in listed if m["name"] == "fraud"}
 
     everything = pl.read_parquet(sorted(settings.prediction_log_dir.glob("date=*/part-*.parquet")))
