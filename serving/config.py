@@ -11,7 +11,6 @@ from retail_assets.settings import Settings, get_settings
 
 @dataclass(frozen=True)
 class ServingConfig:
-    home: Path
     search_dir: Path
     assistant_dir: Path
     bundle_root: Path
@@ -28,7 +27,6 @@ class ServingConfig:
     def from_settings(cls, settings: Settings | None = None) -> ServingConfig:
         settings = settings or get_settings()
         return cls(
-            home=settings.home,
             search_dir=settings.search_dir,
             assistant_dir=settings.assistant_dir,
             bundle_root=settings.bundles_dir,

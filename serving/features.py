@@ -19,7 +19,7 @@ import math
 import threading
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -28,6 +28,9 @@ from retail_assets.models.demand.online import WILDCARD
 from retail_assets.models.fraud.online import FraudFeatureState
 from retail_assets.online_features.assets import DEMAND_FEATURE_SET, FRAUD_FEATURE_SET
 from retail_assets.online_features.store import OnlineFeatureStore
+
+if TYPE_CHECKING:
+    from serving.model_store import LoadedModel
 
 FALLBACK_MEANING = {
     None: "the series' own history",
@@ -120,15 +123,16 @@ class DemandFeatures:
         self._matrices: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
 
-    def matrix(self, bundle_key: str, signature: dict[str, Any]) -> np.ndarray:
-        """The table as `signature`'s input matrix, built once per bundle version."""
-        cached = self._matrices.get(bundle_key)
+    def matrix(self, model: LoadedModel) -> np.ndarray:
+        """The table as `model`'s input matrix, built once per model version."""
+        key = f"{model.name}:{model.version}"
+        cached = self._matrices.get(key)
         if cached is None:
             with self._lock:
-                cached = self._matrices.get(bundle_key)
+                cached = self._matrices.get(key)
                 if cached is None:
-                    cached = encode_matrix(self.table, signature)
-                    self._matrices[bundle_key] = cached
+                    cached = encode_matrix(self.table, model.bundle.signature)
+                    self._matrices[key] = cached
         return cached
 
     def lookup(

@@ -10,17 +10,18 @@ swapped in; if that fails, the slot keeps serving what it had and reports itself
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 
 from retail_assets.models.lifecycle.bundle import (
     BundleStore,
     LoadedBundle,
     check_name,
-    validate_bundle,
+    load_checked_bundle,
 )
+from serving.features import Encoder
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,11 @@ class LoadedModel:
     version: str
     bundle: LoadedBundle
     loaded_at: str
+
+    @cached_property
+    def encoder(self) -> Encoder:
+        """Raw request fields -> this model's input row (built once per loaded version)."""
+        return Encoder(self.bundle.signature)
 
     @property
     def threshold(self) -> float | None:
@@ -48,17 +54,15 @@ class ModelStore:
         self.bundles = BundleStore(bundle_root)
         self.slots = {name: ModelSlot(check_name(name)) for name in models}
         self._lock = threading.Lock()
-        self.swaps = 0
 
     def slot(self, name: str) -> ModelSlot:
         return self.slots[name]
 
     def _load(self, name: str, version: str) -> LoadedModel:
-        folder = self.bundles.version_dir(name, version)
-        problems = validate_bundle(folder)
-        if problems:
+        bundle, problems = load_checked_bundle(self.bundles.version_dir(name, version))
+        if bundle is None:
             raise ValueError("; ".join(problems))
-        return LoadedModel(name, version, LoadedBundle(folder), datetime.now(UTC).isoformat())
+        return LoadedModel(name, version, bundle, datetime.now(UTC).isoformat())
 
     def refresh(self) -> list[str]:
         """Load whatever the pipeline has published since the last look; returns what changed."""
@@ -87,28 +91,8 @@ class ModelStore:
                         problems.append(f"{role} v{version} refused: {exc}{keeping}")
                         continue
                     setattr(slot, role, loaded)
-                    self.swaps += 1
                     changes.append(
                         f"{name}: {role} v{current.version if current else '-'} -> v{version}"
                     )
                 slot.degraded = problems
         return changes
-
-    def start_polling(self, every_seconds: float) -> threading.Event:
-        stop = threading.Event()
-
-        def poll() -> None:
-            while not stop.wait(every_seconds):
-                self.refresh()
-
-        threading.Thread(target=poll, name="bundle-poller", daemon=True).start()
-        return stop
-
-
-def wait_for(predicate, timeout: float = 10.0, step: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return False

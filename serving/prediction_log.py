@@ -9,6 +9,7 @@ shutdown loses nothing; a crash loses at most one flush interval.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -20,18 +21,9 @@ from typing import Any
 import msgspec
 import polars as pl
 
-LOG_SCHEMA = {
-    "ts": pl.Datetime("us", "UTC"),
-    "request_id": pl.String,
-    "model": pl.String,
-    "version": pl.String,
-    "arm": pl.String,
-    "entity_id": pl.String,
-    "features": pl.String,
-    "output": pl.String,
-    "latency_ms": pl.Float64,
-    "fallback": pl.String,
-}
+from retail_assets.monitoring.prediction_log import PREDICTION_LOG_SCHEMA
+
+log = logging.getLogger("retail.serving")
 
 
 def _encode_extra(value: Any) -> Any:
@@ -65,7 +57,6 @@ class PredictionLogger:
         self._stop = threading.Event()
         self._sequence = 0
         self.rows_written = 0
-        self.flush_errors = 0
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
 
@@ -119,7 +110,7 @@ class PredictionLogger:
                 self._write(day, records)
         except Exception:
             # Keep the rows for the next attempt rather than lose them.
-            self.flush_errors += 1
+            log.exception("prediction log flush failed; %d rows kept for the next try", len(batch))
             with self._lock:
                 self._buffer[:0] = batch
             return 0
@@ -131,8 +122,11 @@ class PredictionLogger:
         folder.mkdir(parents=True, exist_ok=True)
         columns = list(zip(*records, strict=True))
         frame = pl.DataFrame(
-            {name: list(values) for name, values in zip(LOG_SCHEMA, columns, strict=True)},
-            schema={**LOG_SCHEMA, "ts": pl.Float64},
+            {
+                name: list(values)
+                for name, values in zip(PREDICTION_LOG_SCHEMA, columns, strict=True)
+            },
+            schema={**PREDICTION_LOG_SCHEMA, "ts": pl.Float64},
         ).with_columns(
             (pl.col("ts") * 1_000_000).cast(pl.Int64).cast(pl.Datetime("us", "UTC")).alias("ts")
         )

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from retail_assets.atomic_files import write_json_atomic
 
 MODES = ("off", "shadow", "canary")
 
@@ -62,23 +62,17 @@ class RolloutManager:
     def set(self, model: str, rollout: Rollout) -> None:
         with self._lock:
             rollouts = {**self._rollouts, model: rollout}
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".rollout.")
-            with os.fdopen(fd, "w") as handle:
-                json.dump({k: asdict(v) for k, v in rollouts.items()}, handle, indent=2)
-            os.replace(tmp, self.path)
+            write_json_atomic(self.path, {k: asdict(v) for k, v in rollouts.items()})
             self._rollouts = rollouts
             self._mtime = self.path.stat().st_mtime
 
-    def arm(self, model: str, entity_id: str, challenger_available: bool) -> str:
+    def arm(self, model: str, entity_id: str) -> str:
+        """For a model that has a challenger: the arm this entity's requests go to."""
         rollout = self.get(model)
-        if (
-            rollout.mode == "canary"
-            and challenger_available
-            and bucket(entity_id) < rollout.canary_share
-        ):
+        if rollout.mode == "canary" and bucket(entity_id) < rollout.canary_share:
             return "challenger"
         return "champion"
 
-    def shadows(self, model: str, challenger_available: bool) -> bool:
-        return challenger_available and self.get(model).mode == "shadow"
+    def shadows(self, model: str) -> bool:
+        """For a model that has a challenger: whether it scores in the shadow of the champion."""
+        return self.get(model).mode == "shadow"

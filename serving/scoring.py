@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from serving.features import DemandFeatures, Encoder
+from serving.features import DemandFeatures
 from serving.model_store import LoadedModel
 from serving.state import DEMAND_MODEL, FRAUD_MODEL, ServingState
 
@@ -38,9 +38,9 @@ def _arm_models(
         raise NotReadyError(f"model '{name}' has no champion loaded")
     if challenger is None:
         return "champion", champion, None
-    if state.rollout.arm(name, entity_id, True) == "challenger":
+    if state.rollout.arm(name, entity_id) == "challenger":
         return "challenger", challenger, None
-    if state.rollout.shadows(name, True):
+    if state.rollout.shadows(name):
         return "champion", champion, challenger
     return "champion", champion, None
 
@@ -78,11 +78,11 @@ def forecast(
     by_version: dict[str, list[int]] = {}
     for i, (*_, model, _shadow) in enumerate(planned):
         by_version.setdefault(model.version, []).append(i)
-    results: list[SeriesForecastResult | None] = [None] * len(planned)
+    scored: dict[int, tuple[SeriesForecastResult, np.ndarray]] = {}
     shadow_work = []
     for indices in by_version.values():
         model = planned[indices[0]][5]
-        matrix = table.matrix(f"{model.name}:{model.version}", model.bundle.signature)
+        matrix = table.matrix(model)
         slices = [
             matrix[planned[i][2].start : planned[i][2].start + min(horizon, planned[i][2].horizons)]
             for i in indices
@@ -93,15 +93,18 @@ def forecast(
             store_id, sku, series, fallback, arm, model, shadow = planned[i]
             mine = {k: v[offset : offset + len(rows)] for k, v in outputs.items()}
             offset += len(rows)
-            results[i] = SeriesForecastResult(
+            result = SeriesForecastResult(
                 store_id, sku, fallback, model, arm, table.dates(series, horizon), mine
             )
+            scored[i] = (result, rows)
             if shadow is not None:
                 shadow_work.append((shadow, store_id, sku, rows))
     elapsed_ms = (time.perf_counter() - started) * 1000
-    done = [r for r in results if r is not None]
-    per_series_ms = elapsed_ms / max(len(done), 1)
-    for result, (*_, series, _fb, _arm, _m, _s) in zip(done, planned, strict=True):
+    per_series_ms = elapsed_ms / max(len(planned), 1)
+    results = []
+    for i in range(len(planned)):
+        result, rows = scored[i]
+        results.append(result)
         _record(state, result.model, result.arm, per_series_ms)
         if result.fallback:
             state.metrics.fallbacks.labels(DEMAND_MODEL, result.fallback).inc()
@@ -112,19 +115,14 @@ def forecast(
             entity_id=f"{result.store_id}:{result.sku}",
             features={
                 "feature_set": table.version,
-                "rows": _feature_rows(table, result.model, series.start, len(result.dates)),
+                "rows": rows,
             },
             output={k: v for k, v in result.outputs.items()},
             latency_ms=per_series_ms,
             request_id=_request_id(),
             fallback=result.fallback,
         )
-    return table, done, shadow_work
-
-
-def _feature_rows(table: DemandFeatures, model: LoadedModel, start: int, count: int):
-    matrix = table.matrix(f"{model.name}:{model.version}", model.bundle.signature)
-    return matrix[start : start + count]
+    return table, results, shadow_work
 
 
 def run_demand_shadow(state: ServingState, work: list[Any]) -> None:
@@ -162,23 +160,11 @@ class FraudResult:
     features_as_of: datetime | None
 
 
-_ENCODERS: dict[str, Encoder] = {}
-
-
-def _encoder(model: LoadedModel) -> Encoder:
-    key = f"{model.name}:{model.version}:{id(model.bundle)}"
-    encoder = _ENCODERS.get(key)
-    if encoder is None:
-        encoder = Encoder(model.bundle.signature)
-        _ENCODERS[key] = encoder
-    return encoder
-
-
 def _reasons(model: LoadedModel, x: np.ndarray, features: dict[str, Any], k: int = 3):
     if model.bundle.explainer is None:
         return []
     contributions = model.bundle.contributions(x)[0, :-1]
-    encoder = _encoder(model)
+    encoder = model.encoder
     order = np.argsort(-contributions, kind="mergesort")[:k]
     return [
         {
@@ -205,7 +191,7 @@ def score_payments(
         entity = payment.get("customer_id") or payment["card_id"]
         arm, model, shadow = _arm_models(state, FRAUD_MODEL, entity)
         features = fraud_features.features_and_observe(payment)
-        x = _encoder(model).row(features)
+        x = model.encoder.row(features)
         probability = float(model.bundle.predict_matrix(x)["probability"][0])
         threshold = float(model.threshold if model.threshold is not None else 0.5)
         result = FraudResult(
@@ -239,7 +225,7 @@ def score_payments(
 def run_fraud_shadow(state: ServingState, work: list[Any]) -> None:
     for model, transaction_id, features in work:
         started = time.perf_counter()
-        x = _encoder(model).row(features)
+        x = model.encoder.row(features)
         probability = float(model.bundle.predict_matrix(x)["probability"][0])
         elapsed_ms = (time.perf_counter() - started) * 1000
         _record(state, model, "shadow", elapsed_ms)

@@ -63,6 +63,7 @@ class ServingState:
         self.metrics.swaps.labels("features").inc(len(feature_changes))
         self.rollout.reload()
         if changes or feature_changes:
+            self._build_demand_matrices()
             # Loaded bundles and feature state are long-lived: move them out of the garbage
             # collector's reach so full collections stay short (they stalled requests for
             # ~50 ms with the fraud state tracked).
@@ -74,6 +75,14 @@ class ServingState:
         for problem in self.problems():
             log.warning("degraded: %s", problem)
         return [*changes, *feature_changes]
+
+    def _build_demand_matrices(self) -> None:
+        """Encode the forecast table for the demand models now, not on the first request."""
+        table = self.features.demand
+        slot = self.models.slot(DEMAND_MODEL)
+        for model in (slot.champion, slot.challenger):
+            if table is not None and model is not None:
+                table.matrix(model)
 
     def start(self) -> None:
         self.refresh()
@@ -101,13 +110,15 @@ class ServingState:
         out += [f"{e.name}: {p}" for e in self.extensions for p in e.problems()]
         return out
 
-    def ready(self) -> bool:
-        return (
-            all(slot.champion is not None for slot in self.models.slots.values())
-            and self.features.demand is not None
-            and self.features.fraud is not None
-            and all(extension.ready() for extension in self.extensions)
-        )
+    def missing(self) -> list[str]:
+        """What is not loaded yet (empty once the app is ready)."""
+        missing = [f"model {n}" for n, s in self.models.slots.items() if s.champion is None]
+        if self.features.demand is None:
+            missing.append("demand online features")
+        if self.features.fraud is None:
+            missing.append("fraud online features")
+        missing += [f"{e.name} (not loaded)" for e in self.extensions if not e.ready()]
+        return missing
 
     def champion(self, name: str) -> LoadedModel | None:
         return self.models.slot(name).champion

@@ -11,8 +11,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-# Kept in step with serving.prediction_log.LOG_SCHEMA (the writer); the pipeline does not
-# import the serving package.
+# The contract between serving (the writer, serving.prediction_log) and this reader.
 PREDICTION_LOG_SCHEMA = {
     "ts": pl.Datetime("us", "UTC"),
     "request_id": pl.String,

@@ -97,7 +97,7 @@ class AdminController(Controller):
         for the poll)."""
         return ReloadResponse(serving.refresh(), serving.problems())
 
-    @put("/models/{name:str}/rollout", sync_to_thread=False)
+    @put("/models/{name:str}/rollout", sync_to_thread=True)
     def set_rollout(
         self,
         name: ModelName,

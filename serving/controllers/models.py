@@ -98,12 +98,7 @@ class HealthController(Controller):
     @get("/ready", sync_to_thread=False)
     def ready(self, serving: ServingDependency) -> Response[Ready]:
         """200 once every model has a champion and every feature table is loaded, else 503."""
-        missing = [f"model {n}" for n, s in serving.models.slots.items() if s.champion is None]
-        if serving.features.demand is None:
-            missing.append("demand online features")
-        if serving.features.fraud is None:
-            missing.append("fraud online features")
-        missing += [f"{e.name} (not loaded)" for e in serving.extensions if not e.ready()]
+        missing = serving.missing()
         return Response(Ready(not missing, missing), status_code=200 if not missing else 503)
 
     @get("/metrics", sync_to_thread=False, media_type=MediaType.TEXT)

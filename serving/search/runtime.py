@@ -28,12 +28,12 @@ from retail_assets.search.encoder import TextEncoder
 from retail_assets.search.index import Filters, LoadedIndex
 from retail_assets.search.store import SearchRollout, SearchStore
 from serving.config import ServingConfig
+from serving.metrics import LATENCY_BUCKETS
 from serving.rollout import bucket
 
 log = logging.getLogger("retail.serving.search")
 
 DEFAULT_CACHE_SIZE = 4096
-LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
 
 @dataclass(frozen=True)
@@ -315,8 +315,9 @@ class SearchRuntime:
             return "candidate"
         return "live"
 
-    def embed(self, served: ServedIndex, query: str) -> tuple[np.ndarray, bool]:
-        key = (served.encoder_id, normalize_query(query))
+    def embed(self, served: ServedIndex, query: str, normalized: str) -> tuple[np.ndarray, bool]:
+        """The query's embedding; the cache is keyed by its normalized form."""
+        key = (served.encoder_id, normalized)
         vector = self.cache.get(key)
         if vector is not None:
             return vector, True
@@ -332,9 +333,10 @@ class SearchRuntime:
         active = self.active
         if active.live is None:
             return None
-        arm = self.arm(active, routing_key or normalize_query(query))
+        normalized = normalize_query(query)
+        arm = self.arm(active, routing_key or normalized)
         served = active.candidate if arm == "candidate" else active.live
-        vector, cached = self.embed(served, query)
+        vector, cached = self.embed(served, query, normalized)
         rows, scores = served.index.search(vector, k, filters)
         with self._count_lock:
             self.requests[arm] += 1

@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from retail_assets.atomic_files import atomic_write
+
 BUNDLE_FILES = (
     "model.onnx",
     "signature.json",
@@ -49,20 +51,6 @@ def check_name(value: str, what: str = "model name") -> str:
     if not value or not set(value.lower()) <= _SAFE_NAME or value.startswith("-"):
         raise ValueError(f"invalid {what} {value!r}: use letters, digits, '_' or '-'")
     return value
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def feature_reference(frame: pl.DataFrame, columns: list[str]) -> dict[str, dict[str, Any]]:
@@ -140,7 +128,7 @@ class BundleStore:
         if problems:
             raise BundleInvalidError(name, version, problems)
         pointer = {"version": str(version), "published_at": datetime.now(UTC).isoformat()}
-        _atomic_write(self.model_dir(name) / filename, json.dumps(pointer).encode())
+        atomic_write(self.model_dir(name) / filename, json.dumps(pointer).encode())
 
     def champion(self, name: str) -> str | None:
         return self._read_pointer(name, POINTER)
@@ -219,17 +207,18 @@ class LoadedBundle:
         return self.predict_matrix(matrix)
 
 
-def validate_bundle(path: Path) -> list[str]:
-    """Every reason this directory is not a servable bundle (empty list = valid)."""
+def load_checked_bundle(path: Path) -> tuple[LoadedBundle | None, list[str]]:
+    """The bundle in this directory, loaded and self-tested, with every reason it is not
+    servable (no bundle unless that list is empty)."""
     problems: list[str] = []
     if not path.is_dir():
-        return [f"{path} does not exist"]
+        return None, [f"{path} does not exist"]
     for filename in BUNDLE_FILES:
         file = path / filename
         if not file.exists() or file.stat().st_size == 0:
             problems.append(f"{filename} missing or empty")
     if problems:
-        return problems
+        return None, problems
     try:
         signature = json.loads((path / "signature.json").read_text())
         reference = json.loads((path / "reference.json").read_text())
@@ -237,7 +226,7 @@ def validate_bundle(path: Path) -> list[str]:
         json.loads((path / "model_card.json").read_text())
         lineage = json.loads((path / "mlflow.json").read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return [f"unreadable JSON: {exc}"]
+        return None, [f"unreadable JSON: {exc}"]
     for key in ("model", "version", "input", "features", "outputs"):
         if key not in signature:
             problems.append(f"signature.json lacks '{key}'")
@@ -246,14 +235,14 @@ def validate_bundle(path: Path) -> list[str]:
             f"mlflow.json version {lineage.get('version')!r} does not match directory {path.name!r}"
         )
     if problems:
-        return problems
+        return None, problems
     explain = signature.get("explain")
     if explain and not (path / explain.get("file", "")).is_file():
-        return [f"signature names explainer {explain.get('file')!r}, which is missing"]
+        return None, [f"signature names explainer {explain.get('file')!r}, which is missing"]
     try:
         bundle = LoadedBundle(path)
     except Exception as exc:  # onnxruntime raises its own exception types for corrupt graphs
-        return [f"model.onnx or its explainer does not load in onnxruntime: {exc}"]
+        return None, [f"model.onnx or its explainer does not load in onnxruntime: {exc}"]
     (model_input,) = bundle.session.get_inputs()
     if model_input.shape[-1] != len(bundle.feature_names):
         problems.append(
@@ -267,7 +256,7 @@ def validate_bundle(path: Path) -> list[str]:
     if not self_test:
         problems.append("reference.json has no self_test rows")
     if problems:
-        return problems
+        return None, problems
     rows = np.array(self_test["features"], dtype=np.float64)
     actual = bundle.predict_matrix(rows)
     for output, expected in self_test["expected"].items():
@@ -282,4 +271,9 @@ def validate_bundle(path: Path) -> list[str]:
         diff = float(np.max(np.abs(bundle.contributions(rows).sum(axis=1) - raw)))
         if not diff <= EXPLAIN_TOLERANCE:
             problems.append(f"explainer contributions miss the raw score by {diff:.3g}")
-    return problems
+    return (None if problems else bundle), problems
+
+
+def validate_bundle(path: Path) -> list[str]:
+    """Every reason this directory is not a servable bundle (empty list = valid)."""
+    return load_checked_bundle(path)[1]
