@@ -8,6 +8,7 @@ live index, and the canary/promotion gate.
         ─> search_index_evaluation ─> search_index_promotion
 """
 
+import shutil
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
+from retail_assets.atomic_files import write_json_atomic
 from retail_assets.models.lifecycle.reporting import markdown_table
 from retail_assets.search.catalog import (
     PRODUCT_COLUMNS,
@@ -25,6 +27,7 @@ from retail_assets.search.catalog import (
     searchable_products,
 )
 from retail_assets.search.encoder import (
+    EMBEDDING_DIM,
     FP32_FILE,
     INT8_FILE,
     TextEncoder,
@@ -49,11 +52,12 @@ from retail_assets.search.index import (
     HNSW_PARAMS,
     MANIFEST_FILE,
     PRODUCTS_FILE,
+    VECTORS_FILE,
     LoadedIndex,
     build_index_files,
     plan_delta,
 )
-from retail_assets.search.store import SearchStore, now_iso, write_json_atomic
+from retail_assets.search.store import SearchStore, now_iso
 from retail_assets.settings import Settings
 
 DIM_PRODUCTS = dg.AssetIn(key=["marts", "dim_products"])
@@ -261,13 +265,13 @@ def product_embeddings(
     previous_skus: set[str] = set()
     if previous is not None:
         old = pl.read_parquet(previous / PRODUCTS_FILE)
-        old_vectors = np.load(previous / "vectors.npy")
+        old_vectors = np.load(previous / VECTORS_FILE)
         reuse = {h: old_vectors[i] for i, h in enumerate(old["content_hash"].to_list())}
         previous_skus = set(old["sku"].to_list())
 
     hashes = products["content_hash"].to_list()
     missing = [i for i, h in enumerate(hashes) if h not in reuse]
-    vectors = np.empty((len(products), 384), dtype=np.float32)
+    vectors = np.empty((len(products), EMBEDDING_DIM), dtype=np.float32)
     for i, h in enumerate(hashes):
         if h in reuse:
             vectors[i] = reuse[h]
@@ -278,7 +282,7 @@ def product_embeddings(
         vectors[missing] = encoded
 
     staging = store.staging_dir(store.embeddings_dir(encoder_key))
-    np.save(staging / "vectors.npy", vectors)
+    np.save(staging / VECTORS_FILE, vectors)
     products.write_parquet(staging / PRODUCTS_FILE)
     current_skus = set(products["sku"].to_list())
     info = {
@@ -362,7 +366,7 @@ def product_search_index(
     search_store: SearchStoreResource,
     product_embeddings: dict[str, Any],
 ) -> dg.Output[dict[str, Any]]:
-    """A usearch HNSW index (cosine, f32, M=32, ef_construction=256, ef_search=512) over the
+    """A usearch HNSW index (cosine, f16 graph, M=32, ef_construction=256, ef_search=512) over the
     product embeddings, built beside the live one as version
     `<encoder version>-<fp32|int8>-<catalog hash>` under `search/indexes/versions/`.
 
@@ -377,7 +381,6 @@ def product_search_index(
         raise ValueError(f"unknown drill {config.drill!r}; known drills: {', '.join(DRILLS)}")
     snapshot = Path(product_embeddings["snapshot"])
     products = pl.read_parquet(snapshot / PRODUCTS_FILE).select(PRODUCT_COLUMNS)
-    vectors = np.load(snapshot / "vectors.npy")
     encoder_key = product_embeddings["encoder_key"]
     version = f"{encoder_key}-{product_embeddings['catalog_hash']}"
     if config.drill:
@@ -401,36 +404,40 @@ def product_search_index(
             else _base_version(store, products, encoder_key)
         )
         staging = store.staging_dir(store.versions_dir)
-        stats = build_index_files(
-            staging,
-            products,
-            vectors,
-            base_folder=store.version_dir(base) if base else None,
-            threads=OFFLINE_THREADS,
-            drill=config.drill,
-        )
-        if config.full_rebuild and stats.mode == "full":
-            stats.reason = "full rebuild requested"
-        manifest = {
-            "version": version,
-            "built_at": now_iso(),
-            "encoder": {
-                "version": product_embeddings["encoder_version"],
-                "file": product_embeddings["encoder_file"],
-                "quantization": product_embeddings["quantization"],
-                "key": encoder_key,
-                "max_tokens": product_embeddings["max_tokens"],
-            },
-            "catalog_hash": product_embeddings["catalog_hash"],
-            "embeddings_snapshot": str(snapshot),
-            "products": len(products),
-            "metric": "cos",
-            "hnsw": HNSW_PARAMS,
-            "build": stats.__dict__,
-            "drill": config.drill,
-        }
-        write_json_atomic(staging / MANIFEST_FILE, manifest)
-        store.install_version(version, staging)
+        try:
+            stats = build_index_files(
+                staging,
+                products,
+                np.load(snapshot / VECTORS_FILE),
+                base_folder=store.version_dir(base) if base else None,
+                threads=OFFLINE_THREADS,
+                drill=config.drill,
+            )
+            if config.full_rebuild and stats.mode == "full":
+                stats.reason = "full rebuild requested"
+            manifest = {
+                "version": version,
+                "built_at": now_iso(),
+                "encoder": {
+                    "version": product_embeddings["encoder_version"],
+                    "file": product_embeddings["encoder_file"],
+                    "quantization": product_embeddings["quantization"],
+                    "key": encoder_key,
+                    "max_tokens": product_embeddings["max_tokens"],
+                },
+                "catalog_hash": product_embeddings["catalog_hash"],
+                "embeddings_snapshot": str(snapshot),
+                "products": len(products),
+                "metric": "cos",
+                "hnsw": HNSW_PARAMS,
+                "build": stats.__dict__,
+                "drill": config.drill,
+            }
+            write_json_atomic(staging / MANIFEST_FILE, manifest)
+            store.install_version(version, staging)
+        except BaseException:  # a failed build leaves no half-written version behind
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         build = stats.__dict__
     info = {
         "version": version,
@@ -458,6 +465,10 @@ def product_search_index(
             "path": str(store.version_dir(version)),
         },
     )
+
+
+def _encoder_id(manifest: dict[str, Any]) -> tuple[str, str]:
+    return manifest["encoder"]["version"], manifest["encoder"]["file"]
 
 
 def _query_vectors(store: SearchStore, manifest: dict[str, Any], eval_set: EvalSet) -> np.ndarray:
@@ -562,21 +573,21 @@ def search_index_evaluation(
     store = search_store.store
     version = product_search_index["version"]
     candidate_index = LoadedIndex(store.version_dir(version))
-    candidate = evaluate_index(
-        candidate_index,
-        search_eval_set,
-        _query_vectors(store, candidate_index.manifest, search_eval_set),
-    )
+    candidate_queries = _query_vectors(store, candidate_index.manifest, search_eval_set)
+    candidate = evaluate_index(candidate_index, search_eval_set, candidate_queries)
     live_version = store.live()
     live = None
     if live_version == version:
         live = candidate
     elif live_version is not None:
         live_index = LoadedIndex(store.version_dir(live_version))
+        same_encoder = _encoder_id(live_index.manifest) == _encoder_id(candidate_index.manifest)
         live = evaluate_index(
             live_index,
             search_eval_set,
-            _query_vectors(store, live_index.manifest, search_eval_set),
+            candidate_queries
+            if same_encoder
+            else _query_vectors(store, live_index.manifest, search_eval_set),
         )
     evaluation = {
         "version": version,

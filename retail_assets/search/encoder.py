@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from retail_assets.atomic_files import atomic_write, write_json_atomic
+
 MODEL_NAME = "all-MiniLM-L6-v2"
 EMBEDDING_DIM = 384
 MAX_TOKENS = 256
@@ -125,11 +127,10 @@ def publish_encoder(root: Path, serving_file: str | None = None) -> dict:
         shutil.rmtree(staging)
         existing = json.loads((target / "manifest.json").read_text())
         manifest["serving_file"] = serving_file or existing.get("serving_file", FP32_FILE)
-        (target / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        write_json_atomic(target / "manifest.json", manifest)
     else:
         os.replace(staging, target)
-    (root / ".CURRENT.tmp").write_text(version)
-    os.replace(root / ".CURRENT.tmp", root / "CURRENT")
+    atomic_write(root / "CURRENT", version.encode())
     return manifest
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -252,10 +252,3 @@ def score_rankings(eval_set: EvalSet, rankings: list[list[str]], k: int = K) -> 
         f"ndcg@{k}": _mean([n for _, _, n in per_query]),
         "families": families,
     }
-
-
-def evaluate(
-    eval_set: EvalSet, search: Callable[[list[str]], list[list[str]]], k: int = K
-) -> dict[str, Any]:
-    """Run `search` (query texts -> ranked SKU lists) over the eval set and score it."""
-    return score_rankings(eval_set, search(eval_set.texts), k)

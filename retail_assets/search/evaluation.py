@@ -12,7 +12,7 @@ import polars as pl
 
 from retail_assets.search.encoder import FP32_FILE, INT8_FILE, TextEncoder
 from retail_assets.search.evalset import EvalSet, K, overlap_at_k, score_rankings
-from retail_assets.search.index import LoadedIndex
+from retail_assets.search.index import LoadedIndex, top_k
 
 # int8 is used only if it costs at most this much NDCG@10 / recall@10 against fp32.
 QUANTIZATION_MAX_DROP = 0.01
@@ -52,12 +52,7 @@ def exact_rankings(
     product_vectors: np.ndarray, skus: list[str], query_vectors: np.ndarray, k: int = K
 ) -> list[list[str]]:
     scores = query_vectors @ product_vectors.T
-    k = min(k, len(skus))
-    out = []
-    for row in scores:
-        top = np.argpartition(-row, k - 1)[:k] if k < len(skus) else np.arange(len(skus))
-        out.append([skus[i] for i in top[np.argsort(-row[top], kind="stable")]])
-    return out
+    return [[skus[i] for i in top_k(row, k)] for row in scores]
 
 
 def measure_quantization(
@@ -122,9 +117,16 @@ def measure_quantization(
     }
 
 
-def recall_vs_exact(index: LoadedIndex, query_vectors: np.ndarray, k: int = K) -> dict[str, Any]:
-    """The ANN's recall@k against exact search over the same version's vectors."""
-    approximate = index.search_batch(query_vectors, k)
+def recall_vs_exact(
+    index: LoadedIndex,
+    query_vectors: np.ndarray,
+    k: int = K,
+    approximate: list[np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """The ANN's recall@k against exact search over the same version's vectors
+    (`approximate`: the HNSW rows for these queries, if already searched)."""
+    if approximate is None:
+        approximate = index.search_batch(query_vectors, k)
     exact = index.exact_batch(query_vectors, k)
     recalls = [overlap_at_k(list(a), list(b), k) for a, b in zip(approximate, exact, strict=True)]
     return {
@@ -139,7 +141,8 @@ def evaluate_index(
 ) -> dict[str, Any]:
     """Eval-set metrics of an index version as served (HNSW, unfiltered), plus latency."""
     started = time.perf_counter()
-    rankings = [[index.sku[r] for r in rows] for rows in index.search_batch(query_vectors, k)]
+    approximate = index.search_batch(query_vectors, k)
+    rankings = [[index.sku[r] for r in rows] for rows in approximate]
     seconds = time.perf_counter() - started
     timings = []
     for vector in query_vectors[:200]:
@@ -150,7 +153,7 @@ def evaluate_index(
     return {
         "version": index.version,
         **scored,
-        "ann_vs_exact": recall_vs_exact(index, query_vectors, k),
+        "ann_vs_exact": recall_vs_exact(index, query_vectors, k, approximate),
         "search_p50_ms": float(np.percentile(timings, 50)) if timings else float("nan"),
         "search_p99_ms": float(np.percentile(timings, 99)) if timings else float("nan"),
         "batch_seconds": seconds,

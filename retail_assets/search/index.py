@@ -61,8 +61,17 @@ SELF_TEST_ROWS = 10
 SELF_TEST_MIN_SCORE = 0.98
 
 
-def new_index(params: dict[str, Any] | None = None) -> Index:
-    return Index(ndim=EMBEDDING_DIM, metric="cos", **(params or HNSW_PARAMS))
+def new_index() -> Index:
+    return Index(ndim=EMBEDDING_DIM, metric="cos", **HNSW_PARAMS)
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the k highest scores, best first (ties in position order)."""
+    k = min(k, len(scores))
+    if k <= 0:
+        return np.empty(0, dtype=np.int64)
+    top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+    return top[np.argsort(-scores[top], kind="stable")]
 
 
 def _keys(frame: pl.DataFrame) -> np.ndarray:
@@ -243,10 +252,7 @@ class LoadedIndex:
         self.keys = _keys(products)
         self._key_order = np.argsort(self.keys)
         self._sorted_keys = self.keys[self._key_order]
-        self.columns = {
-            name: products[name].fill_null("").to_list()
-            for name in (*_TEXT_FILTERS, "material", "gender")
-        }
+        self.columns = {name: products[name].fill_null("").to_list() for name in _TEXT_FILTERS}
         self._lowered = {
             name: np.array([v.lower() for v in self.columns[name]], dtype=object)
             for name in _TEXT_FILTERS
@@ -322,11 +328,7 @@ class LoadedIndex:
         else:
             rows = np.flatnonzero(mask)
             scores = self.vectors[rows] @ vector
-        k = min(k, len(rows))
-        if k == 0:
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
-        top = np.argpartition(-scores, k - 1)[:k] if k < len(rows) else np.arange(len(rows))
-        top = top[np.argsort(-scores[top], kind="stable")]
+        top = top_k(scores, k)
         return rows[top], scores[top]
 
     def search(
@@ -364,13 +366,7 @@ class LoadedIndex:
 
     def exact_batch(self, vectors: np.ndarray, k: int) -> list[np.ndarray]:
         scores = np.asarray(vectors, dtype=np.float32) @ self.vectors.T
-        k = min(k, self.size)
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < self.size else None
-        out = []
-        for i in range(len(scores)):
-            rows = top[i] if top is not None else np.arange(self.size)
-            out.append(rows[np.argsort(-scores[i, rows], kind="stable")])
-        return out
+        return [top_k(row, k) for row in scores]
 
     def result(self, row: int, score: float) -> dict[str, Any]:
         price = self.price[row]

@@ -31,7 +31,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from retail_assets.atomic_files import atomic_write, write_json_atomic
 from retail_assets.models.lifecycle.bundle import check_name
+from retail_assets.models.lifecycle.promotion_log import PromotionLog
 
 KEEP_VERSIONS = 4
 KEEP_SNAPSHOTS = 2
@@ -41,18 +43,6 @@ DEFAULT_MIN_CANARY_SECONDS = 600.0
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat()
-
-
-def write_json_atomic(path: Path, document: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(document, handle, indent=2, default=str)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_json(path: Path) -> Any:
@@ -97,6 +87,8 @@ class SearchRollout:
 class SearchStore:
     def __init__(self, root: Path | str):
         self.root = Path(root)
+        # Every refuse / canary / promote / rollback, append-only like the models' log.
+        self._decisions = PromotionLog(self.indexes / "decisions.jsonl")
 
     # -- layout -----------------------------------------------------------------------------
 
@@ -124,11 +116,6 @@ class SearchStore:
     def embeddings_dir(self, encoder_key: str) -> Path:
         return self.root / "embeddings" / check_name(encoder_key, "encoder key")
 
-    def versions(self) -> list[str]:
-        if not self.versions_dir.exists():
-            return []
-        return sorted(p.name for p in self.versions_dir.iterdir() if not p.name.startswith("."))
-
     def manifest(self, version: str) -> dict[str, Any]:
         return json.loads((self.version_dir(version) / "manifest.json").read_text())
 
@@ -148,10 +135,7 @@ class SearchStore:
             shutil.rmtree(staging)
         else:
             os.replace(staging, target)
-        fd, tmp = tempfile.mkstemp(dir=base, prefix=".CURRENT.")
-        with os.fdopen(fd, "w") as handle:
-            handle.write(name)
-        os.replace(tmp, base / "CURRENT")
+        atomic_write(base / "CURRENT", name.encode())
         snapshots = sorted(
             (p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")),
             key=lambda p: p.stat().st_mtime,
@@ -221,25 +205,19 @@ class SearchStore:
         write_json_atomic(path, {"version": version, "since": now_iso(), "reason": reason})
 
     def log(self, action: str, version: str | None, reason: str, **extra: Any) -> dict[str, Any]:
-        entry = {
-            "at": now_iso(),
-            "action": action,
-            "version": version,
-            "live_before": self.live(),
-            "candidate_before": self.candidate(),
-            "reason": reason,
-            **extra,
-        }
-        self.indexes.mkdir(parents=True, exist_ok=True)
-        with (self.indexes / "decisions.jsonl").open("a") as handle:
-            handle.write(json.dumps(entry, default=str) + "\n")
-        return entry
+        return self._decisions.append(
+            {
+                "action": action,
+                "version": version,
+                "live_before": self.live(),
+                "candidate_before": self.candidate(),
+                "reason": reason,
+                **extra,
+            }
+        )
 
     def decisions(self) -> list[dict[str, Any]]:
-        path = self.indexes / "decisions.jsonl"
-        if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return self._decisions.entries()
 
     def make_live(self, version: str, reason: str, actor: str = "pipeline") -> dict[str, Any]:
         """`version` serves all traffic; any candidate is retired (it was either this version
@@ -271,12 +249,6 @@ class SearchStore:
             entry = self.log("refuse", version, reason, actor=actor, **extra)
             self.record(version, "decision", {**entry, "status": "refused"})
         return entry
-
-    def promote_candidate(self, reason: str, actor: str = "admin") -> dict[str, Any]:
-        candidate = self.candidate()
-        if candidate is None:
-            raise LookupError("there is no candidate index to promote")
-        return self.make_live(candidate, reason, actor=actor)
 
     def rollback(self, reason: str, actor: str = "admin") -> dict[str, Any]:
         """Make the version that was live before the current one live again."""
