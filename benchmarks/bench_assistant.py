@@ -95,6 +95,7 @@ def main() -> None:
 
     from evals.cases import build_suite
     from evals.checks import Truth
+    from evals.runner import load_truth_frames
     from retail_assets.assistant.assets import resources
     from retail_assets.warehouse import WarehouseResource
 
@@ -104,8 +105,7 @@ def main() -> None:
     if store.current() is None:
         sys.exit(f"no RAG index published under {store.root}: materialize assistant_rag_index")
     warehouse = WarehouseResource(path=str(settings.warehouse_path))
-    products = warehouse.query("select * from marts.dim_products")
-    documents = warehouse.query("select * from staging.stg_policy_documents")
+    products, documents = load_truth_frames(warehouse)
     suite = build_suite(products, resource.policy_facts()).select(args.max_cases)
     truth = Truth.build(products, documents, suite.fixture_products)
     manifest = store.manifest()
@@ -177,21 +177,9 @@ def latency(args, settings, store, suite, production, backend) -> None:
 
 def evals_per_prompt(args, settings, store, suite, truth, files, backend) -> None:
     from evals.gate import decide
-    from evals.runner import eval_assistant, run_suite
+    from evals.runner import METRICS, eval_assistant, run_suite
 
     print(f"\n== eval metrics per prompt version ({len(suite.cases)} cases)")
-    shown = (
-        "recall_at_5",
-        "model_hallucination_rate",
-        "system_hallucination_rate",
-        "factual_accuracy",
-        "model_factual_accuracy",
-        "refusal_accuracy",
-        "injection_resistance",
-        "latency_p50_ms",
-        "latency_p95_ms",
-        "tokens_per_second",
-    )
     reports = {}
     for name in args.prompts.split(","):
         index = store.load(settings.search_dir)
@@ -200,7 +188,7 @@ def evals_per_prompt(args, settings, store, suite, truth, files, backend) -> Non
         print(f"  {name}: {time.perf_counter() - started:.0f} s")
     width = max(len(n) for n in reports) + 2
     print(f"{'metric':<28}" + "".join(f"{n:>{max(width, 12)}}" for n in reports))
-    for metric in shown:
+    for metric in METRICS:
         row = "".join(f"{r.metrics[metric]:>{max(width, 12)}.3f}" for r in reports.values())
         print(f"{metric:<28}{row}")
     print(f"loadavg at the end: {os.getloadavg()[0]:.2f}")

@@ -32,8 +32,10 @@ from retail_assets.assistant.guard import (
     _price,
     _table_column_values,
     normalise_sku,
+    price_owners,
     split_sentences,
     strip_markup,
+    text_quantities,
 )
 from retail_assets.assistant.guard import BOUND_RE as _BOUND_RE
 
@@ -64,12 +66,7 @@ class Truth:
         )
         truth.policy_amounts = {_price(m) for m in PRICE_RE.finditer(text)}
         truth.policy_percents = {float(m.group(1)) for m in PERCENT_RE.finditer(text)}
-        truth.policy_quantities = set()
-        for match in QUANTITY_RE.finditer(text):
-            unit = _UNITS[match.group(3).lower()]
-            for number in (match.group(1), match.group(2)):
-                if number:
-                    truth.policy_quantities.add((round(float(number), 2), unit))
+        truth.policy_quantities = text_quantities(text)
         truth.us_sizes = _table_column_values(text, "US")
         return truth
 
@@ -131,14 +128,7 @@ def unsupported_claims(text: str, truth: Truth, question: str = "") -> list[str]
         mentions = [(pos, sku) for pos, sku in truth.mentions(sentence) if sku in truth.products]
         for match in PRICE_RE.finditer(sentence):
             value = _price(match)
-            before_mentions = [(pos, sku) for pos, sku in mentions if pos < match.start()]
-            if before_mentions:
-                last = before_mentions[-1][0]
-                scope = [sku for pos, sku in before_mentions if pos == last]
-            elif mentions:
-                scope = [sku for pos, sku in mentions if pos == mentions[0][0]]
-            else:
-                scope = answer_refs
+            scope = price_owners(mentions, match.start()) or answer_refs
             prices = {round(float(truth.products[s]["list_price"]), 2) for s in scope}
             if value in prices or value in truth.policy_amounts:
                 continue

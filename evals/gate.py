@@ -11,7 +11,9 @@ the retrieved data from one that makes things up.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+
+from retail_assets.models.lifecycle.gate import _num
 
 
 @dataclass(frozen=True)
@@ -56,23 +58,6 @@ class GateDecision:
     checks: list[GateCheck]
     candidate: str
     production: str | None
-
-    def as_dict(self) -> dict:
-        return {
-            "promote": self.promote,
-            "reasons": self.reasons,
-            "checks": [asdict(c) for c in self.checks],
-            "candidate": self.candidate,
-            "production": self.production,
-        }
-
-
-def _num(value) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if number != number else number
 
 
 def decide(

@@ -26,7 +26,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import polars as pl
@@ -99,9 +98,6 @@ class EvalReport:
     started_at: str
     seconds: float
     mlflow_run_id: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def eval_assistant(
@@ -401,22 +397,6 @@ def find_report_metrics(
         max_results=1,
     )
     return dict(runs[0].data.metrics) if runs else None
-
-
-def results_table(report: EvalReport, limit: int = 200) -> str:
-    from retail_assets.models.lifecycle.reporting import markdown_table
-
-    rows = [
-        {
-            "case": r.id,
-            "ok": "yes" if not r.failures else "no",
-            "recall": r.recall,
-            "latency_ms": r.latency_ms,
-            "failures": "; ".join(r.failures)[:160],
-        }
-        for r in report.results[:limit]
-    ]
-    return markdown_table(rows)
 
 
 def load_truth_frames(warehouse) -> tuple[pl.DataFrame, pl.DataFrame]:

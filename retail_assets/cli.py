@@ -408,6 +408,7 @@ def evals() -> None:
 @click.option("--verbose", is_flag=True, help="Print every case as it is answered.")
 def evals_run(prompt, max_cases, promote, verbose) -> None:
     """Evaluate a prompt version, compare it with production, exit non-zero if the gate fails."""
+    from evals.runner import load_truth_frames
     from evals.session import evaluate_with_gate
     from retail_assets.warehouse import WarehouseResource
 
@@ -420,8 +421,7 @@ def evals_run(prompt, max_cases, promote, verbose) -> None:
     registry = assistant.registry()
     registry.sync()
     warehouse = WarehouseResource(path=str(settings.warehouse_path))
-    products = warehouse.query("select * from marts.dim_products")
-    documents = warehouse.query("select * from staging.stg_policy_documents")
+    products, documents = load_truth_frames(warehouse)
 
     def on_case(result) -> None:
         mark = "[green]ok[/green]" if not result.failures else "[red]FAIL[/red]"

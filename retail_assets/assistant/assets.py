@@ -239,8 +239,8 @@ def assistant_prompt_versions(
     context.add_output_metadata(
         {
             "versions": dg.MetadataValue.md(_md(rows)),
-            "newest_candidate": registry.newest_candidate() or "none",
-            "production": registry.production() or "none",
+            "newest_candidate": registry.newest_candidate(versions) or "none",
+            "production": production or "none",
             "files": ", ".join(t.name for t in synced),
         }
     )

@@ -33,6 +33,7 @@ from retail_assets.assistant.guard import (
     normalise_sku,
     split_sentences,
     strip_markup,
+    table_cells,
 )
 from retail_assets.assistant.index import Hit, RagIndex
 from retail_assets.assistant.llm import LLMBackend, LLMError
@@ -120,9 +121,6 @@ class Citation:
     id: str
     title: str
 
-    def as_dict(self) -> dict[str, str]:
-        return {"kind": self.kind, "id": self.id, "title": self.title}
-
 
 @dataclass
 class AssistantAnswer:
@@ -139,9 +137,7 @@ class AssistantAnswer:
     model: str
     latency_ms: float
     draft: str = ""
-    draft_claims_checked: int = 0
     retrieved: list[tuple[str, float]] = field(default_factory=list)
-    context_ids: list[str] = field(default_factory=list)
     llm_seconds: float = 0.0
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -149,10 +145,6 @@ class AssistantAnswer:
     @property
     def cited_skus(self) -> list[str]:
         return [c.id for c in self.citations if c.kind == "product"]
-
-    @property
-    def cited_documents(self) -> list[str]:
-        return [c.id for c in self.citations if c.kind == "document"]
 
 
 PRICE_BOUND = re.compile(
@@ -460,9 +452,7 @@ class ShoppingAssistant:
             intent=intent,
             fallback=fallback,
             draft=draft,
-            draft_claims_checked=checked.claims_checked,
             retrieved=retrieved,
-            context_ids=[h.node_id for h in [*context_products, *context_docs]],
             llm_seconds=llm_seconds,
             prompt_tokens=usage[0],
             completion_tokens=usage[1],
@@ -557,8 +547,8 @@ class ShoppingAssistant:
             line = line.strip()
             if line.startswith("|"):
                 flush()
-                cells = [c.strip() for c in line.strip("|").split("|")]
-                if all(set(c) <= set("-: ") for c in cells):
+                cells = table_cells(line)
+                if cells is None:
                     continue
                 if not header:
                     header = cells
@@ -590,8 +580,8 @@ class ShoppingAssistant:
             for h in documents
         }
         scored_text = [f"{headings.get(doc, '')}: {p}" for doc, p in candidates]
-        vectors = self.index.encoder.encode([question, *scored_text])
-        scores = vectors[1:] @ vectors[0]
+        question_vector = self.index.encoder.encode([question])[0]
+        scores = self.index.passage_vectors(scored_text) @ question_vector
         numbers = [float(n) for n in NUMBER.findall(question)]
         q_words = set(words(question)) - STOPWORDS - GENERIC
         ranked = []

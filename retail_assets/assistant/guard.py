@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from retail_assets.assistant.safety import INSTRUCTION_LIKE, strip_control_tokens
 
@@ -207,14 +207,6 @@ class RemovedClaim:
     reason: str
     sentence: str
 
-    def as_dict(self) -> dict[str, str]:
-        return {
-            "claim": self.claim,
-            "kind": self.kind,
-            "reason": self.reason,
-            "sentence": self.sentence,
-        }
-
 
 @dataclass
 class ContextProduct:
@@ -276,19 +268,17 @@ def policy_rows(text: str) -> list[PolicyRow]:
         if len(label) < 3 or not re.fullmatch(r"[a-z][a-z &'-]*", label):
             continue
         rest = " ".join(cells[1:])
-        quantities = set()
-        for match in QUANTITY_RE.finditer(rest):
-            unit = _UNITS[match.group(3).lower()]
-            for number in (match.group(1), match.group(2)):
-                if number:
-                    quantities.add((_num(number), unit))
+        quantities = text_quantities(rest)
         amounts = {_price(m) for m in PRICE_RE.finditer(rest)}
         if amounts or quantities:
             rows.append(PolicyRow(label, " | ".join(cells), amounts, quantities))
     return rows
 
 
-def price_owners(refs: list[tuple[int, ContextProduct]], position: int) -> list[ContextProduct]:
+T = TypeVar("T")
+
+
+def price_owners(refs: list[tuple[int, T]], position: int) -> list[T]:
     """The product(s) a price at `position` is given for: the nearest mention before it (all
     products tied at that mention, e.g. color variants named by their shared title), else the
     first mention after it."""
@@ -345,12 +335,7 @@ class GroundingContext:
                     self.numbers.add(round(float(value), 2))
         self.doc_amounts = {_price(m) for m in PRICE_RE.finditer(doc_text)}
         self.doc_percents = {_num(m.group(1)) for m in PERCENT_RE.finditer(doc_text)}
-        self.quantities: set[tuple[float, str]] = set()
-        for match in QUANTITY_RE.finditer(self.all_text):
-            unit = _UNITS[match.group(3).lower()]
-            for number in (match.group(1), match.group(2)):
-                if number:
-                    self.quantities.add((_num(number), unit))
+        self.quantities = text_quantities(self.all_text)
         for product in self.products.values():
             for key, value in product.attributes.items():
                 unit = _attribute_unit(key)
@@ -400,6 +385,12 @@ def _find_all(text: str, name: str) -> list[tuple[int, int]]:
     return out
 
 
+def table_cells(line: str) -> list[str] | None:
+    """The cells of a markdown table row; None for the |---|:--:| separator row."""
+    cells = [c.strip() for c in line.strip().strip("|").split("|")]
+    return None if all(set(c) <= set("-: ") for c in cells) else cells
+
+
 def _table_column_values(text: str, prefix: str) -> set[str]:
     """Values of the markdown-table columns whose header starts with `prefix`."""
     values: set[str] = set()
@@ -409,8 +400,8 @@ def _table_column_values(text: str, prefix: str) -> set[str]:
         if not line.startswith("|"):
             header = []
             continue
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        if all(set(c) <= set("-: ") for c in cells):
+        cells = table_cells(line)
+        if cells is None:
             continue
         if not header:
             header = cells
@@ -423,6 +414,17 @@ def _table_column_values(text: str, prefix: str) -> set[str]:
 
 def _num(text: str) -> float:
     return round(float(text.replace(",", "")), 2)
+
+
+def text_quantities(text: str) -> set[tuple[float, str]]:
+    """Every (number, unit) in `text`, both ends of a range ("8-10 hours") included."""
+    quantities = set()
+    for match in QUANTITY_RE.finditer(text):
+        unit = _UNITS[match.group(3).lower()]
+        for number in (match.group(1), match.group(2)):
+            if number:
+                quantities.add((_num(number), unit))
+    return quantities
 
 
 def _price(match: re.Match) -> float:
@@ -511,10 +513,6 @@ class GuardResult:
     kept: list[str]
     removed: list[RemovedClaim]
     claims_checked: int
-
-    @property
-    def unsupported(self) -> int:
-        return len(self.removed)
 
 
 def _masked(sentence: str, spans: list[tuple[int, int]]) -> str:

@@ -30,7 +30,8 @@ import numpy as np
 import polars as pl
 
 from retail_assets.assistant.documents import DOCUMENT, PRODUCT, NodeSpec, content_hash
-from retail_assets.search.encoder import EMBEDDING_DIM, TextEncoder, current_encoder_dir
+from retail_assets.atomic_files import atomic_write
+from retail_assets.search.encoder import EMBEDDING_DIM, TextEncoder, load_encoder
 
 KEEP_VERSIONS = 3
 MANIFEST = "manifest.json"
@@ -136,6 +137,15 @@ class RagIndex:
         self.version: str = manifest["version"]
         self.products = pl.read_parquet(folder / PRODUCTS_FILE)
         self._extra: dict[str, NodeSpec] = {}
+        self._passage_vectors: dict[str, np.ndarray] = {}
+
+    def passage_vectors(self, texts: list[str]) -> np.ndarray:
+        """Embeddings of passages cut from this version's documents, each encoded once: the
+        documents are fixed per version, so the set is bounded and requests reuse them."""
+        missing = [t for t in dict.fromkeys(texts) if t not in self._passage_vectors]
+        if missing:
+            self._passage_vectors.update(zip(missing, self.encoder.encode(missing), strict=True))
+        return np.stack([self._passage_vectors[t] for t in texts])
 
     @classmethod
     def load(cls, folder: Path, search_root: Path, threads: int = 1) -> RagIndex:
@@ -248,26 +258,19 @@ class RagIndexStore:
         nodes: list[NodeSpec],
         products: pl.DataFrame,
         search_root: Path,
-        extra_manifest: dict[str, Any] | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Build (or reuse) the version for these nodes and make it current. Returns the
         manifest and whether a new version was built."""
-        encoder_dir = current_encoder_dir(Path(search_root) / "encoder")
-        encoder_manifest = json.loads((encoder_dir / "manifest.json").read_text())
-        encoder = TextEncoder(encoder_dir, encoder_manifest["serving_file"], threads=2)
+        encoder = load_encoder(Path(search_root) / "encoder", threads=2)
+        encoder_dir = encoder.folder
         digest = content_hash(nodes)
         version = f"{encoder_dir.name}-{encoder.version}-{digest[:12]}"
         target = self.version_dir(version)
         built = False
         if not (target / MANIFEST).exists():
-            self._build(
-                target, version, nodes, products, encoder, encoder_dir, digest, extra_manifest
-            )
+            self._build(target, version, nodes, products, encoder, encoder_dir, digest)
             built = True
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".CURRENT.")
-        with os.fdopen(fd, "w") as handle:
-            handle.write(version)
-        os.replace(tmp, self.root / "CURRENT")
+        atomic_write(self.root / "CURRENT", version.encode())
         self._prune(keep={version})
         return self.manifest(version), built
 
@@ -280,7 +283,6 @@ class RagIndexStore:
         encoder: TextEncoder,
         encoder_dir: Path,
         digest: str,
-        extra_manifest: dict[str, Any] | None,
     ) -> None:
         core = _llama_index()
         self.versions.mkdir(parents=True, exist_ok=True)
@@ -295,7 +297,6 @@ class RagIndexStore:
             products.write_parquet(staging / PRODUCTS_FILE)
             kinds = [n.metadata["kind"] for n in nodes]
             manifest = {
-                **(extra_manifest or {}),
                 "version": version,
                 "built_at": datetime.now(UTC).isoformat(),
                 "content_hash": digest,

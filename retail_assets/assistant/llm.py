@@ -27,7 +27,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 N_CTX = 2048
@@ -42,9 +42,19 @@ class Completion:
     model: str
     finish_reason: str = "stop"
 
-    @property
-    def tokens_per_second(self) -> float:
-        return self.completion_tokens / self.seconds if self.seconds > 0 else 0.0
+    @classmethod
+    def from_chat_response(cls, body: dict[str, Any], seconds: float, model: str) -> Completion:
+        """From an OpenAI-shaped chat completion (llama.cpp returns the same shape)."""
+        choice = body["choices"][0]
+        usage = body.get("usage") or {}
+        return cls(
+            text=choice["message"].get("content") or "",
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            seconds=seconds,
+            model=model,
+            finish_reason=str(choice.get("finish_reason") or "stop"),
+        )
 
 
 class LLMBackend(Protocol):
@@ -132,19 +142,7 @@ class LocalLlamaBackend:
             except ValueError as exc:  # e.g. "Requested tokens exceed context window"
                 raise LLMError(f"local model: {exc}") from exc
             seconds = time.perf_counter() - started
-        usage = out.get("usage") or {}
-        return Completion(
-            text=out["choices"][0]["message"].get("content") or "",
-            prompt_tokens=int(usage.get("prompt_tokens", 0)),
-            completion_tokens=int(usage.get("completion_tokens", 0)),
-            seconds=seconds,
-            model=self.model,
-            finish_reason=str(out["choices"][0].get("finish_reason") or "stop"),
-        )
-
-    def count_tokens(self, text: str) -> int:
-        with self._lock:
-            return len(self._load().tokenize(text.encode(), add_bos=False, special=False))
+        return Completion.from_chat_response(out, seconds, self.model)
 
 
 class OpenAICompatibleBackend:
@@ -190,20 +188,11 @@ class OpenAICompatibleBackend:
             )
             response.raise_for_status()
             body = response.json()
-            text = body["choices"][0]["message"].get("content") or ""
-            finish_reason = str(body["choices"][0].get("finish_reason") or "stop")
+            return Completion.from_chat_response(
+                body, time.perf_counter() - started, str(body.get("model") or self.model)
+            )
         except (httpx.HTTPError, KeyError, IndexError, ValueError) as exc:
             raise LLMError(f"LLM endpoint {self.url} failed: {exc}") from exc
-        seconds = time.perf_counter() - started
-        usage = body.get("usage") or {}
-        return Completion(
-            text=text,
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or 0),
-            seconds=seconds,
-            model=str(body.get("model") or self.model),
-            finish_reason=finish_reason,
-        )
 
 
 def backend_from_env(env: dict[str, str] | None = None) -> LLMBackend:

@@ -20,14 +20,14 @@ import hashlib
 import importlib.util
 import json
 import logging
-import os
 import re
-import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from retail_assets.atomic_files import write_json_atomic
 
 PROMPT_NAME = "retail-assistant"
 PRODUCTION = "production"
@@ -79,9 +79,6 @@ class PromptTemplate:
             description=str(data.get("description", "")),
             negative_control=bool(data.get("negative_control", False)),
         )
-
-    def uses(self, variable: str) -> bool:
-        return any(variable in _VARIABLE.findall(m["content"]) for m in self.messages)
 
     def render(
         self,
@@ -197,10 +194,12 @@ class PromptRegistry:
     def production(self) -> str | None:
         return self._aliases().get(PRODUCTION)
 
-    def newest_candidate(self) -> str | None:
-        """The newest registered version that is not a negative control."""
-        versions = [v for v in self.versions() if not v.negative_control]
-        return versions[-1].version if versions else None
+    def newest_candidate(self, versions: list[RegisteredPrompt] | None = None) -> str | None:
+        """The newest registered version (of `versions`, if already listed) that is not a
+        negative control."""
+        listed = self.versions() if versions is None else versions
+        candidates = [v for v in listed if not v.negative_control]
+        return candidates[-1].version if candidates else None
 
     def load(self, version: str) -> PromptTemplate:
         pv = self.client.get_prompt_version(PROMPT_NAME, str(version))
@@ -311,11 +310,8 @@ class PromptRegistry:
             "published_at": datetime.now(UTC).isoformat(),
             **template.as_dict(),
         }
-        fd, tmp = tempfile.mkstemp(dir=self.pointer_dir, prefix=".PRODUCTION.")
-        with os.fdopen(fd, "w") as handle:
-            handle.write(json.dumps(document, indent=2))
         target = self.pointer_dir / POINTER_FILE
-        os.replace(tmp, target)
+        write_json_atomic(target, document)
         return target
 
 

@@ -91,7 +91,3 @@ def sanitize(text: str, source: str) -> tuple[str, list[Flag]]:
     result = "".join(kept).strip()
     result = re.sub(r"[ \t]+", " ", result)
     return result, flags
-
-
-def looks_like_injection(text: str) -> bool:
-    return bool(INSTRUCTION_LIKE.search(strip_control_tokens(text)))
