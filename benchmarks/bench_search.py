@@ -35,10 +35,7 @@ import argparse
 import hashlib
 import json
 import os
-import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -50,6 +47,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import polars as pl
+from harness import free_port, run_wrk, start, stop
 
 VENV_BIN = Path(sys.executable).parent
 ADMIN_TOKEN = "bench-admin-token"
@@ -75,29 +73,11 @@ EDITIONS = ("", "Pro", "Lite", "Plus", "Max", "Sport", "Classic", "Eco", "Travel
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def settings_for(home: Path, scale: str = "default"):
-    os.environ["RETAIL_HOME"] = str(home)
-    os.environ["RETAIL_SCALE"] = scale
-    for var in ("DAGSTER_HOME", "RETAIL_WAREHOUSE", "RETAIL_LANDING_DIR", "RETAIL_SEARCH_DIR"):
-        os.environ.pop(var, None)
-    from retail_assets.settings import get_settings
-
-    settings = get_settings()
-    settings.ensure_dirs()
-    os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
-    return settings
-
-
 def ensure_platform(home: Path):
     from retail_assets.search.store import SearchStore
+    from retail_assets.settings import settings_for_home
 
-    settings = settings_for(home)
+    settings = settings_for_home(home, "default")
     if SearchStore(settings.search_dir).live() is None:
         from retail_assets.runner import materialize_platform
         from retail_assets.sources.landing_zone import LandingZone
@@ -129,13 +109,7 @@ def start_server(home: Path, search_dir: Path | None = None) -> tuple[subprocess
         env["RETAIL_SEARCH_DIR"] = str(search_dir)
     log = (home / "logs").joinpath(f"bench-search-serve-{port}.log")
     log.parent.mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen(
-        [sys.executable, __file__, "--serve", str(port)],
-        env=env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    process = start([sys.executable, __file__, "--serve", str(port)], env, log)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -149,14 +123,6 @@ def start_server(home: Path, search_dir: Path | None = None) -> tuple[subprocess
         time.sleep(0.5)
     stop(process)
     raise RuntimeError(f"server did not load a live index; see {log}")
-
-
-def stop(process: subprocess.Popen) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(process.pid, signal.SIGKILL)
 
 
 def serve(port: int) -> None:
@@ -209,41 +175,6 @@ def wrk_script(paths: list[str]) -> str:
         "  local i = (counter * 2 + thread_id) % #paths + 1\n"
         "  return wrk.format('GET', paths[i])\nend\n"
     )
-
-
-def run_wrk(url: str, script: str, duration: int, connections: int, threads: int) -> dict:
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
-        handle.write(script)
-    output = subprocess.run(
-        [
-            "wrk",
-            f"-t{threads}",
-            f"-c{connections}",
-            f"-d{duration}s",
-            "--latency",
-            "-s",
-            handle.name,
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    os.unlink(handle.name)
-
-    def latency_ms(label: str) -> float:
-        match = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
-        value, unit = float(match.group(1)), match.group(2)
-        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    return {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
-        "requests": int(re.search(r"(\d+) requests in", output).group(1)),
-        "p50_ms": latency_ms("50"),
-        "p99_ms": latency_ms("99"),
-        "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
-    }
 
 
 def bench_http(url: str, products: pl.DataFrame, duration: int) -> dict[str, dict]:
@@ -471,6 +402,7 @@ def synthesize(products: pl.DataFrame, n: int) -> pl.DataFrame:
 
 
 def bench_large(settings, n: int, duration: int) -> None:
+    from retail_assets.atomic_files import write_json_atomic
     from retail_assets.search.catalog import PRODUCT_MAX_TOKENS, catalog_hash
     from retail_assets.search.encoder import TextEncoder
     from retail_assets.search.evaluation import recall_vs_exact
@@ -480,7 +412,7 @@ def bench_large(settings, n: int, duration: int) -> None:
         LoadedIndex,
         build_index_files,
     )
-    from retail_assets.search.store import SearchStore, now_iso, write_json_atomic
+    from retail_assets.search.store import SearchStore, now_iso
 
     store = SearchStore(settings.search_dir)
     live = store.manifest(store.live())

@@ -20,11 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -32,6 +28,7 @@ import time
 from pathlib import Path
 
 import httpx
+from harness import free_port, run_wrk, start, stop
 
 VENV_BIN = Path(sys.executable).parent
 ADMIN_TOKEN = "bench-admin-token"
@@ -58,22 +55,11 @@ end
 """
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def ensure_platform(home: Path, scale: str):
-    os.environ["RETAIL_HOME"] = str(home)
-    os.environ["RETAIL_SCALE"] = scale
-    os.environ.pop("DAGSTER_HOME", None)
     from retail_assets.models.lifecycle.bundle import BundleStore
-    from retail_assets.settings import get_settings
+    from retail_assets.settings import settings_for_home
 
-    settings = get_settings()
-    settings.ensure_dirs()
-    os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
+    settings = settings_for_home(home, scale)
     if BundleStore(settings.bundles_dir).champion("fraud") is None:
         from retail_assets.runner import materialize_platform
         from retail_assets.sources.landing_zone import LandingZone
@@ -98,43 +84,6 @@ def wait_http(url: str, timeout: float = 120) -> None:
     raise RuntimeError(f"{url} did not answer 200 within {timeout} s")
 
 
-def run_wrk(url: str, script: str, duration: int, connections: int) -> dict:
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
-        handle.write(script)
-    output = subprocess.run(
-        [
-            "wrk",
-            "-t2",
-            f"-c{connections}",
-            f"-d{duration}s",
-            "--latency",
-            "-s",
-            handle.name,
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    os.unlink(handle.name)
-
-    def latency_ms(label: str) -> float:
-        match = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
-        value, unit = float(match.group(1)), match.group(2)
-        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    errors = re.search(r"Socket errors: (.*)", output)
-    return {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
-        "requests": int(re.search(r"(\d+) requests in", output).group(1)),
-        "p50_ms": latency_ms("50"),
-        "p99_ms": latency_ms("99"),
-        "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
-        "socket_errors": errors.group(1) if errors else "none",
-    }
-
-
 def mlflow_payload(settings) -> tuple[str, str]:
     """One engineered feature row (from the bundle's self-test rows) as MLflow's
     dataframe_split body, and the registered champion version."""
@@ -149,24 +98,6 @@ def mlflow_payload(settings) -> tuple[str, str]:
     columns = [f["name"] for f in signature["features"]]
     body = json.dumps({"dataframe_split": {"columns": columns, "data": [row]}})
     return body, version
-
-
-def start(command: list[str], env: dict, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        command,
-        env=env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def stop(process: subprocess.Popen) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(process.pid, signal.SIGKILL)
 
 
 def bench_mlflow(settings, duration: int, connections: int) -> dict:

@@ -106,3 +106,30 @@ def get_settings() -> Settings:
         scale=scale,
         seed=seed,
     )
+
+
+# Variables that move one path away from its place under RETAIL_HOME.
+PATH_OVERRIDES = (
+    "DAGSTER_HOME",
+    "RETAIL_WAREHOUSE",
+    "RETAIL_LANDING_DIR",
+    "RETAIL_BUNDLES_DIR",
+    "RETAIL_ONLINE_FEATURES_DIR",
+    "RETAIL_PREDICTION_LOG_DIR",
+    "RETAIL_SEARCH_DIR",
+    "RETAIL_ASSISTANT_DIR",
+    "MLFLOW_TRACKING_URI",
+)
+
+
+def settings_for_home(home: Path, scale: str) -> Settings:
+    """Point every path at `home` in this process's environment (what Dagster, dbt and child
+    processes read), dropping per-path overrides; for tests and benchmarks."""
+    os.environ["RETAIL_HOME"] = str(home)
+    os.environ["RETAIL_SCALE"] = scale
+    for var in PATH_OVERRIDES:
+        os.environ.pop(var, None)
+    settings = get_settings()
+    settings.ensure_dirs()
+    os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
+    return settings

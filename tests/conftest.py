@@ -3,26 +3,19 @@ code path as `retail materialize`, in a private RETAIL_HOME."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from retail_assets.settings import Settings, get_settings
+from retail_assets import settings as retail_settings
+from retail_assets.settings import Settings
 
 
 def settings_for_home(home: Path, scale: str = "tiny") -> Settings:
-    """Point every RETAIL_* path at `home` (the process environment is what Dagster sees)."""
-    os.environ["RETAIL_HOME"] = str(home)
-    os.environ["RETAIL_SCALE"] = scale
-    for var in ("DAGSTER_HOME", "RETAIL_WAREHOUSE", "RETAIL_LANDING_DIR", "MLFLOW_TRACKING_URI"):
-        os.environ.pop(var, None)
-    settings = get_settings()
-    settings.ensure_dirs()
-    os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
-    return settings
+    """Every RETAIL_* path under `home`, tiny scale unless told otherwise."""
+    return retail_settings.settings_for_home(home, scale)
 
 
 @pytest.fixture(scope="session")
