@@ -401,18 +401,12 @@ def synthesize(products: pl.DataFrame, n: int) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=products.schema)
 
 
-def bench_large(settings, n: int, duration: int) -> None:
-    from retail_assets.atomic_files import write_json_atomic
+def large_catalog(settings, n: int):
+    """`n` synthesized products and their embeddings (cached per encoder and catalog):
+    (store, live manifest, real base products, products, encoder, vectors)."""
     from retail_assets.search.catalog import PRODUCT_MAX_TOKENS, catalog_hash
     from retail_assets.search.encoder import TextEncoder
-    from retail_assets.search.evaluation import recall_vs_exact
-    from retail_assets.search.index import (
-        HNSW_PARAMS,
-        MANIFEST_FILE,
-        LoadedIndex,
-        build_index_files,
-    )
-    from retail_assets.search.store import SearchStore, now_iso
+    from retail_assets.search.store import SearchStore
 
     store = SearchStore(settings.search_dir)
     live = store.manifest(store.live())
@@ -447,7 +441,64 @@ def bench_large(settings, n: int, duration: int) -> None:
         info = {"seconds": seconds, "texts_per_s": n / seconds}
         cache.with_suffix(".json").write_text(json.dumps(info))
         print(f"  encoding: {seconds:.0f} s, {n / seconds:.1f} texts/s with 2 threads")
+    return store, live, base, products, encoder, vectors
 
+
+def bench_graph_precision(settings, n: int) -> None:
+    """The HNSW graph's vector precision (f32 / f16 / i8) against recall and search time, on
+    the `n`-product catalog: same M and ef_construction, insert order and queries as served."""
+    from usearch.index import Index
+
+    from retail_assets.search.encoder import EMBEDDING_DIM
+    from retail_assets.search.index import HNSW_PARAMS, INSERT_SEED, top_k
+
+    _, _, base, _, encoder, vectors = large_catalog(settings, n)
+    queries = encoder.encode(query_corpus(base, 300), batch_size=32)
+    exact = [set(top_k(row, 10).tolist()) for row in queries @ vectors.T]
+    keys = np.arange(len(vectors), dtype=np.uint64)
+    order = np.random.default_rng(INSERT_SEED).permutation(len(vectors))
+    print(
+        f"\ngraph precision, {n:,} products, M={HNSW_PARAMS['connectivity']}, "
+        f"ef_construction={HNSW_PARAMS['expansion_add']}, 300 queries, one thread "
+        f"(in use: {HNSW_PARAMS['dtype']})"
+    )
+    print(f"{'graph':6} {'build s':>8} {'ef':>5} {'recall@10':>10} {'ms/query':>9}")
+    for dtype in ("f32", "f16", "i8"):
+        graph = Index(
+            ndim=EMBEDDING_DIM,
+            metric="cos",
+            dtype=dtype,
+            connectivity=HNSW_PARAMS["connectivity"],
+            expansion_add=HNSW_PARAMS["expansion_add"],
+        )
+        started = time.perf_counter()
+        graph.add(keys[order], vectors[order], threads=2)
+        build_s = time.perf_counter() - started
+        for ef in (384, 512):
+            graph.expansion_search = ef
+            started = time.perf_counter()
+            found = [graph.search(q, 10, threads=1).keys for q in queries]
+            per_query_ms = (time.perf_counter() - started) / len(queries) * 1000
+            recall = np.mean(
+                [len(set(f.tolist()) & e) / 10 for f, e in zip(found, exact, strict=True)]
+            )
+            print(f"{dtype:6} {build_s:8.1f} {ef:5d} {recall:10.4f} {per_query_ms:9.3f}")
+
+
+def bench_large(settings, n: int, duration: int) -> None:
+    from retail_assets.atomic_files import write_json_atomic
+    from retail_assets.search.catalog import catalog_hash
+    from retail_assets.search.evaluation import recall_vs_exact
+    from retail_assets.search.index import (
+        HNSW_PARAMS,
+        MANIFEST_FILE,
+        LoadedIndex,
+        build_index_files,
+    )
+    from retail_assets.search.store import SearchStore, now_iso
+
+    store, live, base, products, encoder, vectors = large_catalog(settings, n)
+    large_dir = settings.home / f"search-large-{n}"
     large_store = SearchStore(large_dir / "search")
     if large_store.encoder_root.exists():
         shutil.rmtree(large_store.root)
@@ -543,6 +594,11 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=100_000)
     parser.add_argument("--skip-large", action="store_true")
     parser.add_argument("--only-large", action="store_true", help="skip the default-catalog part")
+    parser.add_argument(
+        "--graph-precision",
+        action="store_true",
+        help="only compare f32/f16/i8 HNSW graphs on the --large catalog",
+    )
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -554,6 +610,9 @@ def main() -> None:
         load = handle.read().split()[:3]
     print(f"home={args.home} cores={os.cpu_count()} load average at start {' '.join(load)}")
     settings = ensure_platform(args.home)
+    if args.graph_precision:
+        bench_graph_precision(settings, args.large)
+        return
     if args.only_large:
         bench_large(settings, args.large, args.duration)
         return

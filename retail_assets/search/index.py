@@ -37,9 +37,9 @@ MANIFEST_FILE = "manifest.json"
 # Catalogs are clusters of near-identical variants (colour, brand, edition), which HNSW finds
 # hard: on 100k synthesized variants M=16/ef=96 reached recall@10 0.81 against exact search,
 # M=32/ef_construction=256/ef=512 0.96-0.98 (benchmarks/bench_search.py). The graph stores
-# half-precision vectors: at 100k the same recall (0.9650 vs 0.9653 in f32) at 0.71 instead of
-# 1.15 ms a query and half the memory; int8 lost too much (0.80). Exact search and the recall
-# check use the float32 embeddings.
+# half-precision vectors: at 100k the same recall (0.965 vs 0.966 in f32) at 0.69 instead of
+# 0.97 ms a query and half the memory; int8 lost too much (0.79) (`bench_search.py
+# --graph-precision`). Exact search and the recall check use the float32 embeddings.
 HNSW_PARAMS: dict[str, Any] = {
     "connectivity": 32,
     "expansion_add": 256,
