@@ -297,9 +297,9 @@ def up(scale, no_ui, host, port, serve_port) -> None:
 
 
 def _lifecycle(settings: Settings):
-    from retail_assets.definitions import lifecycle_resource
+    from retail_assets.models.lifecycle.operations import lifecycle_for
 
-    return lifecycle_resource(settings).lifecycle()
+    return lifecycle_for(settings)
 
 
 @main.group()
@@ -311,11 +311,12 @@ def models() -> None:
 @click.argument("model", required=False)
 def models_list(model) -> None:
     """Versions, aliases, bundle state and the serving pointer of each model."""
-    from retail_assets.definitions import MODEL_FAMILIES
+    from retail_assets.models.demand import demand_family
+    from retail_assets.models.fraud import fraud_family
 
     settings = _settings_for(None)
     lifecycle = _lifecycle(settings)
-    names = [model] if model else [f.name for f in MODEL_FAMILIES]
+    names = [model] if model else [demand_family.name, fraud_family.name]
     for name in names:
         status = lifecycle.status(name)
         table = Table(

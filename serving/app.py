@@ -21,6 +21,7 @@ from serving.controllers.fraud import FraudController
 from serving.controllers.models import HealthController, ModelsController
 from serving.extensions import ServingExtension, load_extensions
 from serving.metrics import MetricsMiddleware, route_template
+from serving.openapi import COMPONENTS, finalize_openapi
 from serving.scoring import NotReadyError
 from serving.state import ServingState
 from serving.validation import (
@@ -102,6 +103,7 @@ def create_app(
                 "with online features joined in."
             ),
             path="/schema",
+            components=COMPONENTS,
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
         ),
         on_startup=[serving.start],
@@ -110,6 +112,7 @@ def create_app(
     )
     app.state.admin_token = config.admin_token
     app.state.serving = serving
+    finalize_openapi(app)
     known = frozenset(route.path_format for route in app.routes)
     app.asgi_handler = MetricsMiddleware(app.asgi_handler, serving.metrics, known)
     return app

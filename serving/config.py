@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from retail_assets.settings import Settings, get_settings
+from serving.clock import DEFAULT_MAX_AGE, DEFAULT_MAX_AHEAD, PaymentClock
+
+
+def _seconds(var: str, default: timedelta) -> timedelta:
+    value = os.environ.get(var)
+    if not value:
+        return default
+    try:
+        return timedelta(seconds=float(value))
+    except ValueError:
+        raise ValueError(f"{var} must be a number of seconds; got {value!r}") from None
 
 
 @dataclass(frozen=True)
@@ -22,6 +34,7 @@ class ServingConfig:
     log_flush_seconds: float
     log_buffer_rows: int
     max_body_bytes: int
+    payment_clock: PaymentClock = field(default_factory=PaymentClock)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> ServingConfig:
@@ -38,4 +51,9 @@ class ServingConfig:
             log_flush_seconds=float(os.environ.get("RETAIL_PREDICTION_LOG_FLUSH_SECONDS", "0.5")),
             log_buffer_rows=int(os.environ.get("RETAIL_PREDICTION_LOG_BUFFER_ROWS", "5000")),
             max_body_bytes=int(os.environ.get("RETAIL_SERVING_MAX_BODY_BYTES", str(1 << 20))),
+            payment_clock=PaymentClock(
+                mode=os.environ.get("RETAIL_SERVING_CLOCK", "wall"),
+                max_age=_seconds("RETAIL_PAYMENT_MAX_AGE_SECONDS", DEFAULT_MAX_AGE),
+                max_ahead=_seconds("RETAIL_PAYMENT_MAX_AHEAD_SECONDS", DEFAULT_MAX_AHEAD),
+            ),
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import numpy as np
@@ -247,8 +247,3 @@ def _record(state: ServingState, model: LoadedModel, arm: str, elapsed_ms: float
     state.metrics.prediction_latency.labels(model.name, model.version, arm).observe(
         elapsed_ms / 1000
     )
-
-
-def now_utc_naive() -> datetime:
-    """Payment timestamps are compared with the mart's naive UTC timestamps."""
-    return datetime.now(UTC).replace(tzinfo=None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 from typing import Annotated, Any, get_args, get_origin
 
 import msgspec
@@ -132,6 +133,7 @@ def error_response(
     detail: str,
     fields: list[FieldError] | None = None,
     problems: list[str] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Response:
     return Response(
         ErrorResponse(
@@ -143,6 +145,7 @@ def error_response(
         ),
         status_code=status,
         media_type=MediaType.JSON,
+        headers=headers,
     )
 
 
@@ -167,12 +170,21 @@ def _validation_response(request: Request, fallback: list[FieldError]) -> Respon
     )
 
 
+# Litestar reports a missing required query/path/header parameter in `detail` only.
+_MISSING_PARAMETER = re.compile(r"^Missing required \w+ parameter '([^']+)'")
+
+
 def handle_validation(request: Request, exc: ValidationException) -> Response:
+    missing = _MISSING_PARAMETER.match(str(exc.detail))
     fallback = [
         FieldError(f"$.{e.get('key', 'body')}", str(e.get("message", "invalid")))
         for e in (exc.extra or [])
         if isinstance(e, dict)
-    ] or [FieldError("$", str(exc.detail))]
+    ] or [
+        FieldError(f"$.{missing.group(1)}", "field required")
+        if missing
+        else FieldError("$", str(exc.detail))
+    ]
     return _validation_response(request, fallback)
 
 
@@ -192,7 +204,10 @@ def handle_client_error(request: Request, exc: ClientException) -> Response:
             return _validation_response(request, [FieldError("$", detail)])
         del payload
     return error_response(
-        exc.status_code, _ERROR_NAMES.get(exc.status_code, "client_error"), detail
+        exc.status_code,
+        _ERROR_NAMES.get(exc.status_code, "client_error"),
+        detail,
+        headers=_headers(exc),
     )
 
 
@@ -201,12 +216,22 @@ _ERROR_NAMES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    409: "conflict",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    503: "service_unavailable",
 }
+
+
+def _headers(exc: HTTPException) -> dict[str, str] | None:
+    """Headers the exception carries, e.g. `Allow` on a 405 (RFC 9110 requires it)."""
+    return dict(exc.headers) if exc.headers else None
 
 
 def handle_http_error(request: Request, exc: HTTPException) -> Response:
     return error_response(
-        exc.status_code, _ERROR_NAMES.get(exc.status_code, "http_error"), str(exc.detail)
+        exc.status_code,
+        _ERROR_NAMES.get(exc.status_code, "http_error"),
+        str(exc.detail),
+        headers=_headers(exc),
     )

@@ -54,8 +54,12 @@ class ServingServer:
         import uvicorn
 
         from serving.app import create_app
+        from serving.clock import PaymentClock
         from serving.config import ServingConfig
 
+        # The tiny world ends on the generator's fixed end date, weeks before today: tests
+        # send its payments on the replay clock (the fraud state's as-of time).
+        overrides.setdefault("payment_clock", PaymentClock(mode="replay"))
         config = dataclasses.replace(
             ServingConfig.from_settings(settings),
             admin_token="test-admin-token",

@@ -167,15 +167,20 @@ def test_client_errors_are_4xx_naming_each_field_and_admin_needs_the_token(
         assert response.status_code == 422
         assert {f["field"] for f in response.json()["fields"]} == {"$.store_id", "$.sku"}
         pairs = json.dumps(
-            {"store_id": [f"S{i}" for i in range(20)], "sku": [f"K{i}" for i in range(20)]}
+            {"store_id": [f"S{i}" for i in range(21)], "sku": [f"K{i}" for i in range(20)]}
         )
         response = post("/v1/forecast", pairs.encode())
-        assert response.status_code == 422 and response.json()["fields"][0]["field"] == "$.sku"
+        assert response.status_code == 422
+        assert response.json()["fields"][0]["field"] == "$.store_id"
 
         big = json.dumps({"payments": [{"card_id": "K1", "amount": 1.0}] * 2000}).encode()
         assert post("/v1/fraud/score:batch", big).status_code == 413
         assert httpx.get(url + "/v1/nothing-here").status_code == 404
-        assert httpx.get(url + "/v1/fraud/score").status_code == 405
+        response = httpx.get(url + "/v1/fraud/score")
+        assert response.status_code == 405
+        assert set(response.headers["allow"].split(", ")) == {"OPTIONS", "POST"}
+        response = httpx.request("TRACE", url + "/health")
+        assert response.status_code == 405 and "GET" in response.headers["allow"]
 
         assert post("/v1/admin/reload", b"").status_code == 401
         assert post("/v1/admin/reload", b"", {"authorization": "Bearer wrong"}).status_code == 403
@@ -192,3 +197,94 @@ def test_client_errors_are_4xx_naming_each_field_and_admin_needs_the_token(
     assert 'retail_http_requests_total{route="/v1/fraud/score",status="422"}' in metrics
     assert 'route="unmatched",status="404"' in metrics
     assert "retail_http_requests_total{" in metrics and 'status="500"' not in metrics
+
+
+def _logged_features(settings, prefix: str) -> pl.DataFrame:
+    log = pl.read_parquet(sorted(settings.prediction_log_dir.glob("date=*/part-*.parquet")))
+    logged = log.filter(pl.col("entity_id").str.starts_with(prefix)).sort("entity_id")
+    return pl.DataFrame([json.loads(f) for f in logged["features"]]).with_columns(
+        entity_id=logged["entity_id"]
+    )
+
+
+def test_payment_timestamps_outside_the_serving_clock_are_refused_and_never_enter_the_state(
+    platform_copy, serving_server
+):
+    """Once a 500 (`OverflowError` computing the velocity windows): a payment dated
+    0001-01-01, one whose offset overflows when converted to UTC, one years ahead, one more
+    than the 7-day window late and one beyond the 5-minute skew allowance are each refused
+    with a 422 naming `transaction_ts`; in a batch the whole batch is refused and the field
+    is named with its index. None of them reaches the velocity state: the card's next valid
+    payment is scored as its first. (Replay clock: "now" is the state's as-of time.)"""
+    settings = platform_copy
+    with serving_server(settings) as server:
+        as_of = server.state.features.fraud.as_of
+        card = "CARD-CLOCK-1"
+
+        def payment(i: int, ts: str) -> dict:
+            return {
+                "transaction_id": f"T-CLOCK-{i}",
+                "card_id": card,
+                "amount": 25.0,
+                "transaction_ts": ts,
+            }
+
+        refused = [
+            "0001-01-01T00:00:00Z",
+            "0001-01-01T00:00:00+05:00",
+            "9999-12-31T23:59:59-05:00",
+            (as_of + timedelta(days=3 * 365)).isoformat(),
+            (as_of - timedelta(days=8)).isoformat(),
+            (as_of + timedelta(minutes=6)).isoformat(),
+        ]
+        for i, ts in enumerate(refused):
+            response = httpx.post(f"{server.url}/v1/fraud/score", json=payment(i, ts))
+            assert response.status_code == 422, (ts, response.text)
+            (error,) = response.json()["fields"]
+            assert error["field"] == "$.transaction_ts"
+            assert "serving clock (replay" in error["message"]
+
+        batch = [payment(10, (as_of + timedelta(minutes=1)).isoformat()), payment(11, refused[3])]
+        response = httpx.post(f"{server.url}/v1/fraud/score:batch", json={"payments": batch})
+        assert response.status_code == 422, response.text
+        assert [f["field"] for f in response.json()["fields"]] == ["$.payments[1].transaction_ts"]
+
+        accepted = payment(20, (as_of + timedelta(minutes=2)).isoformat())
+        response = httpx.post(f"{server.url}/v1/fraud/score", json=accepted)
+        assert response.status_code == 200, response.text
+        assert response.json()["features_as_of"].endswith("Z")
+    features = _logged_features(settings, "T-CLOCK-")
+    assert features["entity_id"].to_list() == ["T-CLOCK-20"]
+    assert features["card_txn_count_7d"].to_list() == [0]
+    assert features["card_amount_7d"].to_list() == [0.0]
+
+
+def test_on_the_wall_clock_a_payment_is_dated_now_and_late_or_future_ones_are_refused(
+    platform_copy, serving_server
+):
+    """The default clock for live traffic: a payment without `transaction_ts` is dated now
+    (UTC), one an hour old is accepted, one 10 minutes ahead or 8 days old is a 422."""
+    from datetime import UTC, datetime
+
+    from serving.clock import PaymentClock
+
+    settings = platform_copy
+    with serving_server(settings, payment_clock=PaymentClock(mode="wall")) as server:
+
+        def score(i: int, ts: datetime | None) -> httpx.Response:
+            body = {"transaction_id": f"T-WALL-{i}", "card_id": "CARD-WALL", "amount": 9.5}
+            if ts is not None:
+                body["transaction_ts"] = ts.isoformat()
+            return httpx.post(f"{server.url}/v1/fraud/score", json=body)
+
+        now = datetime.now(UTC)
+        assert score(1, now - timedelta(hours=1)).status_code == 200
+        assert score(2, None).status_code == 200
+        for i, ts in ((3, now + timedelta(minutes=10)), (4, now - timedelta(days=8))):
+            response = score(i, ts)
+            assert response.status_code == 422, response.text
+            assert "serving clock (wall" in response.json()["fields"][0]["message"]
+    features = _logged_features(settings, "T-WALL-")
+    assert features["entity_id"].to_list() == ["T-WALL-1", "T-WALL-2"]
+    # The undated payment was stamped now, so it sees the hour-old one in its 24 h window.
+    assert features["card_txn_count_24h"].to_list() == [0, 1]

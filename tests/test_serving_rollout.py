@@ -31,7 +31,8 @@ def _clone_bundle(store: BundleStore, name: str, source: str, target: str) -> No
 def _payment(as_of, i: int, customer: str | None = None) -> dict:
     return {
         "transaction_id": f"T-LOAD-{i}",
-        "transaction_ts": (as_of + timedelta(seconds=i)).isoformat(),
+        # Microseconds apart: every client's payments stay within the serving clock's window.
+        "transaction_ts": (as_of + timedelta(microseconds=i)).isoformat(),
         "card_id": f"CARD-{i % 97}",
         "customer_id": customer or f"C{(i % 1500) + 1:06d}",
         "amount": 20.0 + (i % 300),

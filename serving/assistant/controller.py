@@ -12,6 +12,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody, SkipValidation
 
 from serving.assistant.runtime import AssistantExtension
+from serving.openapi import BODY_ERRORS, errors
 from serving.schemas import Id
 from serving.scoring import NotReadyError
 
@@ -90,7 +91,7 @@ class AssistantController(Controller):
     path = "/v1/assistant"
     tags = ["assistant"]  # noqa: RUF012 (Litestar's documented idiom)
 
-    @post("/chat", sync_to_thread=True, status_code=200)
+    @post("/chat", sync_to_thread=True, status_code=200, responses=errors(*BODY_ERRORS, 503))
     def chat(self, data: JSONBody[ChatRequest], assistant: AssistantDependency) -> ChatResponse:
         """Answer a shopping question (products, attributes, sizing, prices, returns and
         shipping policy, comparisons) from the catalog and policy documents, citing SKUs and

@@ -10,15 +10,27 @@ from typing import Annotated
 import msgspec
 from litestar import Controller, post, put
 from litestar.connection import ASGIConnection
-from litestar.exceptions import NotAuthorizedException, NotFoundException, PermissionDeniedException
+from litestar.exceptions import (
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+    ServiceUnavailableException,
+)
 from litestar.handlers.base import BaseRouteHandler
+from litestar.openapi.spec import Example
 from litestar.params import JSONBody, Parameter
 
+from serving.openapi import ADMIN_ERRORS, ADMIN_SECURITY, BODY_ERRORS, errors
 from serving.rollout import MODES, Rollout
 from serving.state import ServingDependency
 
 ModelName = Annotated[
-    str, Parameter(pattern=r"^[a-z0-9_\-]{1,64}$", description="model name, e.g. fraud")
+    str,
+    Parameter(
+        pattern=r"^[a-z0-9_\-]{1,64}$",
+        description="model name, e.g. fraud",
+        examples=[Example(value="fraud"), Example(value="demand")],
+    ),
 ]
 
 
@@ -78,26 +90,44 @@ def _known(serving: ServingDependency, name: str) -> str:
     return name
 
 
-def _lifecycle():
-    # Imported lazily: only admin calls need MLflow, the request path never does.
-    from retail_assets.definitions import lifecycle_resource
+def _run_lifecycle(operation: str, *args, **kwargs) -> dict:
+    """Run a lifecycle operation (promote, rollback) for the admin API. Built from settings
+    alone, never from the Dagster definitions (which need a dbt executable on PATH). A
+    refusal the lifecycle explains (unknown version, invalid bundle, nothing to roll back to)
+    is a 409 through the app's handlers; anything else that stops it (registry database
+    locked or unreachable) is a 503 that says what failed, never an unhandled 500."""
+    # Imported lazily: only admin calls need the registry, the request path never does.
+    from retail_assets.models.lifecycle.bundle import BundleInvalidError
+    from retail_assets.models.lifecycle.operations import LifecycleError, lifecycle_for
     from retail_assets.settings import get_settings
 
-    return lifecycle_resource(get_settings()).lifecycle()
+    try:
+        return getattr(lifecycle_for(get_settings()), operation)(*args, **kwargs)
+    except (LifecycleError, BundleInvalidError, NotFoundException):
+        raise
+    except Exception as exc:
+        raise ServiceUnavailableException(
+            f"{operation} could not be carried out: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 class AdminController(Controller):
     path = "/v1/admin"
     guards = [require_admin]
     tags = ["admin"]
+    security = ADMIN_SECURITY
 
-    @post("/reload", sync_to_thread=True, status_code=200)
+    @post("/reload", sync_to_thread=True, status_code=200, responses=errors(*ADMIN_ERRORS))
     def reload(self, serving: ServingDependency) -> ReloadResponse:
         """Look for new champions, challengers and feature tables now (instead of waiting
         for the poll)."""
         return ReloadResponse(serving.refresh(), serving.problems())
 
-    @put("/models/{name:str}/rollout", sync_to_thread=True)
+    @put(
+        "/models/{name:str}/rollout",
+        sync_to_thread=True,
+        responses=errors(*ADMIN_ERRORS, *BODY_ERRORS, 404),
+    )
     def set_rollout(
         self,
         name: ModelName,
@@ -113,7 +143,12 @@ class AdminController(Controller):
             name, data.mode, data.canary_share, challenger.version if challenger else None
         )
 
-    @post("/models/{name:str}/promote", sync_to_thread=True, status_code=200)
+    @post(
+        "/models/{name:str}/promote",
+        sync_to_thread=True,
+        status_code=200,
+        responses=errors(*ADMIN_ERRORS, *BODY_ERRORS, 404, 409, 503),
+    )
     def promote(
         self,
         name: ModelName,
@@ -123,11 +158,16 @@ class AdminController(Controller):
         """Make a registered version the champion (its bundle is validated first), then load
         it."""
         _known(serving, name)
-        entry = _lifecycle().manual_promote(name, data.version, data.reason, actor="admin-api")
+        entry = _run_lifecycle("manual_promote", name, data.version, data.reason, actor="admin-api")
         serving.refresh()
         return self._answer(serving, name, "manual_promote", entry)
 
-    @post("/models/{name:str}/rollback", sync_to_thread=True, status_code=200)
+    @post(
+        "/models/{name:str}/rollback",
+        sync_to_thread=True,
+        status_code=200,
+        responses=errors(*ADMIN_ERRORS, *BODY_ERRORS, 404, 409, 503),
+    )
     def rollback(
         self,
         name: ModelName,
@@ -136,7 +176,7 @@ class AdminController(Controller):
     ) -> LifecycleResponse:
         """Reinstate the champion the current one replaced, then load it."""
         _known(serving, name)
-        entry = _lifecycle().rollback(name, data.reason, actor="admin-api")
+        entry = _run_lifecycle("rollback", name, data.reason, actor="admin-api")
         serving.refresh()
         return self._answer(serving, name, "rollback", entry)
 

@@ -10,10 +10,17 @@ from typing import Annotated
 import msgspec
 from litestar import Controller, Response, post
 from litestar.background_tasks import BackgroundTask
+from litestar.exceptions import ValidationException
 from litestar.params import JSONBody
 
+from serving.openapi import BODY_ERRORS, errors
 from serving.schemas import Id, ModelRef, ShortText
-from serving.scoring import FraudResult, now_utc_naive, run_fraud_shadow, score_payments
+from serving.scoring import (
+    FraudResult,
+    NotReadyError,
+    run_fraud_shadow,
+    score_payments,
+)
 from serving.state import ServingDependency
 
 Country = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$")]
@@ -29,7 +36,9 @@ class Payment(msgspec.Struct, forbid_unknown_fields=True):
     customer_id: Id | None = None
     transaction_id: Id | None = None
     transaction_ts: datetime | None = None
-    """Default: now (UTC). Naive timestamps are taken as UTC."""
+    """Default: now on the serving clock. Naive timestamps are taken as UTC. Accepted only
+    within 7 days before and 5 minutes after the serving clock (configurable); others are
+    refused with a 422 and never added to the velocity state."""
     device_id: Id | None = None
     shipping_address_id: Id | None = None
     n_items: Annotated[int, msgspec.Meta(ge=1, le=10_000)] | None = None
@@ -47,7 +56,7 @@ class PaymentBatch(msgspec.Struct, forbid_unknown_fields=True):
 
 class ReasonCode(msgspec.Struct):
     feature: str
-    value: float | int | str | bool | None
+    value: float | str | bool | None
     contribution: float
     """Log-odds pushed towards fraud by this feature (path attribution)."""
 
@@ -61,22 +70,38 @@ class FraudScore(msgspec.Struct):
     reason_codes: list[ReasonCode]
     model: ModelRef
     features_as_of: datetime | None
+    """Time of the latest payment in the velocity state (UTC)."""
 
 
 class FraudBatchResponse(msgspec.Struct):
     results: list[FraudScore]
 
 
-def _payment_dict(payment: Payment) -> dict:
-    values = msgspec.structs.asdict(payment)
-    ts = payment.transaction_ts
-    if ts is None:
-        ts = now_utc_naive()
-    elif ts.tzinfo is not None:
-        ts = ts.astimezone(UTC).replace(tzinfo=None)
-    values["transaction_ts"] = ts
-    values["transaction_id"] = payment.transaction_id or f"req-{uuid.uuid4().hex[:16]}"
-    return values
+def _payment_dicts(serving: ServingDependency, payments: list[Payment], path: str) -> list[dict]:
+    """Payments as the feature state takes them, each stamped on the serving clock. A
+    timestamp outside the accepted window refuses the whole request (422 naming each such
+    field) before anything is scored or folded into the velocity state."""
+    fraud = serving.features.fraud
+    if fraud is None:
+        raise NotReadyError("fraud online features are not loaded")
+    stamped, problems = serving.config.payment_clock.stamp(
+        [p.transaction_ts for p in payments], fraud.as_of
+    )
+    if problems:
+        raise ValidationException(
+            "transaction_ts outside the accepted window",
+            extra=[
+                {"key": path.format(i=i) + "transaction_ts", "message": message}
+                for i, message in problems
+            ],
+        )
+    out = []
+    for payment, ts in zip(payments, stamped, strict=True):
+        values = msgspec.structs.asdict(payment)
+        values["transaction_ts"] = ts
+        values["transaction_id"] = payment.transaction_id or f"req-{uuid.uuid4().hex[:16]}"
+        out.append(values)
+    return out
 
 
 def _response(result: FraudResult) -> FraudScore:
@@ -87,7 +112,9 @@ def _response(result: FraudResult) -> FraudScore:
         threshold=round(result.threshold, 6),
         reason_codes=[ReasonCode(**reason) for reason in result.reasons],
         model=ModelRef(result.model.name, result.model.version, result.arm),
-        features_as_of=result.features_as_of,
+        features_as_of=(
+            result.features_as_of.replace(tzinfo=UTC) if result.features_as_of else None
+        ),
     )
 
 
@@ -95,19 +122,25 @@ class FraudController(Controller):
     path = "/v1/fraud"
     tags = ["fraud"]
 
-    @post("/score", sync_to_thread=False, status_code=200)
+    @post("/score", sync_to_thread=False, status_code=200, responses=errors(*BODY_ERRORS, 503))
     def score(self, data: JSONBody[Payment], serving: ServingDependency) -> Response[FraudScore]:
         """Score one payment: probability, decision at the model's threshold, and the top
         reasons pushing it towards fraud. The payment is then folded into the velocity state."""
-        (result,), shadow_work = score_payments(serving, [_payment_dict(data)])
+        (result,), shadow_work = score_payments(serving, _payment_dicts(serving, [data], ""))
         background = BackgroundTask(run_fraud_shadow, serving, shadow_work) if shadow_work else None
         return Response(_response(result), background=background)
 
-    @post("/score:batch", sync_to_thread=False, status_code=200)
+    @post(
+        "/score:batch",
+        sync_to_thread=False,
+        status_code=200,
+        responses=errors(*BODY_ERRORS, 503),
+    )
     def score_batch(
         self, data: JSONBody[PaymentBatch], serving: ServingDependency
     ) -> Response[FraudBatchResponse]:
         """Score up to 1000 payments in order (each sees the earlier ones of the batch)."""
-        results, shadow_work = score_payments(serving, [_payment_dict(p) for p in data.payments])
+        payments = _payment_dicts(serving, data.payments, "payments[{i}].")
+        results, shadow_work = score_payments(serving, payments)
         background = BackgroundTask(run_fraud_shadow, serving, shadow_work) if shadow_work else None
         return Response(FraudBatchResponse([_response(r) for r in results]), background=background)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 from litestar import Controller, MediaType, Response, get
+from litestar.openapi.datastructures import ResponseSpec
 
 from serving.state import ServingDependency
 
@@ -95,7 +96,11 @@ class HealthController(Controller):
             prediction_log_rows_written=serving.prediction_log.rows_written,
         )
 
-    @get("/ready", sync_to_thread=False)
+    @get(
+        "/ready",
+        sync_to_thread=False,
+        responses={503: ResponseSpec(Ready, description="Not ready: `missing` says what.")},
+    )
     def ready(self, serving: ServingDependency) -> Response[Ready]:
         """200 once every model has a champion and every feature table is loaded, else 503."""
         missing = serving.missing()

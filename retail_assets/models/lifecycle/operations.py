@@ -17,6 +17,7 @@ from retail_assets.models.lifecycle.bundle import (
 )
 from retail_assets.models.lifecycle.promotion_log import PromotionLog
 from retail_assets.models.lifecycle.registry import CHALLENGER, CHAMPION, ModelRegistry
+from retail_assets.settings import Settings
 
 
 class LifecycleError(RuntimeError):
@@ -98,6 +99,8 @@ class Lifecycle:
             raise LifecycleError(
                 f"{name} has no registered version {version}; known: {sorted(known, key=int)}"
             )
+        if self.champion(name) == str(version):
+            raise LifecycleError(f"{name} v{version} is already the champion")
         return self.install_champion(
             name, version, action="manual_promote", reason=reason, actor=actor
         )
@@ -136,6 +139,16 @@ class Lifecycle:
             "serving_pointer": self.bundles.champion(name),
             "versions": versions,
         }
+
+
+def lifecycle_for(settings: Settings) -> Lifecycle:
+    """The lifecycle on the deployment's registry, bundle store and promotion log, built from
+    settings alone (no Dagster definitions, so no dbt executable is needed)."""
+    return Lifecycle(
+        registry=ModelRegistry(settings.mlflow_tracking_uri, settings.mlflow_artifacts_dir),
+        bundles=BundleStore(settings.bundles_dir),
+        log=PromotionLog(settings.promotion_log_path),
+    )
 
 
 class LifecycleResource(dg.ConfigurableResource):

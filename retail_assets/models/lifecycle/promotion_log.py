@@ -39,6 +39,7 @@ class PromotionLog:
             if (
                 entry.get("action") in {"promote", "manual_promote"}
                 and entry.get("champion_after") == current
+                and entry.get("champion_before") != current
             ):
                 return entry.get("champion_before")
         return None
