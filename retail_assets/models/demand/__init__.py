@@ -6,19 +6,28 @@
 - `train.py`: LightGBM Tweedie mean and p10/p50/p90 quantile boosters;
 - `baselines.py`, `metrics.py`, `evaluate.py`: naive forecasts, metrics, the evaluation;
 - `family.py`: `DemandForecastFamily`, the `ModelFamily` the lifecycle turns into assets.
+
+Names are imported on first use (PEP 562), so importing a feature module does not load the
+training stack.
 """
 
-from retail_assets.models.demand.family import DemandForecastFamily, demand_family
-from retail_assets.models.demand.features import (
-    assemble_features,
-    origin_features,
-    plan_features,
-)
+from __future__ import annotations
 
-__all__ = [
-    "DemandForecastFamily",
-    "assemble_features",
-    "demand_family",
-    "origin_features",
-    "plan_features",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "DemandForecastFamily": "family",
+    "demand_family": "family",
+    "assemble_features": "features",
+    "origin_features": "features",
+    "plan_features": "features",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
