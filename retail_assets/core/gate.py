@@ -1,0 +1,286 @@
+"""The gate: a candidate replaces the incumbent only if every rule holds.
+
+One rule is about one metric and may say three things:
+
+* an absolute floor (ceiling for lower-is-better metrics) the candidate must meet;
+* baselines to beat: the candidate must beat the best of them by a relative margin (the
+  strongest simple alternative, not the weakest);
+* a tolerance: how much worse than the incumbent (the current champion / production version)
+  the candidate may be, absolute or relative (plus an absolute slack for noisy metrics).
+
+Rules apply overall and, when `per_segment`, per segment too (a category, a region, a case
+kind), skipping segments with less support than `min_support`, so an average improvement
+cannot hide a broken segment. Preconditions (ONNX parity, a complete bundle, "not a negative
+control") are checks the caller adds.
+
+`evaluate` returns one `GateResult`: the verdict and one row per check (rule, scope, value,
+threshold, passed, detail). That table is what the Dagster UI shows as metadata, what
+`retail` prints and what the admin API returns: one format for models, search indices and
+prompts alike.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from retail_assets.core.markdown import markdown_table
+
+CANDIDATE = "candidate"
+INCUMBENT = "incumbent"
+COLUMNS = ("rule", "scope", "value", "threshold", "passed", "detail")
+
+
+def number(value: Any) -> float | None:
+    """A float, or None for anything not measured (missing, non-numeric, NaN)."""
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(result) else result
+
+
+@dataclass(frozen=True)
+class Rule:
+    metric: str
+    higher_is_better: bool
+    floor: float | None = None
+    """Absolute: candidate >= floor (higher is better) or <= floor (lower is better)."""
+    beat: tuple[str, ...] = ()
+    """Baselines (predictor names): the candidate must beat the best of them..."""
+    margin: float = 0.0
+    """...by this relative margin (0.05 = 5 % better than the best baseline)."""
+    tolerance: float | None = None
+    """Largest allowed regression against the incumbent."""
+    relative: bool = False
+    """Tolerance relative to the incumbent's value (0.5 = 50 % worse) instead of absolute."""
+    slack: float = 0.0
+    """Absolute allowance added to a relative tolerance (latency noise on small samples)."""
+    per_segment: bool = False
+    min_support: int = 30
+    """Segments with less support are reported but not gated (too noisy to decide on)."""
+    required: bool = True
+    """A candidate without this metric fails the rule; otherwise "not measured" passes."""
+
+    @property
+    def sign(self) -> str:
+        return ">=" if self.higher_is_better else "<="
+
+    def meets(self, value: float, bound: float) -> bool:
+        return value >= bound if self.higher_is_better else value <= bound
+
+    def tolerance_text(self) -> str:
+        if self.tolerance is None:
+            return "-"
+        if self.relative:
+            return f"{self.tolerance:.0%}" + (f" + {self.slack:g}" if self.slack else "")
+        return f"{self.tolerance:g}"
+
+    def limit_vs(self, reference: float) -> float:
+        """The worst value the candidate may have, given the incumbent's `reference`."""
+        assert self.tolerance is not None
+        step = abs(reference) * self.tolerance + self.slack if self.relative else self.tolerance
+        return reference - step if self.higher_is_better else reference + step
+
+    def beaten_target(self, best_baseline: float) -> float:
+        scale = 1 + self.margin if self.higher_is_better else 1 - self.margin
+        return best_baseline * scale
+
+
+@dataclass
+class Check:
+    rule: str
+    scope: str
+    value: float | None
+    threshold: float | None
+    passed: bool
+    detail: str = ""
+    metric: str = ""
+
+
+def precondition(rule: str, passed: bool, detail: str) -> Check:
+    """A yes/no requirement checked outside the metrics (parity, bundle, negative control)."""
+    return Check(rule, "overall", None, None, passed, detail)
+
+
+@dataclass
+class Scorecard:
+    """What the gate reads. `overall[predictor][metric]`; predictors are `candidate`,
+    `incumbent` (when there is one) and baseline names. `segments[column]` holds rows
+    `{"segment", "predictor", "support", <metric>: value}`."""
+
+    overall: dict[str, dict[str, Any]]
+    segments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def value(self, predictor: str, metric: str) -> float | None:
+        return number(self.overall.get(predictor, {}).get(metric))
+
+
+@dataclass
+class GateResult:
+    passed: bool
+    checks: list[Check]
+
+    @property
+    def reasons(self) -> list[str]:
+        out = []
+        for c in self.checks:
+            if c.passed:
+                continue
+            if c.value is not None and c.threshold is not None:
+                out.append(f"{c.rule} failed for {c.scope}: {c.value:.4g} vs {c.threshold:.4g}")
+            else:
+                out.append(f"{c.rule} failed for {c.scope}: {c.detail}")
+        return out
+
+    def table(self) -> list[dict[str, Any]]:
+        """One row per check: the format the UI, the CLI and the admin API all show."""
+        return [{k: v for k, v in asdict(c).items() if k in COLUMNS} for c in self.checks]
+
+    def markdown(self) -> str:
+        return markdown_table(self.table(), list(COLUMNS))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"passed": self.passed, "reasons": self.reasons, "checks": self.table()}
+
+
+def evaluate(
+    rules: Iterable[Rule],
+    scorecard: Scorecard,
+    *,
+    preconditions: Iterable[Check] = (),
+    expect_incumbent: bool = False,
+) -> GateResult:
+    """Every check of every rule; passed only if all pass. `expect_incumbent`: an incumbent
+    exists, so a scorecard without its metrics is a failure (it could not be compared)."""
+    checks = list(preconditions)
+    has_incumbent = bool(scorecard.overall.get(INCUMBENT))
+    if expect_incumbent and not has_incumbent:
+        checks.append(
+            precondition(
+                "incumbent_comparison", False, "the incumbent could not be scored on this data"
+            )
+        )
+    for rule in rules:
+        checks += _overall(rule, scorecard)
+        if rule.per_segment:
+            checks += _segments(rule, scorecard)
+    return GateResult(all(c.passed for c in checks), checks)
+
+
+def _overall(rule: Rule, card: Scorecard) -> list[Check]:
+    value = card.value(CANDIDATE, rule.metric)
+    if value is None:
+        return [
+            Check(
+                rule.metric,
+                "overall",
+                None,
+                None,
+                not rule.required,
+                "not measured" if not rule.required else f"candidate has no '{rule.metric}'",
+                rule.metric,
+            )
+        ]
+    out = []
+    if rule.floor is not None:
+        out.append(
+            Check(
+                f"{rule.metric} {rule.sign} {rule.floor:g}",
+                "overall",
+                value,
+                rule.floor,
+                rule.meets(value, rule.floor),
+                metric=rule.metric,
+            )
+        )
+    if rule.beat:
+        out.append(_beat(rule, card, value))
+    if rule.tolerance is not None:
+        reference = card.value(INCUMBENT, rule.metric)
+        if reference is not None:
+            out.append(_versus(rule, "overall", value, reference))
+    return out
+
+
+def _beat(rule: Rule, card: Scorecard, value: float) -> Check:
+    measured = {b: card.value(b, rule.metric) for b in rule.beat}
+    measured = {b: v for b, v in measured.items() if v is not None}
+    name = f"{rule.metric} beats the best of {', '.join(rule.beat)} by {rule.margin:.0%}"
+    if not measured:
+        return Check(name, "overall", value, None, False, "no baseline was measured", rule.metric)
+    best_name, best = (
+        max(measured.items(), key=lambda kv: kv[1])
+        if rule.higher_is_better
+        else min(measured.items(), key=lambda kv: kv[1])
+    )
+    target = rule.beaten_target(best)
+    strictly = value > target if rule.higher_is_better else value < target
+    detail = f"best baseline {best_name} {best:.4g}"
+    return Check(name, "overall", value, target, strictly, detail, rule.metric)
+
+
+def _versus(rule: Rule, scope: str, value: float, reference: float) -> Check:
+    limit = rule.limit_vs(reference)
+    return Check(
+        f"{rule.metric} no worse than the incumbent by more than {rule.tolerance_text()}",
+        scope,
+        value,
+        round(limit, 6),
+        rule.meets(value, limit),
+        f"incumbent {reference:.4g}",
+        rule.metric,
+    )
+
+
+def _segments(rule: Rule, card: Scorecard) -> list[Check]:
+    out = []
+    for column, rows in card.segments.items():
+        by_predictor: dict[str, dict[str, Mapping[str, Any]]] = {}
+        for row in rows:
+            by_predictor.setdefault(str(row["predictor"]), {})[str(row["segment"])] = row
+        for segment, row in sorted(by_predictor.get(CANDIDATE, {}).items()):
+            support = number(row.get("support"))
+            if support is not None and support < rule.min_support:
+                continue
+            value = number(row.get(rule.metric))
+            if value is None:
+                continue
+            scope = f"{column}={segment}"
+            if rule.floor is not None:
+                out.append(
+                    Check(
+                        f"{rule.metric} {rule.sign} {rule.floor:g}",
+                        scope,
+                        value,
+                        rule.floor,
+                        rule.meets(value, rule.floor),
+                        metric=rule.metric,
+                    )
+                )
+            if rule.tolerance is not None:
+                incumbent = by_predictor.get(INCUMBENT, {}).get(segment)
+                reference = number(incumbent.get(rule.metric)) if incumbent else None
+                if reference is not None:
+                    out.append(_versus(rule, scope, value, reference))
+    return out
+
+
+def comparison_table(rules: Iterable[Rule], scorecard: Scorecard, result: GateResult) -> list:
+    """Per rule: candidate, incumbent, floor, tolerance and verdict (the overall view)."""
+    rows = []
+    for rule in rules:
+        checks = [c for c in result.checks if c.metric == rule.metric]
+        rows.append(
+            {
+                "metric": rule.metric,
+                "candidate": scorecard.value(CANDIDATE, rule.metric),
+                "incumbent": scorecard.value(INCUMBENT, rule.metric),
+                "floor": f"{rule.sign} {rule.floor:g}" if rule.floor is not None else "-",
+                "tolerance": rule.tolerance_text(),
+                "passed": all(c.passed for c in checks),
+            }
+        )
+    return rows

@@ -1,0 +1,219 @@
+"""The core every versioned artifact shares (no Dagster, no training stack): the artifact store
+with its role pointers and decision log, the gate, and the serving slot."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from retail_assets.core.decisions import DecisionLog
+from retail_assets.core.gate import (
+    CANDIDATE,
+    INCUMBENT,
+    Rule,
+    Scorecard,
+    evaluate,
+    precondition,
+)
+from retail_assets.core.slot import Slot
+from retail_assets.core.store import (
+    ArtifactInvalidError,
+    ArtifactStore,
+    RoleError,
+    Rollout,
+    check_name,
+)
+
+
+def _validator(folder):
+    text = (folder / "payload.txt").read_text() if (folder / "payload.txt").exists() else ""
+    return [] if text.startswith("ok") else [f"payload is {text!r}"]
+
+
+@pytest.fixture
+def store(tmp_path):
+    return ArtifactStore(
+        tmp_path / "thing", "test/thing", DecisionLog(tmp_path / "decisions.jsonl"), _validator
+    )
+
+
+def test_a_version_is_published_whole_and_a_failed_staging_leaves_nothing(store):
+    """`write` stages then renames; an exception while staging removes the staging folder
+    and publishes nothing."""
+    store.write("1", {"payload.txt": b"ok one"})
+    with pytest.raises(RuntimeError), store.staging() as staged:
+        (staged / "payload.txt").write_text("half")
+        raise RuntimeError("producer crashed")
+    assert store.versions() == ["1"]
+    assert [p.name for p in store.versions_dir.iterdir()] == ["1"]
+
+
+def test_an_invalid_version_never_becomes_champion_and_the_good_one_keeps_serving(store):
+    store.write("1", {"payload.txt": b"ok"})
+    store.promote("1", reason="first", actor="test")
+    store.write("2", {"payload.txt": b"broken"})
+    with pytest.raises(ArtifactInvalidError, match="payload is 'broken'"):
+        store.promote("2", reason="try", actor="test")
+    assert store.champion() == "1"
+
+
+def test_promotion_rollback_and_the_decision_log_agree(store, tmp_path):
+    """Each pointer change is one log entry with before/after; rollback reinstates the
+    champion the current one replaced, and a second rollback has nowhere to go."""
+    for version in ("1", "2"):
+        store.write(version, {"payload.txt": b"ok"})
+    store.promote("1", reason="first", actor="gate")
+    store.offer("2", reason="candidate", actor="gate", rollout=Rollout("canary", 0.2))
+    assert store.roles().rollout == Rollout("canary", 0.2)
+    store.promote("2", reason="canary won", actor="gate")
+    roles = store.roles()
+    assert (roles.version("champion"), roles.challenger) == ("2", None)
+    assert roles.rollout == Rollout("off", 0.2)  # stopped, share kept for the next challenger
+    entry = store.rollback(reason="live precision dropped", actor="operator")
+    assert entry["champion_before"] == "2" and entry["champion_after"] == "1"
+    with pytest.raises(RoleError, match="nothing to roll back to"):
+        store.rollback(reason="again", actor="operator")
+    log = [json.loads(line) for line in (tmp_path / "decisions.jsonl").read_text().splitlines()]
+    assert [e["action"] for e in log] == ["promote", "challenger", "promote", "rollback"]
+    assert all(e["artifact"] == "test/thing" for e in log)
+
+
+def test_concurrent_writers_never_lose_each_others_pointer_changes(store):
+    """A challenger offer and a rollout change racing on the same roles file both land."""
+    for version in ("1", "2"):
+        store.write(version, {"payload.txt": b"ok"})
+    store.promote("1", reason="first", actor="t")
+    barrier = threading.Barrier(2)
+
+    def offer():
+        barrier.wait()
+        store.offer("2", reason="c", actor="t")
+
+    def rollout():
+        barrier.wait()
+        store.set_rollout(Rollout("shadow"), reason="r", actor="t")
+
+    threads = [threading.Thread(target=offer), threading.Thread(target=rollout)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    roles = store.roles()
+    assert roles.version("challenger") == "2" and roles.rollout.mode == "shadow"
+
+
+def test_prune_keeps_the_roles_and_the_rollback_target(store):
+    for version in ("1", "2", "3", "4", "5", "6"):
+        store.write(version, {"payload.txt": b"ok"})
+    store.promote("1", reason="", actor="t")
+    store.promote("2", reason="", actor="t")
+    store.keep = 2
+    store.prune()
+    assert set(store.versions()) == {"1", "2", "5", "6"}
+
+
+@pytest.mark.parametrize("bad", ["..", "../etc", "a/b", "", "-rf", ".hidden"])
+def test_names_that_could_escape_the_store_are_refused(bad):
+    with pytest.raises(ValueError):
+        check_name(bad)
+
+
+def _card(candidate, incumbent=None, **baselines):
+    overall = {CANDIDATE: candidate, **baselines}
+    if incumbent is not None:
+        overall[INCUMBENT] = incumbent
+    return Scorecard(overall)
+
+
+def test_the_gate_requires_beating_the_best_baseline_not_the_weakest():
+    rule = Rule("wape", higher_is_better=False, beat=("seasonal_naive", "profile"), margin=0.05)
+    card = _card({"wape": 0.40}, seasonal_naive={"wape": 0.60}, profile={"wape": 0.41})
+    result = evaluate([rule], card)
+    assert not result.passed
+    (check,) = result.checks
+    assert check.threshold == pytest.approx(0.41 * 0.95)
+    assert "best baseline profile" in check.detail
+    assert evaluate([rule], _card({"wape": 0.38}, profile={"wape": 0.41})).passed
+
+
+def test_the_gate_holds_floors_and_incumbent_tolerance_overall_and_per_segment():
+    rule = Rule("auc", True, floor=0.7, tolerance=0.01, per_segment=True, min_support=50)
+    segments = {
+        "region": [
+            {"segment": "north", "predictor": CANDIDATE, "support": 100, "auc": 0.80},
+            {"segment": "north", "predictor": INCUMBENT, "support": 100, "auc": 0.85},
+            {"segment": "tiny", "predictor": CANDIDATE, "support": 10, "auc": 0.10},
+        ]
+    }
+    card = Scorecard({CANDIDATE: {"auc": 0.84}, INCUMBENT: {"auc": 0.845}}, segments)
+    result = evaluate([rule], card)
+    failed = [(c.scope, c.rule) for c in result.checks if not c.passed]
+    assert failed == [("region=north", "auc no worse than the incumbent by more than 0.01")]
+    assert all(c.scope != "region=tiny" for c in result.checks)  # below min support
+
+
+def test_relative_tolerance_with_slack_and_unmeasured_optional_metrics():
+    latency = Rule("p95_ms", False, floor=15000, tolerance=0.5, relative=True, slack=1000)
+    optional = Rule("injection_resistance", True, floor=0.9, required=False)
+    card = _card({"p95_ms": 2900}, incumbent={"p95_ms": 1200})
+    result = evaluate([latency, optional], card)
+    limits = {c.rule: c.threshold for c in result.checks}
+    assert limits["p95_ms no worse than the incumbent by more than 50% + 1000"] == 2800
+    assert not result.passed
+    assert [c.detail for c in result.checks if c.metric == "injection_resistance"] == [
+        "not measured"
+    ]
+
+
+def test_preconditions_and_a_missing_incumbent_fail_the_gate_with_reasons():
+    result = evaluate(
+        [Rule("auc", True, floor=0.5)],
+        _card({"auc": 0.9}),
+        preconditions=[precondition("onnx_parity", False, "max diff 0.2")],
+        expect_incumbent=True,
+    )
+    assert not result.passed
+    assert result.reasons == [
+        "onnx_parity failed for overall: max diff 0.2",
+        "incumbent_comparison failed for overall: the incumbent could not be scored on this data",
+    ]
+    assert result.table()[0] == {
+        "rule": "onnx_parity",
+        "scope": "overall",
+        "value": None,
+        "threshold": None,
+        "passed": False,
+        "detail": "max diff 0.2",
+    }
+
+
+def test_a_slot_swaps_only_to_versions_that_load_and_retries_a_refusal_after_a_rebuild(store):
+    loads = []
+
+    def load(folder, version):
+        loads.append(version)
+        text = (folder / "payload.txt").read_text()
+        if "crash" in text:
+            raise ValueError("self-test failed")
+        return text
+
+    slot = Slot("thing", store, load)
+    assert slot.refresh() == [] and slot.problems == ["nothing published yet"]
+    store.write("1", {"payload.txt": b"ok v1"})
+    store.promote("1", reason="", actor="t")
+    assert slot.refresh() == ["thing: champion v- -> v1"]
+    assert slot.champion.value == "ok v1"
+
+    store.write("2", {"payload.txt": b"ok but crash at load"})
+    store.promote("2", reason="", actor="t")  # the store's validator passes; loading fails
+    slot.refresh()
+    slot.refresh()
+    assert slot.champion.version == "1"
+    assert slot.problems == ["champion v2 refused: self-test failed; still serving v1"]
+    assert loads.count("2") == 1  # not retried while the files are unchanged
+
+    store.write("2", {"payload.txt": b"ok fixed"})
+    assert slot.refresh() == ["thing: champion v1 -> v2"]
+    assert slot.champion.value == "ok fixed" and slot.problems == []
