@@ -96,19 +96,20 @@ def main() -> None:
     from evals.cases import build_suite
     from evals.checks import Truth
     from evals.runner import load_truth_frames
-    from retail_assets.assistant.assets import resources
+    from retail_assets.assistant.assets import AssistantResource
+    from retail_assets.assistant.index import read_manifest
     from retail_assets.warehouse import WarehouseResource
 
     settings = _settings(args.home)
-    resource = resources(settings)["assistant"]
+    resource = AssistantResource.from_settings(settings)
     store = resource.index_store()
-    if store.current() is None:
+    if store.champion() is None:
         sys.exit(f"no RAG index published under {store.root}: materialize assistant_rag_index")
     warehouse = WarehouseResource(path=str(settings.warehouse_path))
     products, documents = load_truth_frames(warehouse)
     suite = build_suite(products, resource.policy_facts()).select(args.max_cases)
     truth = Truth.build(products, documents, suite.fixture_products)
-    manifest = store.manifest()
+    manifest = read_manifest(store)
     print(
         f"home={settings.home} index={manifest['version']} ({manifest['products']} SKUs, "
         f"{manifest['document_sections']} policy sections) cases={len(suite.cases)} "
@@ -120,7 +121,7 @@ def main() -> None:
     if "llm" in sections:
         print_llm(args.threads)
     if "latency" in sections or "evals" in sections:
-        run_assistant(args, settings, store, suite, truth, sections)
+        run_assistant(args, resource, suite, truth, sections)
 
 
 def print_llm(threads: int) -> None:
@@ -135,25 +136,38 @@ def print_llm(threads: int) -> None:
     print(f"loadavg after             {os.getloadavg()[0]:.2f}")
 
 
-def run_assistant(args, settings, store, suite, truth, sections) -> None:
+def run_assistant(args, resource, suite, truth, sections) -> None:
+    from evals.prompt_files import prompt_templates
     from retail_assets.assistant.llm import backend_from_env
-    from retail_assets.assistant.prompts import prompt_files, read_pointer
+    from retail_assets.assistant.prompts import load_prompt_version
 
-    files = prompt_files()
-    production = read_pointer(settings.assistant_dir / "prompts") or files["v2"]
+    files = prompt_templates()
+    prompts = resource.artifacts.artifacts.prompts()
+    production = (
+        load_prompt_version(prompts.version_dir(prompts.champion()))
+        if prompts.champion()
+        else files["v2"]
+    )
     backend = backend_from_env()
     if "latency" in sections:
-        latency(args, settings, store, suite, production, backend)
+        latency(args, resource, suite, production, backend)
     if "evals" not in sections:
         return
-    evals_per_prompt(args, settings, store, suite, truth, files, backend)
+    evals_per_prompt(args, resource, suite, truth, files, backend)
 
 
-def latency(args, settings, store, suite, production, backend) -> None:
+def _index(resource):
+    """A fresh copy of the published RAG index (the eval suite inserts test products)."""
+    from retail_assets.assistant.index import load_champion
+
+    return load_champion(resource.index_store(), resource.encoders())
+
+
+def latency(args, resource, suite, production, backend) -> None:
     from evals.runner import eval_assistant
 
     print(f"\n== assistant end to end, prompt {production.label}, {backend.name}: {backend.model}")
-    assistant = eval_assistant(store.load(settings.search_dir), production, backend, suite)
+    assistant = eval_assistant(_index(resource), production, backend, suite)
     assistant.answer("warm up: do you sell hiking boots?")
     latencies, llm_seconds, tokens, prompt_tokens = [], 0.0, 0, []
     questions = [c.question for c in suite.cases][: args.latency_cases]
@@ -175,14 +189,14 @@ def latency(args, settings, store, suite, production, backend) -> None:
     print(f"loadavg after             {os.getloadavg()[0]:.2f}")
 
 
-def evals_per_prompt(args, settings, store, suite, truth, files, backend) -> None:
+def evals_per_prompt(args, resource, suite, truth, files, backend) -> None:
     from evals.gate import decide
     from evals.runner import METRICS, eval_assistant, run_suite
 
     print(f"\n== eval metrics per prompt version ({len(suite.cases)} cases)")
     reports = {}
     for name in args.prompts.split(","):
-        index = store.load(settings.search_dir)
+        index = _index(resource)
         started = time.perf_counter()
         reports[name] = run_suite(eval_assistant(index, files[name], backend, suite), suite, truth)
         print(f"  {name}: {time.perf_counter() - started:.0f} s")
@@ -199,11 +213,9 @@ def evals_per_prompt(args, settings, store, suite, truth, files, backend) -> Non
             decision = decide(
                 report.metrics,
                 None if name == "v2" else reference.metrics,
-                candidate_version=name,
-                production_version=None if name == "v2" else "v2",
                 negative_control=files[name].negative_control,
             )
-            verdict = "passes" if decision.promote else "refused: " + "; ".join(decision.reasons)
+            verdict = "passes" if decision.passed else "refused: " + "; ".join(decision.reasons)
             print(f"  {name}: {verdict}")
 
 

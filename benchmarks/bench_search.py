@@ -73,12 +73,18 @@ EDITIONS = ("", "Pro", "Lite", "Plus", "Max", "Sport", "Classic", "Eco", "Travel
 # -- helpers ------------------------------------------------------------------------------------
 
 
+def search_stores(settings):
+    from retail_assets.artifacts import Artifacts
+    from retail_assets.search.store import SearchStores
+
+    return SearchStores.of(Artifacts.from_settings(settings))
+
+
 def ensure_platform(home: Path):
-    from retail_assets.search.store import SearchStore
     from retail_assets.settings import settings_for_home
 
     settings = settings_for_home(home, "default")
-    if SearchStore(settings.search_dir).live() is None:
+    if search_stores(settings).live() is None:
         from retail_assets.runner import materialize_platform
         from retail_assets.sources.landing_zone import LandingZone
         from retail_assets.sources.synthetic_landing import land_synthetic_feeds
@@ -240,10 +246,9 @@ def index_builds(settings) -> dict[str, float]:
     """Full build of the live version's vectors, and an incremental update that replaces 5,
     adds 5 and removes 5 products (vectors perturbed), both into a scratch folder."""
     from retail_assets.search.index import PRODUCTS_FILE, VECTORS_FILE, build_index_files
-    from retail_assets.search.store import SearchStore
 
-    store = SearchStore(settings.search_dir)
-    live = store.version_dir(store.live())
+    store = search_stores(settings)
+    live = store.indexes.version_dir(store.live())
     products = pl.read_parquet(live / PRODUCTS_FILE)
     vectors = np.load(live / VECTORS_FILE)
     scratch = Path(tempfile.mkdtemp(prefix="bench-index-"))
@@ -307,12 +312,11 @@ def ingest_to_searchable(settings, url: str) -> dict[str, float]:
     """Land a feed with a new SKU, run the ingestion selection and time until the SKU is
     returned over HTTP: to a canary session (candidate at share 0.5), then to everyone after
     the promotion run (minimum canary time 0)."""
+    from retail_assets.core.store import Rollout, bucket
     from retail_assets.runner import materialize_platform
-    from retail_assets.search.store import SearchRollout, SearchStore
-    from serving.rollout import bucket
 
-    store = SearchStore(settings.search_dir)
-    store.set_rollout(SearchRollout(canary_share=0.5, min_canary_seconds=3600))
+    store = search_stores(settings).indexes
+    store.set_rollout(Rollout("canary", 0.5, 3600), reason="benchmark", actor="bench_search")
     canary_session = next(f"s{i}" for i in range(1000) if bucket(f"search:s{i}") < 0.5)
     live_session = next(f"s{i}" for i in range(1000) if bucket(f"search:s{i}") >= 0.5)
     stamp = int(time.time())
@@ -332,7 +336,7 @@ def ingest_to_searchable(settings, url: str) -> dict[str, float]:
         if stat.start_time and stat.end_time
     }
     canary_s = wait_for_sku(url, query, sku, canary_session) - started
-    store.set_rollout(SearchRollout(canary_share=0.5, min_canary_seconds=0))
+    store.set_rollout(Rollout("canary", 0.5, 0), reason="benchmark", actor="bench_search")
     promote_started = time.monotonic()
     summary = materialize_platform(
         settings, selection="key:search_index_promotion", log_level="ERROR"
@@ -344,7 +348,7 @@ def ingest_to_searchable(settings, url: str) -> dict[str, float]:
         "to_canary_s": canary_s,
         "promotion_run_s": time.monotonic() - promote_started,
         "to_everyone_s": live_s,
-        "build": store.manifest(store.live())["build"],
+        "build": search_stores(settings).manifest(store.champion())["build"],
         "steps": steps,
     }
 
@@ -406,9 +410,8 @@ def large_catalog(settings, n: int):
     (store, live manifest, real base products, products, encoder, vectors)."""
     from retail_assets.search.catalog import PRODUCT_MAX_TOKENS, catalog_hash
     from retail_assets.search.encoder import TextEncoder
-    from retail_assets.search.store import SearchStore
 
-    store = SearchStore(settings.search_dir)
+    store = search_stores(settings)
     live = store.manifest(store.live())
     snapshot = Path(live["embeddings_snapshot"])
     # The real catalog only: not the products earlier ingest-to-searchable runs added.
@@ -417,7 +420,7 @@ def large_catalog(settings, n: int):
     )
     products = synthesize(base, n)
     encoder = TextEncoder(
-        store.encoder_root / live["encoder"]["version"],
+        store.encoders.version_dir(live["encoder"]["version"]),
         live["encoder"]["file"],
         threads=2,
         max_tokens=PRODUCT_MAX_TOKENS,
@@ -487,6 +490,8 @@ def bench_graph_precision(settings, n: int) -> None:
 
 def bench_large(settings, n: int, duration: int) -> None:
     from retail_assets.atomic_files import write_json_atomic
+    from retail_assets.core.decisions import DecisionLog, now_iso
+    from retail_assets.core.store import ArtifactStore
     from retail_assets.search.catalog import catalog_hash
     from retail_assets.search.evaluation import recall_vs_exact
     from retail_assets.search.index import (
@@ -494,52 +499,58 @@ def bench_large(settings, n: int, duration: int) -> None:
         MANIFEST_FILE,
         LoadedIndex,
         build_index_files,
+        validate_index_version,
     )
-    from retail_assets.search.store import SearchStore, now_iso
 
     store, live, base, products, encoder, vectors = large_catalog(settings, n)
     large_dir = settings.home / f"search-large-{n}"
-    large_store = SearchStore(large_dir / "search")
-    if large_store.encoder_root.exists():
-        shutil.rmtree(large_store.root)
-    shutil.copytree(store.encoder_root, large_store.encoder_root)
+    large_search = large_dir / "search"
+    if large_search.exists():
+        shutil.rmtree(large_search)
+    shutil.copytree(store.encoders.root, large_search / "encoder")
+    large_store = ArtifactStore(
+        large_search / "indexes",
+        "search/index",
+        DecisionLog(large_dir / "decisions.jsonl"),
+        validate_index_version,
+    )
 
     def publish(version: str, frame: pl.DataFrame, matrix: np.ndarray, base_version=None):
-        staging = large_store.staging_dir(large_store.versions_dir)
-        stats = build_index_files(
-            staging,
-            frame,
-            matrix,
-            base_folder=large_store.version_dir(base_version) if base_version else None,
-            threads=2,
-        )
-        manifest = {
-            "version": version,
-            "built_at": now_iso(),
-            "encoder": live["encoder"],
-            "catalog_hash": catalog_hash(frame),
-            "products": len(frame),
-            "hnsw": HNSW_PARAMS,
-            "build": stats.__dict__,
-        }
-        write_json_atomic(staging / MANIFEST_FILE, manifest)
-        large_store.install_version(version, staging)
+        with large_store.staging() as staged:
+            stats = build_index_files(
+                staged,
+                frame,
+                matrix,
+                base_folder=large_store.version_dir(base_version) if base_version else None,
+                threads=2,
+            )
+            manifest = {
+                "version": version,
+                "built_at": now_iso(),
+                "encoder": live["encoder"],
+                "catalog_hash": catalog_hash(frame),
+                "products": len(frame),
+                "hnsw": HNSW_PARAMS,
+                "build": stats.__dict__,
+            }
+            write_json_atomic(staged / MANIFEST_FILE, manifest)
+            large_store.publish(version, staged, replace=True)
         loaded = LoadedIndex(large_store.version_dir(version))
         queries = encoder.encode(query_corpus(base, 300), batch_size=32)
         recall = recall_vs_exact(loaded, queries)
-        large_store.record(
+        large_store.write_record(
             version, "checks", {"passed": recall["recall@10"] >= 0.95, "recall": recall}
         )
         return stats, recall
 
     stats, recall = publish("large-v1", products, vectors)
-    large_store.make_live("large-v1", "benchmark")
+    large_store.promote("large-v1", reason="benchmark", actor="bench_search")
     print(
         f"  full HNSW build: {stats.seconds:.1f} s; ANN recall@10 vs exact "
         f"{recall['recall@10']:.4f} over {recall['queries']} queries"
     )
 
-    process, url = start_server(settings.home, large_store.root)
+    process, url = start_server(settings.home, large_search)
     try:
         results = bench_http(url, base, duration)
         # Incremental: 100 products change text, 100 are new, 100 leave the catalog.
@@ -565,7 +576,7 @@ def bench_large(settings, n: int, duration: int) -> None:
             [fresh_vectors[:100], vectors[100 : n - 100], fresh_vectors[100:]]
         )
         stats2, recall2 = publish("large-v2", updated, updated_vectors, base_version="large-v1")
-        large_store.make_live("large-v2", "benchmark incremental")
+        large_store.promote("large-v2", reason="benchmark incremental", actor="bench_search")
         searchable = wait_for_sku(url, NEW_QUERY, f"SKU-L{n:06d}", "anyone") - started
     finally:
         stop(process)
@@ -616,13 +627,11 @@ def main() -> None:
     if args.only_large:
         bench_large(settings, args.large, args.duration)
         return
-    from retail_assets.search.store import SearchStore
-
-    store = SearchStore(settings.search_dir)
+    store = search_stores(settings)
     live = store.manifest(store.live())
     products = pl.read_parquet(Path(live["embeddings_snapshot"]) / "products.parquet")
     print(f"default catalog: {len(products)} searchable products, index {store.live()}")
-    quantization = json.loads(store.quantization_path(live["encoder"]["version"]).read_text())
+    quantization = store.quantization(live["encoder"]["version"])
     print(f"quantization decision: {quantization['quantization']} - {quantization['reason']}")
 
     throughput = embedding_throughput(settings, products["text"].to_list())

@@ -55,12 +55,17 @@ end
 """
 
 
+def fraud_store(settings):
+    from retail_assets.artifacts import Artifacts
+
+    return Artifacts.from_settings(settings).model("fraud")
+
+
 def ensure_platform(home: Path, scale: str):
-    from retail_assets.models.lifecycle.bundle import BundleStore
     from retail_assets.settings import settings_for_home
 
     settings = settings_for_home(home, scale)
-    if BundleStore(settings.bundles_dir).champion("fraud") is None:
+    if fraud_store(settings).champion() is None:
         from retail_assets.runner import materialize_platform
         from retail_assets.sources.landing_zone import LandingZone
         from retail_assets.sources.synthetic_landing import land_synthetic_feeds
@@ -87,11 +92,9 @@ def wait_http(url: str, timeout: float = 120) -> None:
 def mlflow_payload(settings) -> tuple[str, str]:
     """One engineered feature row (from the bundle's self-test rows) as MLflow's
     dataframe_split body, and the registered champion version."""
-    from retail_assets.models.lifecycle.bundle import BundleStore
-
-    store = BundleStore(settings.bundles_dir)
-    version = store.champion("fraud")
-    folder = store.version_dir("fraud", version)
+    store = fraud_store(settings)
+    version = store.champion()
+    folder = store.version_dir(version)
     signature = json.loads((folder / "signature.json").read_text())
     reference = json.loads((folder / "reference.json").read_text())
     row = [None if v != v else v for v in reference["self_test"]["features"][0]]
@@ -146,13 +149,11 @@ def bench_mlflow(settings, duration: int, connections: int) -> dict:
 
 
 def clone_bundle(settings, source: str, target: str) -> None:
-    from retail_assets.models.lifecycle.bundle import BundleStore
-
-    store = BundleStore(settings.bundles_dir)
-    destination = store.version_dir("fraud", target)
+    store = fraud_store(settings)
+    destination = store.version_dir(target)
     if destination.exists():
         shutil.rmtree(destination)
-    shutil.copytree(store.version_dir("fraud", source), destination)
+    shutil.copytree(store.version_dir(source), destination)
     for filename in ("signature.json", "mlflow.json"):
         path = destination / filename
         document = json.loads(path.read_text())
@@ -161,10 +162,8 @@ def clone_bundle(settings, source: str, target: str) -> None:
 
 
 def bench_app(settings, duration: int, connections: int, hot_swap: bool) -> dict:
-    from retail_assets.models.lifecycle.bundle import BundleStore
-
-    store = BundleStore(settings.bundles_dir)
-    original = store.champion("fraud")
+    store = fraud_store(settings)
+    original = store.champion()
     port = free_port()
     env = {**os.environ, "RETAIL_ADMIN_TOKEN": ADMIN_TOKEN, "RETAIL_SERVING_POLL_SECONDS": "60"}
     log = settings.home / "logs" / "bench-retail-serve.log"
@@ -182,7 +181,7 @@ def bench_app(settings, duration: int, connections: int, hot_swap: bool) -> dict
             if stop_swapping.wait(2.0):
                 return
             clone_bundle(settings, original, version)
-            store.publish_champion("fraud", version)
+            store.promote(version, reason="benchmark hot swap", actor="bench_serving")
             answer = httpx.post(
                 f"http://127.0.0.1:{port}/v1/admin/reload",
                 headers={"authorization": f"Bearer {ADMIN_TOKEN}"},
@@ -209,10 +208,10 @@ def bench_app(settings, duration: int, connections: int, hot_swap: bool) -> dict
     finally:
         stop(process)
         if hot_swap:
-            store.publish_champion("fraud", original)
-            for version in store.versions("fraud"):
+            store.promote(original, reason="benchmark done", actor="bench_serving")
+            for version in store.versions():
                 if version.startswith("9") and len(version) == 3:
-                    shutil.rmtree(store.version_dir("fraud", version), ignore_errors=True)
+                    shutil.rmtree(store.version_dir(version), ignore_errors=True)
 
 
 def main() -> None:

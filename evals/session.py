@@ -1,6 +1,9 @@
 """One evaluation session, shared by the Dagster asset `assistant_eval_report` and the CLI
 (`retail evals run`): build the benchmark, evaluate the candidate prompt, find (or measure) the
-production prompt's metrics on the same cases, index and model, apply the gate, log to MLflow.
+production prompt's metrics on the same cases, index and model, apply the gate, log to MLflow,
+and record the verdict in the decision log (`evaluated`, with the gate table). The prompt
+promotion trusts only that record: a prompt is promoted only if the latest evaluation of that
+exact version passed.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import polars as pl
 
 from evals.cases import EvalSuite, build_suite
 from evals.checks import Truth
-from evals.gate import RULES, GateDecision, comparison_rows, decide
+from evals.gate import RULES, comparison_rows, decide
+from evals.prompt_files import prompt_templates
 from evals.runner import (
     METRICS,
     EvalReport,
@@ -23,8 +27,14 @@ from evals.runner import (
     log_report,
     run_suite,
 )
+from retail_assets.assistant.index import load_champion
 from retail_assets.assistant.llm import LLMBackend, backend_from_env
 from retail_assets.assistant.prompts import PromptRegistry, PromptTemplate
+from retail_assets.core.gate import GateResult
+from retail_assets.core.store import ArtifactStore
+from retail_assets.summary import headline
+
+EVALUATED = "evaluated"
 
 
 @dataclass
@@ -33,7 +43,7 @@ class EvalOutcome:
     production_version: str | None
     production_metrics: dict[str, float] | None
     production_source: str  # "none", "mlflow run <id>", "measured now"
-    decision: GateDecision
+    decision: GateResult
     suite_size: int
 
     @property
@@ -50,7 +60,7 @@ class EvalOutcome:
         return comparison_rows(self.report.metrics, self.production_metrics, self.decision)
 
     def category_table(self) -> str:
-        from retail_assets.models.lifecycle.reporting import markdown_table
+        from retail_assets.core.markdown import markdown_table
 
         rows = [
             {
@@ -68,7 +78,7 @@ class EvalOutcome:
         return markdown_table(rows)
 
     def failures_table(self) -> str:
-        from retail_assets.models.lifecycle.reporting import markdown_table
+        from retail_assets.core.markdown import markdown_table
 
         rows = [
             {
@@ -96,8 +106,8 @@ def build_eval_suite(
 def evaluate_prompt(
     prompt: PromptTemplate,
     *,
-    index_store,
-    search_root: Path,
+    index_store: ArtifactStore,
+    encoders: ArtifactStore,
     suite: EvalSuite,
     truth: Truth,
     backend: LLMBackend,
@@ -105,15 +115,15 @@ def evaluate_prompt(
 ) -> EvalReport:
     # A fresh copy of the published index per evaluation: the suite's test-only products are
     # inserted into it in memory.
-    index = index_store.load(search_root, threads=1)
+    index = load_champion(index_store, encoders, threads=1)
     return run_suite(eval_assistant(index, prompt, backend, suite), suite, truth, on_case)
 
 
 def evaluate_with_gate(
     *,
     registry: PromptRegistry,
-    index_store,
-    search_root: Path,
+    index_store: ArtifactStore,
+    encoders: ArtifactStore,
     products: pl.DataFrame,
     documents: pl.DataFrame,
     policy_facts: dict[str, Any] | None,
@@ -128,7 +138,7 @@ def evaluate_with_gate(
     tags: dict[str, str] | None = None,
 ) -> EvalOutcome:
     backend = backend or backend_from_env()
-    prompt = registry.resolve(candidate)
+    prompt = registry.resolve(candidate, prompt_templates())
     suite, total = build_eval_suite(products, policy_facts, max_cases, seed)
     truth = Truth.build(products, documents, suite.fixture_products)
     log(
@@ -138,7 +148,7 @@ def evaluate_with_gate(
     report = evaluate_prompt(
         prompt,
         index_store=index_store,
-        search_root=search_root,
+        encoders=encoders,
         suite=suite,
         truth=truth,
         backend=backend,
@@ -162,7 +172,7 @@ def evaluate_with_gate(
             production_report = evaluate_prompt(
                 registry.load(production_version),
                 index_store=index_store,
-                search_root=search_root,
+                encoders=encoders,
                 suite=suite,
                 truth=truth,
                 backend=backend,
@@ -177,13 +187,7 @@ def evaluate_with_gate(
             source = "measured now on the same cases"
     elif production_version == prompt.version:
         source = "is the candidate"
-    decision = decide(
-        report.metrics,
-        production_metrics,
-        candidate_version=str(prompt.version),
-        production_version=production_version,
-        negative_control=prompt.negative_control,
-    )
+    decision = decide(report.metrics, production_metrics, negative_control=prompt.negative_control)
     log_report(
         report,
         tracking_uri,
@@ -191,17 +195,12 @@ def evaluate_with_gate(
         tags={
             **(tags or {}),
             "retail.eval_role": "candidate",
-            "retail.gate": "passed" if decision.promote else "refused",
+            "retail.gate": "passed" if decision.passed else "refused",
             "retail.gate_reasons": "; ".join(decision.reasons)[:4000],
             "retail.production_version": production_version or "none",
         },
     )
-    if not decision.promote:
-        registry.record_refusal(
-            prompt,
-            decision.reasons,
-            {"mlflow_run_id": report.mlflow_run_id, "metrics": report.metrics},
-        )
+    record_verdict(registry.store, prompt, report, decision, production_version, production_metrics)
     return EvalOutcome(
         report=report,
         production_version=production_version,
@@ -210,3 +209,48 @@ def evaluate_with_gate(
         decision=decision,
         suite_size=total,
     )
+
+
+def record_verdict(
+    store: ArtifactStore,
+    prompt: PromptTemplate,
+    report: EvalReport,
+    decision: GateResult,
+    production_version: str | None,
+    production_metrics: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """The gate's verdict on this exact prompt version (and content), in the decision log."""
+    return store.record(
+        EVALUATED,
+        str(prompt.version),
+        reason=(
+            "passed the eval gate" if decision.passed else "refused: " + "; ".join(decision.reasons)
+        ),
+        actor="assistant_eval_gate",
+        evidence={
+            "passed": decision.passed,
+            "prompt_sha": prompt.sha,
+            "prompt_file": prompt.name,
+            "production_version": production_version,
+            "mlflow_run_id": report.mlflow_run_id,
+            "cases": report.n_cases,
+            "suite_fingerprint": report.suite_fingerprint,
+            "index_version": report.index_version,
+            "model": report.model,
+            "gate": decision.table(),
+            "headline": headline(
+                "factual_accuracy",
+                report.metrics.get("factual_accuracy"),
+                f"production v{production_version}" if production_metrics else None,
+                (production_metrics or {}).get("factual_accuracy"),
+            ),
+        },
+    )
+
+
+def latest_verdict(store: ArtifactStore, version: str) -> dict[str, Any] | None:
+    """The most recent `evaluated` decision for this prompt version, if any."""
+    for entry in reversed(store.log.entries(store.artifact, {EVALUATED}) if store.log else []):
+        if str(entry.get("version")) == str(version):
+            return entry
+    return None

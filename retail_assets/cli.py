@@ -100,10 +100,33 @@ def _print_summary(summary, settings: Settings) -> None:
         )
     for failure in summary.failures:
         console.print(f"  [red]{failure.splitlines()[0]}[/red]")
+    _print_artifacts(settings)
     status = "[green]succeeded[/green]" if summary.success else "[red]failed[/red]"
     console.print(f"platform run {status}; warehouse: {settings.warehouse_path}")
     if summary.log_path:
         console.print(f"step output (dbt logs): {summary.log_path}")
+
+
+def _print_artifacts(settings: Settings) -> None:
+    """What serves now and why: champion, last gated decision, headline metric."""
+    from retail_assets.artifacts import Artifacts
+    from retail_assets.summary import summarize
+
+    rows = summarize(Artifacts.from_settings(settings))
+    if not rows:
+        return
+    table = Table(title="models, indices and prompts")
+    for column in ("artifact", "serving", "last decision", "verdict", "headline metric"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row.artifact,
+            f"v{row.champion}" if row.champion else "-",
+            row.decision,
+            row.verdict,
+            row.headline,
+        )
+    console.print(table)
 
 
 def _materialize(settings: Settings, selection: str | None):
@@ -186,7 +209,15 @@ def materialize(scale, selection) -> None:
 
 
 def _run_ui(settings: Settings, host: str, port: int) -> int:
-    env = {**os.environ, "DAGSTER_HOME": str(settings.dagster_home)}
+    from retail_assets.transform.project import prepare_dbt_project
+
+    prepare_dbt_project()
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(settings.dagster_home),
+        # dagster dev re-parses the dbt project on every reload; the profile names the warehouse.
+        "RETAIL_WAREHOUSE": str(settings.warehouse_path),
+    }
     dagster = str(Path(sys.executable).with_name("dagster"))
     console.print(f"Dagster UI on http://{host}:{port} (Ctrl-C to stop)")
     try:
@@ -310,71 +341,99 @@ def models() -> None:
 @models.command("list")
 @click.argument("model", required=False)
 def models_list(model) -> None:
-    """Versions, aliases, bundle state and the serving pointer of each model."""
-    from retail_assets.models.demand import demand_family
-    from retail_assets.models.fraud import fraud_family
-
+    """Versions, serving roles, MLflow aliases, bundle state, the last gate decision and the
+    recent decision log of each model."""
     settings = _settings_for(None)
     lifecycle = _lifecycle(settings)
-    names = [model] if model else [demand_family.name, fraud_family.name]
+    names = [model] if model else lifecycle.artifacts.models()
     for name in names:
         status = lifecycle.status(name)
+        rollout = status["rollout"]
         table = Table(
-            title=f"{name}: champion v{status['champion'] or '-'}, challenger v{status['challenger'] or '-'}, "
-            f"serving v{status['serving_pointer'] or '-'}"
+            title=f"{name}: champion v{status['champion'] or '-'}, challenger "
+            f"v{status['challenger'] or '-'} (rollout {rollout.mode}"
+            f"{f' {rollout.share:.0%}' if rollout.mode == 'canary' else ''}); MLflow alias "
+            f"champion v{status['mlflow_champion'] or '-'}"
         )
         for column in ("version", "aliases", "bundle", "mlflow run"):
             table.add_column(column)
         for v in status["versions"]:
             table.add_row(v["version"], ", ".join(v["aliases"]), v["bundle"], v["run_id"][:12])
         console.print(table)
-    log = lifecycle.log.entries(model)
-    if log:
-        recent = Table(title="recent promotion log")
-        for column in ("at", "model", "action", "version", "before -> after", "reason"):
-            recent.add_column(column)
-        for entry in log[-8:]:
-            recent.add_row(
-                entry["at"][:19],
-                entry["model"],
-                entry["action"],
-                str(entry.get("version")),
-                f"{entry.get('champion_before')} -> {entry.get('champion_after')}",
-                (entry.get("reason") or "")[:80],
-            )
-        console.print(recent)
+        _print_gate(lifecycle.artifacts.log, f"model/{name}")
+    artifacts = [f"model/{model}"] if model else None
+    _print_decisions(lifecycle.artifacts.log, artifacts)
+
+
+def _print_gate(log, artifact: str) -> None:
+    """The gate table of the artifact's latest gated decision (promote or refuse)."""
+    last = next(
+        (e for e in reversed(log.entries(artifact)) if (e.get("evidence") or {}).get("gate")),
+        None,
+    )
+    if last is None:
+        return
+    table = Table(title=f"{artifact}: last gate decision ({last['action']} v{last['version']})")
+    for column in ("rule", "scope", "value", "threshold", "passed"):
+        table.add_column(column)
+    for row in last["evidence"]["gate"]:
+        table.add_row(
+            row["rule"],
+            row["scope"],
+            *(
+                f"{row[k]:.4g}" if isinstance(row[k], float) else str(row[k] or "-")
+                for k in ("value", "threshold")
+            ),
+            "yes" if row["passed"] else "[red]NO[/red]",
+        )
+    console.print(table)
+
+
+def _print_decisions(log, artifacts: list[str] | None, limit: int = 8) -> None:
+    entries = [e for e in log.entries() if artifacts is None or e["artifact"] in artifacts]
+    if not entries:
+        return
+    recent = Table(title="recent decisions")
+    for column in ("at", "artifact", "action", "version", "champion before -> after", "reason"):
+        recent.add_column(column)
+    for entry in entries[-limit:]:
+        recent.add_row(
+            entry["at"][:19],
+            entry["artifact"],
+            entry["action"],
+            str(entry.get("version")),
+            f"{entry.get('champion_before')} -> {entry.get('champion_after')}",
+            (entry.get("reason") or "")[:80],
+        )
+    console.print(recent)
+
+
+def _lifecycle_call(operation: str, *args) -> dict:
+    from retail_assets.core.store import ArtifactInvalidError, RoleError
+
+    lifecycle = _lifecycle(_settings_for(None))
+    try:
+        return getattr(lifecycle, operation)(*args)
+    except (RoleError, ArtifactInvalidError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @models.command("promote")
 @click.argument("model")
 @click.argument("version")
-@click.option("--reason", required=True, help="Why (recorded in the promotion log).")
+@click.option("--reason", required=True, help="Why (recorded in the decision log).")
 def models_promote(model, version, reason) -> None:
     """Make VERSION the champion by hand (its bundle must be complete and valid)."""
-    from retail_assets.models.lifecycle.bundle import BundleInvalidError
-    from retail_assets.models.lifecycle.operations import LifecycleError
-
-    lifecycle = _lifecycle(_settings_for(None))
-    try:
-        record = lifecycle.manual_promote(model, version, reason)
-    except (LifecycleError, BundleInvalidError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
+    record = _lifecycle_call("manual_promote", model, version, reason)
     console.print(f"{model}: champion v{record['champion_before']} -> v{record['champion_after']}")
 
 
 @models.command("rollback")
 @click.argument("model")
-@click.option("--reason", required=True, help="Why (recorded in the promotion log).")
+@click.option("--reason", required=True, help="Why (recorded in the decision log).")
 def models_rollback(model, reason) -> None:
     """Move the champion back to the version the current champion replaced."""
-    from retail_assets.models.lifecycle.bundle import BundleInvalidError
-    from retail_assets.models.lifecycle.operations import LifecycleError
-
-    lifecycle = _lifecycle(_settings_for(None))
-    try:
-        record = lifecycle.rollback(model, reason)
-    except (LifecycleError, BundleInvalidError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
+    record = _lifecycle_call("rollback", model, reason)
     console.print(
         f"{model}: rolled back v{record['champion_before']} -> v{record['champion_after']}"
     )
@@ -384,9 +443,9 @@ def models_rollback(model, reason) -> None:
 
 
 def _assistant(settings: Settings):
-    from retail_assets.assistant.assets import resources as assistant_resources
+    from retail_assets.assistant.assets import AssistantResource
 
-    return assistant_resources(settings)["assistant"]
+    return AssistantResource.from_settings(settings)
 
 
 @main.group()
@@ -409,18 +468,19 @@ def evals() -> None:
 @click.option("--verbose", is_flag=True, help="Print every case as it is answered.")
 def evals_run(prompt, max_cases, promote, verbose) -> None:
     """Evaluate a prompt version, compare it with production, exit non-zero if the gate fails."""
+    from evals.prompt_files import prompt_templates
     from evals.runner import load_truth_frames
     from evals.session import evaluate_with_gate
     from retail_assets.warehouse import WarehouseResource
 
     settings = _settings_for(None)
     assistant = _assistant(settings)
-    if assistant.index_store().current() is None:
+    if assistant.index_store().champion() is None:
         raise click.ClickException(
             "no RAG index is published: run `retail materialize --select assistant_rag_index+`"
         )
     registry = assistant.registry()
-    registry.sync()
+    registry.sync(prompt_templates())
     warehouse = WarehouseResource(path=str(settings.warehouse_path))
     products, documents = load_truth_frames(warehouse)
 
@@ -434,7 +494,7 @@ def evals_run(prompt, max_cases, promote, verbose) -> None:
         outcome = evaluate_with_gate(
             registry=registry,
             index_store=assistant.index_store(),
-            search_root=settings.search_dir,
+            encoders=assistant.encoders(),
             products=products,
             documents=documents,
             policy_facts=assistant.policy_facts(),
@@ -464,8 +524,8 @@ def evals_run(prompt, max_cases, promote, verbose) -> None:
         table.add_row(
             row["metric"],
             fmt(row["candidate"]),
-            fmt(row["production"]),
-            row["threshold"],
+            fmt(row["incumbent"]),
+            row["floor"],
             row["tolerance"],
             "[green]yes[/green]" if row["passed"] else "[red]NO[/red]",
         )
@@ -478,7 +538,7 @@ def evals_run(prompt, max_cases, promote, verbose) -> None:
         + ", ".join(f"{k} {fmt(v)}" for k, v in extra.items())
         + f"; MLflow run {report.mlflow_run_id}"
     )
-    if decision.promote:
+    if decision.passed:
         console.print(f"[green]gate passed[/green]: v{report.prompt_version} may be promoted")
         if promote:
             template = registry.load(report.prompt_version)
@@ -490,7 +550,7 @@ def evals_run(prompt, max_cases, promote, verbose) -> None:
         console.print("[red]gate refused[/red]:")
         for reason in decision.reasons:
             console.print(f"  - {reason}")
-    sys.exit(0 if decision.promote else 1)
+    sys.exit(0 if decision.passed else 1)
 
 
 @evals.command("prompts")

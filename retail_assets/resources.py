@@ -1,4 +1,5 @@
-"""Resources that are not the warehouse: the landing zone feeds arrive in."""
+"""Resources that are not the warehouse: the landing zone feeds arrive in, and the artifact
+stores (model bundles, online feature tables, indices, prompts) with their decision log."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from retail_assets.artifacts import Artifacts
+from retail_assets.settings import Settings
 from retail_assets.sources.landing_zone import LandingZone
 from retail_assets.sources.synthetic_landing import land_synthetic_feeds
 
@@ -32,3 +35,34 @@ class LandingZoneResource(dg.ConfigurableResource):
                 )
             land_synthetic_feeds(zone, scale=self.scale, seed=self.seed)
         return zone
+
+
+class ArtifactsResource(dg.ConfigurableResource):
+    """Where every versioned artifact lives and the decision log they share (see
+    `retail_assets/artifacts.py`; serving builds the same stores from the same settings)."""
+
+    bundles_dir: str
+    online_features_dir: str
+    search_dir: str
+    assistant_dir: str
+    decision_log: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ArtifactsResource:
+        return cls(
+            bundles_dir=str(settings.bundles_dir),
+            online_features_dir=str(settings.online_features_dir),
+            search_dir=str(settings.search_dir),
+            assistant_dir=str(settings.assistant_dir),
+            decision_log=str(settings.decision_log_path),
+        )
+
+    @property
+    def artifacts(self) -> Artifacts:
+        return Artifacts(
+            bundles_dir=Path(self.bundles_dir),
+            online_features_dir=Path(self.online_features_dir),
+            search_dir=Path(self.search_dir),
+            assistant_dir=Path(self.assistant_dir),
+            decision_log_path=Path(self.decision_log),
+        )

@@ -75,6 +75,9 @@ def materialize_platform(
     run_config: dict | None = None,
 ) -> RunSummary:
     """Run the platform job (optionally a selection of it) and report what happened."""
+    from retail_assets.transform.project import prepare_dbt_project
+
+    prepare_dbt_project()  # before the definitions import: the dbt assets read the manifest
     from retail_assets.definitions import PLATFORM_JOB_NAME, build_defs
 
     instance = instance_for(settings)

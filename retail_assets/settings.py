@@ -44,8 +44,9 @@ class Settings:
         return _path("RETAIL_BUNDLES_DIR", self.home / "bundles")
 
     @property
-    def promotion_log_path(self) -> Path:
-        return self.home / "promotion_log.jsonl"
+    def decision_log_path(self) -> Path:
+        """The one append-only log of every publish, promotion, refusal and rollback."""
+        return self.home / "decisions.jsonl"
 
     @property
     def online_features_dir(self) -> Path:

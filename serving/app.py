@@ -12,8 +12,7 @@ from litestar.exceptions import ClientException, HTTPException, ValidationExcept
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
-from retail_assets.models.lifecycle.bundle import BundleInvalidError
-from retail_assets.models.lifecycle.operations import LifecycleError
+from retail_assets.core.store import ArtifactInvalidError, RoleError
 from serving.config import ServingConfig
 from serving.controllers.admin import AdminController
 from serving.controllers.forecast import ForecastController
@@ -42,6 +41,20 @@ CONTROLLERS = [
 ]
 
 
+def extension_controllers(name: str) -> list[type]:
+    """The controllers of an extension: this module pairs runtimes with controllers, so a
+    runtime never imports its controllers (and controllers only import runtimes)."""
+    if name == "search":
+        from serving.search.controllers import SearchAdminController, SearchController
+
+        return [SearchController, SearchAdminController]
+    if name == "assistant":
+        from serving.assistant.controller import AssistantController
+
+        return [AssistantController]
+    raise ValueError(f"no controllers registered for extension {name!r}")
+
+
 def _provider(value):
     def provide():
         return value
@@ -54,7 +67,7 @@ def create_app(
     state: ServingState | None = None,
     extensions: list[ServingExtension] | None = None,
 ) -> Litestar:
-    """The app. `extensions` defaults to every module in `EXTENSION_MODULES`."""
+    """The app. `extensions` defaults to search and the assistant (`load_extensions`)."""
     config = config or ServingConfig.from_settings()
     serving = state or ServingState.from_config(config)
     serving.extensions = load_extensions(config) if extensions is None else extensions
@@ -78,7 +91,7 @@ def create_app(
     dependencies = {"serving": Provide(provide_serving, sync_to_thread=False, use_cache=True)}
     controllers = list(CONTROLLERS)
     for extension in serving.extensions:
-        controllers += extension.controllers
+        controllers += extension_controllers(extension.name)
         dependencies[extension.dependency_name] = Provide(
             _provider(extension), sync_to_thread=False, use_cache=True
         )
@@ -90,8 +103,8 @@ def create_app(
             ClientException: handle_client_error,
             HTTPException: handle_http_error,
             NotReadyError: not_ready,
-            LifecycleError: lifecycle_conflict,
-            BundleInvalidError: lifecycle_conflict,
+            RoleError: lifecycle_conflict,
+            ArtifactInvalidError: lifecycle_conflict,
             Exception: unexpected,
         },
         request_max_body_size=config.max_body_bytes,

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from retail_assets.artifacts import Artifacts
 from retail_assets.settings import Settings, get_settings
 from serving.clock import DEFAULT_MAX_AGE, DEFAULT_MAX_AHEAD, PaymentClock
 
@@ -23,12 +24,10 @@ def _seconds(var: str, default: timedelta) -> timedelta:
 
 @dataclass(frozen=True)
 class ServingConfig:
+    artifacts: Artifacts
     search_dir: Path
     assistant_dir: Path
-    bundle_root: Path
-    online_features_dir: Path
     prediction_log_dir: Path
-    rollout_file: Path
     admin_token: str | None
     poll_seconds: float
     log_flush_seconds: float
@@ -40,12 +39,10 @@ class ServingConfig:
     def from_settings(cls, settings: Settings | None = None) -> ServingConfig:
         settings = settings or get_settings()
         return cls(
+            artifacts=Artifacts.from_settings(settings),
             search_dir=settings.search_dir,
             assistant_dir=settings.assistant_dir,
-            bundle_root=settings.bundles_dir,
-            online_features_dir=settings.online_features_dir,
             prediction_log_dir=settings.prediction_log_dir,
-            rollout_file=settings.home / "serving" / "rollout.json",
             admin_token=os.environ.get("RETAIL_ADMIN_TOKEN") or None,
             poll_seconds=float(os.environ.get("RETAIL_SERVING_POLL_SECONDS", "5")),
             log_flush_seconds=float(os.environ.get("RETAIL_PREDICTION_LOG_FLUSH_SECONDS", "0.5")),

@@ -1,31 +1,32 @@
 """Domains beyond the tabular models (search, the assistant) plug into the app as extensions.
 
-An extension module exposes `extension(config: ServingConfig) -> ServingExtension`; the app
-registers its controllers, injects the extension object under `dependency_name`, refreshes it
-with the models (poll and admin reload) and reports its problems in /health.
+An extension module exposes `extension(config: ServingConfig) -> ServingExtension`. The app
+(`serving/app.py`, the one place that pairs runtimes with controllers) registers the
+extension's controllers, injects the extension object under `dependency_name`, refreshes its
+`slots` in the app's one refresh loop (poll and admin reload) with every other slot, calls
+`after_refresh` with what changed, and reports its slots' and its own problems in /health.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Protocol
 
+from retail_assets.core.slot import Slot
 from serving.config import ServingConfig
-
-EXTENSION_MODULES: tuple[str, ...] = ("serving.search", "serving.assistant")
 
 
 class ServingExtension(Protocol):
     name: str
     dependency_name: str
-    controllers: list[type]
+    slots: list[Slot]
+    """Artifacts this extension serves; the app refreshes them with all the others."""
 
-    def refresh(self) -> list[str]:
-        """Load newly published artefacts; return what changed."""
+    def after_refresh(self, changes: list[str]) -> None:
+        """Rebuild derived state after the slots refreshed (e.g. drop caches)."""
         ...
 
     def problems(self) -> list[str]:
-        """What is wrong right now (refused artefacts, nothing published yet)."""
+        """What is wrong beyond the slots' own problems (e.g. the LLM backend)."""
         ...
 
     def ready(self) -> bool: ...
@@ -33,7 +34,10 @@ class ServingExtension(Protocol):
     def close(self) -> None: ...
 
 
-def load_extensions(
-    config: ServingConfig, modules: tuple[str, ...] = EXTENSION_MODULES
-) -> list[ServingExtension]:
-    return [importlib.import_module(name).extension(config) for name in modules]
+def load_extensions(config: ServingConfig) -> list[ServingExtension]:
+    # Imported here, not at module level: each extension imports its runtime (usearch,
+    # llama-cpp) only when the app actually assembles it.
+    from serving.assistant import extension as assistant
+    from serving.search import extension as search
+
+    return [search(config), assistant(config)]

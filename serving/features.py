@@ -15,22 +15,32 @@ index, -1 for unknown or missing), exactly as training encoded them.
 
 from __future__ import annotations
 
-import math
 import threading
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import polars as pl
 
+from retail_assets.artifacts import Artifacts
+from retail_assets.core.slot import Slot
 from retail_assets.models.demand.online import WILDCARD
 from retail_assets.models.fraud.online import FraudFeatureState
-from retail_assets.online_features.assets import DEMAND_FEATURE_SET, FRAUD_FEATURE_SET
-from retail_assets.online_features.store import OnlineFeatureStore
+from retail_assets.online_features import DEMAND_FEATURE_SET, FRAUD_FEATURE_SET
+from retail_assets.online_features.store import load_feature_set
+from serving.encoding import encode_matrix
 
-if TYPE_CHECKING:
-    from serving.model_store import LoadedModel
+
+class Encodable(Protocol):
+    """A loaded model as the feature table sees it: a name, a version and a signature."""
+
+    name: str
+    version: str
+
+    @property
+    def signature(self) -> dict[str, Any]: ...
+
 
 FALLBACK_MEANING = {
     None: "the series' own history",
@@ -38,55 +48,6 @@ FALLBACK_MEANING = {
     "store": "SKU of unknown category at a known store: the store's median product",
     "chain": "unknown store: the chain's median for the category (or for any product)",
 }
-
-
-def encode_matrix(frame: pl.DataFrame, signature: dict[str, Any]) -> np.ndarray:
-    """Rows of `frame` as the bundle's float64 input matrix (codes from the signature)."""
-    columns = []
-    for feature in signature["features"]:
-        name = feature["name"]
-        if "categories" in feature:
-            source = feature.get("source") or name.removesuffix("_code")
-            vocabulary = {value: code for code, value in enumerate(feature["categories"])}
-            columns.append(
-                pl.col(source)
-                .cast(pl.String)
-                .replace_strict(vocabulary, default=-1, return_dtype=pl.Float64)
-                .fill_null(-1.0)
-                .alias(name)
-            )
-        else:
-            columns.append(pl.col(name).cast(pl.Float64).alias(name))
-    return frame.select(columns).to_numpy().astype(np.float64)
-
-
-class Encoder:
-    """One-row encoding for a signature, precomputed once per bundle."""
-
-    def __init__(self, signature: dict[str, Any]):
-        self.names = [f["name"] for f in signature["features"]]
-        self.sources = [
-            (f.get("source") or f["name"].removesuffix("_code")) if "categories" in f else f["name"]
-            for f in signature["features"]
-        ]
-        self.vocabularies = [
-            {value: float(code) for code, value in enumerate(f["categories"])}
-            if "categories" in f
-            else None
-            for f in signature["features"]
-        ]
-
-    def row(self, values: dict[str, Any]) -> np.ndarray:
-        out = np.empty((1, len(self.names)), dtype=np.float64)
-        for j, (source, vocabulary) in enumerate(zip(self.sources, self.vocabularies, strict=True)):
-            value = values.get(source)
-            if vocabulary is not None:
-                out[0, j] = vocabulary.get(value, -1.0) if value is not None else -1.0
-            elif value is None:
-                out[0, j] = math.nan
-            else:
-                out[0, j] = float(value)
-        return out
 
 
 # -- demand ---------------------------------------------------------------------------------
@@ -123,7 +84,7 @@ class DemandFeatures:
         self._matrices: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
 
-    def matrix(self, model: LoadedModel) -> np.ndarray:
+    def matrix(self, model: Encodable) -> np.ndarray:
         """The table as `model`'s input matrix, built once per model version."""
         key = f"{model.name}:{model.version}"
         cached = self._matrices.get(key)
@@ -131,7 +92,7 @@ class DemandFeatures:
             with self._lock:
                 cached = self._matrices.get(key)
                 if cached is None:
-                    cached = encode_matrix(self.table, model.bundle.signature)
+                    cached = encode_matrix(self.table, model.signature)
                     self._matrices[key] = cached
         return cached
 
@@ -189,37 +150,17 @@ class FraudFeatures:
 # -- loading --------------------------------------------------------------------------------
 
 
-class OnlineFeatures:
-    """Holds the current demand and fraud feature sets; `refresh` loads new publications
-    beside the old ones and swaps the reference (requests keep what they took)."""
+def demand_features_slot(artifacts: Artifacts) -> Slot[DemandFeatures]:
+    return Slot(
+        DEMAND_FEATURE_SET,
+        artifacts.features(DEMAND_FEATURE_SET),
+        lambda folder, version: DemandFeatures(version, load_feature_set(folder)),
+    )
 
-    def __init__(self, root):
-        self.store = OnlineFeatureStore(root)
-        self.demand: DemandFeatures | None = None
-        self.fraud: FraudFeatures | None = None
-        self.problems: dict[str, str] = {}
-        self._lock = threading.Lock()
 
-    def refresh(self) -> list[str]:
-        changes = []
-        with self._lock:
-            for name, attribute, loader in (
-                (DEMAND_FEATURE_SET, "demand", DemandFeatures),
-                (FRAUD_FEATURE_SET, "fraud", FraudFeatures),
-            ):
-                current = getattr(self, attribute)
-                try:
-                    version = self.store.current(name)
-                    if version is None:
-                        self.problems[name] = "not published yet"
-                        continue
-                    if current is not None and current.version == version:
-                        continue
-                    loaded = loader(*self.store.load(name, version))
-                except Exception as exc:  # keep serving the previous version
-                    self.problems[name] = f"could not load: {exc}"
-                    continue
-                setattr(self, attribute, loaded)
-                self.problems.pop(name, None)
-                changes.append(f"{name}: {current.version if current else '-'} -> {version}")
-        return changes
+def fraud_features_slot(artifacts: Artifacts) -> Slot[FraudFeatures]:
+    return Slot(
+        FRAUD_FEATURE_SET,
+        artifacts.features(FRAUD_FEATURE_SET),
+        lambda folder, version: FraudFeatures(version, load_feature_set(folder)),
+    )

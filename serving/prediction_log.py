@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 import polars as pl
 
-from retail_assets.monitoring.prediction_log import PREDICTION_LOG_SCHEMA
+from retail_assets.monitoring.schema import PREDICTION_LOG_SCHEMA
 
 log = logging.getLogger("retail.serving")
 

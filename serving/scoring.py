@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from serving.features import DemandFeatures
-from serving.model_store import LoadedModel
+from serving.model_store import ServedModel
 from serving.state import DEMAND_MODEL, FRAUD_MODEL, ServingState
 
 
@@ -30,17 +30,19 @@ def _request_id() -> str:
 
 def _arm_models(
     state: ServingState, name: str, entity_id: str
-) -> tuple[str, LoadedModel, LoadedModel | None]:
-    """(arm, model answering, shadow model or None) for one entity."""
-    slot = state.models.slot(name)
-    champion, challenger = slot.champion, slot.challenger
-    if champion is None:
+) -> tuple[str, ServedModel, ServedModel | None]:
+    """(arm, model answering, shadow model or None) for one entity, from one look at the
+    model's slot (champion, challenger and rollout swap together)."""
+    active = state.model(name).active
+    if active.champion is None:
         raise NotReadyError(f"model '{name}' has no champion loaded")
-    if challenger is None:
+    champion = active.champion.value
+    if active.challenger is None:
         return "champion", champion, None
-    if state.rollout.arm(name, entity_id) == "challenger":
+    challenger = active.challenger.value
+    if active.rollout.routes_to_challenger(entity_id):
         return "challenger", challenger, None
-    if state.rollout.shadows(name):
+    if active.rollout.mode == "shadow":
         return "champion", champion, challenger
     return "champion", champion, None
 
@@ -53,7 +55,7 @@ class SeriesForecastResult:
     store_id: str
     sku: str
     fallback: str | None
-    model: LoadedModel
+    model: ServedModel
     arm: str
     dates: list[date]
     outputs: dict[str, np.ndarray]
@@ -64,7 +66,7 @@ def forecast(
 ) -> tuple[DemandFeatures, list[SeriesForecastResult], list[Any]]:
     """Forecasts for (store_id, sku, category hint) items over days 1..horizon.
     Returns the feature table used, the results, and shadow work to run after responding."""
-    table = state.features.demand
+    table = state.demand
     if table is None:
         raise NotReadyError("demand online features are not loaded")
     started = time.perf_counter()
@@ -127,7 +129,7 @@ def forecast(
 
 def run_demand_shadow(state: ServingState, work: list[Any]) -> None:
     """Score the challenger on the same rows after the response went out; log, never return."""
-    table = state.features.demand
+    table = state.demand
     for model, store_id, sku, rows in work:
         started = time.perf_counter()
         outputs = model.bundle.predict_matrix(rows)
@@ -155,12 +157,12 @@ class FraudResult:
     threshold: float
     flagged: bool
     reasons: list[dict[str, Any]]
-    model: LoadedModel
+    model: ServedModel
     arm: str
     features_as_of: datetime | None
 
 
-def _reasons(model: LoadedModel, x: np.ndarray, features: dict[str, Any], k: int = 3):
+def _reasons(model: ServedModel, x: np.ndarray, features: dict[str, Any], k: int = 3):
     if model.bundle.explainer is None:
         return []
     contributions = model.bundle.contributions(x)[0, :-1]
@@ -182,7 +184,7 @@ def score_payments(
 ) -> tuple[list[FraudResult], list[Any]]:
     """Score payments in the given order (each sees the ones before it). Returns results and
     shadow work to run after responding."""
-    fraud_features = state.features.fraud
+    fraud_features = state.fraud
     if fraud_features is None:
         raise NotReadyError("fraud online features are not loaded")
     results, shadow_work = [], []
@@ -242,7 +244,7 @@ def run_fraud_shadow(state: ServingState, work: list[Any]) -> None:
         )
 
 
-def _record(state: ServingState, model: LoadedModel, arm: str, elapsed_ms: float) -> None:
+def _record(state: ServingState, model: ServedModel, arm: str, elapsed_ms: float) -> None:
     state.metrics.predictions.labels(model.name, model.version, arm).inc()
     state.metrics.prediction_latency.labels(model.name, model.version, arm).observe(
         elapsed_ms / 1000

@@ -1,7 +1,12 @@
 """Everything the app shares between requests, created once by the app factory and injected
-into controllers: loaded models, online features, rollout configuration, prediction log and
-metrics. Background threads only swap references; request handlers take one reference per
-request, so a swap never affects a request in flight."""
+into controllers: the slots (model bundles, online feature tables, and the extensions' indices
+and prompts), the prediction log and metrics.
+
+One refresh loop serves every slot: the poller (every `poll_seconds`) and an admin reload call
+`refresh()`, which lets each slot load what its store names now, beside what it serves, and
+swap by reference. Request handlers take one reference per request, so a swap never affects a
+request in flight.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +18,17 @@ from dataclasses import dataclass, field
 from litestar.di import NamedDependency
 from litestar.params import SkipValidation
 
+from retail_assets.core.slot import Slot
 from serving.config import ServingConfig
-from serving.features import OnlineFeatures
+from serving.features import (
+    DemandFeatures,
+    FraudFeatures,
+    demand_features_slot,
+    fraud_features_slot,
+)
 from serving.metrics import ServingMetrics
-from serving.model_store import LoadedModel, ModelStore
+from serving.model_store import ServedModel, model_slot
 from serving.prediction_log import PredictionLogger
-from serving.rollout import RolloutManager
 
 log = logging.getLogger("retail.serving")
 
@@ -30,59 +40,87 @@ SERVED_MODELS = (DEMAND_MODEL, FRAUD_MODEL)
 @dataclass
 class ServingState:
     config: ServingConfig
-    models: ModelStore
-    features: OnlineFeatures
-    rollout: RolloutManager
+    models: dict[str, Slot[ServedModel]]
+    demand_features: Slot[DemandFeatures]
+    fraud_features: Slot[FraudFeatures]
     prediction_log: PredictionLogger
     metrics: ServingMetrics
     extensions: list = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
+    _refresh_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def from_config(cls, config: ServingConfig) -> ServingState:
+        artifacts = config.artifacts
         return cls(
             config=config,
-            models=ModelStore(config.bundle_root, SERVED_MODELS),
-            features=OnlineFeatures(config.online_features_dir),
-            rollout=RolloutManager(config.rollout_file),
+            models={name: model_slot(artifacts, name) for name in SERVED_MODELS},
+            demand_features=demand_features_slot(artifacts),
+            fraud_features=fraud_features_slot(artifacts),
             prediction_log=PredictionLogger(
                 config.prediction_log_dir, config.log_flush_seconds, config.log_buffer_rows
             ),
             metrics=ServingMetrics(),
         )
 
+    # -- slots ---------------------------------------------------------------------------------
+
+    @property
+    def slots(self) -> list[Slot]:
+        """Every slot the app serves from, the extensions' included."""
+        own = [*self.models.values(), self.demand_features, self.fraud_features]
+        return own + [slot for extension in self.extensions for slot in extension.slots]
+
+    def model(self, name: str) -> Slot[ServedModel]:
+        return self.models[name]
+
+    def champion(self, name: str) -> ServedModel | None:
+        loaded = self.models[name].champion
+        return loaded.value if loaded else None
+
+    @property
+    def demand(self) -> DemandFeatures | None:
+        loaded = self.demand_features.champion
+        return loaded.value if loaded else None
+
+    @property
+    def fraud(self) -> FraudFeatures | None:
+        loaded = self.fraud_features.champion
+        return loaded.value if loaded else None
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     def refresh(self) -> list[str]:
-        """Pick up new bundles, feature tables and rollout settings; returns what changed."""
-        changes = self.models.refresh()
-        self.metrics.swaps.labels("model").inc(len(changes))
-        feature_changes = self.features.refresh()
-        for extension in self.extensions:
-            feature_changes += extension.refresh()
-        self.metrics.swaps.labels("features").inc(len(feature_changes))
-        self.rollout.reload()
-        if changes or feature_changes:
-            self._build_demand_matrices()
-            # Loaded bundles and feature state are long-lived: move them out of the garbage
-            # collector's reach so full collections stay short (they stalled requests for
-            # ~50 ms with the fraud state tracked).
-            gc.collect()
-            gc.freeze()
-        self._update_gauges()
-        for change in (*changes, *feature_changes):
+        """Let every slot pick up what its store names now; returns what changed."""
+        with self._refresh_lock:  # the poller and an admin reload may race
+            changes: list[str] = []
+            for slot in self.slots:
+                swapped = slot.refresh()
+                self.metrics.swaps.labels(slot.name).inc(len(swapped))
+                changes += swapped
+            for extension in self.extensions:
+                extension.after_refresh(changes)
+            if changes:
+                self._build_demand_matrices()
+                # Loaded bundles and feature state are long-lived: move them out of the garbage
+                # collector's reach so full collections stay short (they stalled requests for
+                # ~50 ms with the fraud state tracked).
+                gc.collect()
+                gc.freeze()
+            self._update_gauges()
+        for change in changes:
             log.info("swapped %s", change)
         for problem in self.problems():
             log.warning("degraded: %s", problem)
-        return [*changes, *feature_changes]
+        return changes
 
     def _build_demand_matrices(self) -> None:
         """Encode the forecast table for the demand models now, not on the first request."""
-        table = self.features.demand
-        slot = self.models.slot(DEMAND_MODEL)
-        for model in (slot.champion, slot.challenger):
-            if table is not None and model is not None:
-                table.matrix(model)
+        table = self.demand
+        active = self.models[DEMAND_MODEL].active
+        for loaded in (active.champion, active.challenger):
+            if table is not None and loaded is not None:
+                table.matrix(loaded.value)
 
     def start(self) -> None:
         self.refresh()
@@ -105,35 +143,28 @@ class ServingState:
     # -- status ---------------------------------------------------------------------------------
 
     def problems(self) -> list[str]:
-        out = [f"{name}: {p}" for name, slot in self.models.slots.items() for p in slot.degraded]
-        out += [f"features {name}: {p}" for name, p in self.features.problems.items()]
+        out = [f"{slot.name}: {p}" for slot in self.slots for p in slot.problems]
         out += [f"{e.name}: {p}" for e in self.extensions for p in e.problems()]
         return out
 
     def missing(self) -> list[str]:
         """What is not loaded yet (empty once the app is ready)."""
-        missing = [f"model {n}" for n, s in self.models.slots.items() if s.champion is None]
-        if self.features.demand is None:
-            missing.append("demand online features")
-        if self.features.fraud is None:
-            missing.append("fraud online features")
+        missing = [slot.name for slot in self.slots if slot.required and not slot.ready]
         missing += [f"{e.name} (not loaded)" for e in self.extensions if not e.ready()]
         return missing
-
-    def champion(self, name: str) -> LoadedModel | None:
-        return self.models.slot(name).champion
 
     def _update_gauges(self) -> None:
         self.metrics.loaded.clear()
         self.metrics.canary_share.clear()
-        for name, slot in self.models.slots.items():
+        for name, slot in self.models.items():
+            active = slot.active
             for role in ("champion", "challenger"):
-                model = getattr(slot, role)
-                if model is not None:
-                    self.metrics.loaded.labels(name, role, model.version).set(1)
-            rollout = self.rollout.get(name)
+                loaded = getattr(active, role)
+                if loaded is not None:
+                    self.metrics.loaded.labels(name, role, loaded.version).set(1)
+            rollout = active.rollout
             self.metrics.canary_share.labels(name, rollout.mode).set(
-                rollout.canary_share if rollout.mode == "canary" else 0.0
+                rollout.share if rollout.mode == "canary" else 0.0
             )
         self.metrics.degraded.set(1 if self.problems() else 0)
 

@@ -104,3 +104,11 @@ class ServingServer:
 def serving_server():
     """Factory: `with serving_server(settings) as server:` runs the app for real over HTTP."""
     return ServingServer
+
+
+def pytest_sessionstart(session):
+    """The dbt manifest the dbt assets are built from (entry points prepare it, never an
+    import): parse once if the project changed since the last parse."""
+    from retail_assets.transform.project import prepare_dbt_project
+
+    prepare_dbt_project()

@@ -7,7 +7,6 @@ the serving extension over real HTTP (`POST /v1/assistant/chat`)."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import socket
 import threading
@@ -86,9 +85,18 @@ def _warehouse(settings):
 
 
 def _assistant_resource(settings):
-    from retail_assets.assistant.assets import resources
+    from retail_assets.assistant.assets import AssistantResource
 
-    return resources(settings)["assistant"]
+    return AssistantResource.from_settings(settings)
+
+
+def _production_prompt(settings):
+    """The prompt serving answers with: the prompt store's champion."""
+    from retail_assets.artifacts import Artifacts
+    from retail_assets.assistant.prompts import load_prompt_version
+
+    store = Artifacts.from_settings(settings).prompts()
+    return load_prompt_version(store.version_dir(store.champion()))
 
 
 def _a_product(settings, offset: int = 0) -> dict:
@@ -108,7 +116,8 @@ def test_platform_builds_the_index_registers_prompts_and_promotes_one(tiny_platf
     every active SKU and policy document (freshness check passed), v1 and v2 registered in the
     MLflow Prompt Registry, the eval report logged to MLflow with its gate passed, and the
     newest prompt promoted to `production` (alias and serving pointer agree)."""
-    from retail_assets.assistant.prompts import PROMPT_NAME, read_pointer
+    from retail_assets.assistant.index import read_manifest
+    from retail_assets.assistant.prompts import PROMPT_NAME
 
     settings, summary = tiny_platform
     for key in (
@@ -125,7 +134,7 @@ def test_platform_builds_the_index_registers_prompts_and_promotes_one(tiny_platf
 
     resource = _assistant_resource(settings)
     store = resource.index_store()
-    manifest = store.manifest()
+    manifest = read_manifest(store)
     active = _warehouse(settings).query(
         "select count(*) as n from marts.dim_products where is_active"
     )["n"][0]
@@ -138,8 +147,9 @@ def test_platform_builds_the_index_registers_prompts_and_promotes_one(tiny_platf
     assert {"v1", "v2"} <= set(versions)
     assert "negative-control" not in versions  # registered only when named
     assert registry.production() == versions["v2"].version == registry.newest_candidate()
-    pointer = read_pointer(settings.assistant_dir / "prompts")
+    pointer = _production_prompt(settings)
     assert pointer.version == versions["v2"].version and pointer.name == "v2"
+    assert registry.mlflow_production() == versions["v2"].version
 
     from mlflow import MlflowClient
 
@@ -255,7 +265,7 @@ def test_chat_over_http_answers_grounded_cites_and_declines(tiny_platform):
     resource = _assistant_resource(settings)
     with AssistantServer(settings) as server:
         status = server.client.get("/v1/assistant/status").json()
-        assert status["index_version"] == resource.index_store().current()
+        assert status["index_version"] == resource.index_store().champion()
         assert status["prompt_version"] == resource.registry().production()
 
         body = server.chat(f"How much is the {product['title']}?", customer_id="C000001")
@@ -339,7 +349,7 @@ def test_invalid_chat_requests_are_422_naming_the_field_even_before_loading(
         assert malformed.status_code == 400
         not_loaded = server.client.post("/v1/assistant/chat", json={"message": "hi"})
         assert not_loaded.status_code == 503
-        assert "no RAG index published" in not_loaded.json()["detail"]
+        assert "assistant_index: nothing published yet" in not_loaded.json()["detail"]
 
 
 def test_injected_description_is_flagged_and_a_new_index_hot_swaps_in(platform_copy):
@@ -352,6 +362,7 @@ def test_injected_description_is_flagged_and_a_new_index_hot_swaps_in(platform_c
     up by the running server too."""
     import dagster as dg
 
+    from retail_assets.assistant.index import read_manifest
     from retail_assets.definitions import PLATFORM_JOB_NAME, build_defs
     from retail_assets.runner import instance_for, materialize_platform
     from retail_assets.sources.landing_zone import LandingZone
@@ -393,9 +404,9 @@ def test_injected_description_is_flagged_and_a_new_index_hot_swaps_in(platform_c
         assert summary.success, (summary.failures, summary.failed_checks)
         (fresh,) = [c for c in summary.checks if c.check == "assistant_index_is_fresh"]
         assert fresh.passed, fresh
-        after = store.current()
+        after = store.champion()
         assert after != before
-        assert sku in store.manifest(after)["flagged_nodes"]
+        assert sku in read_manifest(store, after)["flagged_nodes"]
 
         deadline = time.monotonic() + 30
         while server.client.get("/v1/assistant/status").json()["index_version"] != after:
@@ -500,6 +511,7 @@ def test_openai_compatible_backend_is_chosen_by_env_and_guarded_the_same(
     through the same guard; an endpoint that is down yields a grounded deterministic answer
     (fallback named), not an error."""
     from retail_assets.assistant.assistant import ShoppingAssistant
+    from retail_assets.assistant.index import load_champion
     from retail_assets.assistant.llm import OpenAICompatibleBackend, backend_from_env
 
     settings, _ = tiny_platform
@@ -513,7 +525,7 @@ def test_openai_compatible_backend_is_chosen_by_env_and_guarded_the_same(
         monkeypatch.setenv("RETAIL_LLM_API_KEY", "sk-test")
         backend = backend_from_env()
         assert isinstance(backend, OpenAICompatibleBackend)
-        index = resource.index_store().load(settings.search_dir)
+        index = load_champion(resource.index_store(), resource.encoders())
         answer = ShoppingAssistant(index, prompt, backend).answer(
             f"How much is the {product['title']}?"
         )
@@ -558,19 +570,22 @@ def test_cli_gate_refuses_the_negative_control_prompt(platform_copy):
     assert "model_factual_accuracy" in output and "production" in output
     assert f"v{production}" in output
     assert registry.production() == production
-    log = [
-        json.loads(line)
-        for line in settings.promotion_log_path.read_text().splitlines()
-        if '"assistant_prompt"' in line
-    ]
-    assert log[-1]["action"] == "refuse" and log[-1]["prompt_file"] == "negative-control"
+    from retail_assets.artifacts import Artifacts
+
+    verdict = Artifacts.from_settings(settings).log.entries("assistant/prompt", {"evaluated"})[-1]
+    assert not verdict["evidence"]["passed"]
+    assert verdict["evidence"]["prompt_file"] == "negative-control"
 
 
-def test_dagster_gate_blocks_promotion_of_the_negative_control(platform_copy):
+def test_dagster_gate_blocks_promotion_of_the_negative_control_even_materialized_alone(
+    platform_copy,
+):
     """Materializing the eval report for the negative control fails the blocking check
     `assistant_eval_passes_gate` naming the failed rules, so `assistant_prompt_promotion` does
-    not run: the MLflow alias and the serving pointer stay on the production prompt."""
-    from retail_assets.assistant.prompts import read_pointer
+    not run: the MLflow alias and the serving pointer stay on the production prompt. Then
+    materializing the promotion on its own (which loads the stored, refused eval report and
+    bypasses the check) refuses too: it re-reads the latest verdict for that exact prompt
+    version from the decision log."""
     from retail_assets.runner import materialize_platform
 
     settings = platform_copy
@@ -591,4 +606,9 @@ def test_dagster_gate_blocks_promotion_of_the_negative_control(platform_copy):
     assert "assistant_eval_report" in summary.materialized
     assert "assistant_prompt_promotion" not in summary.materialized
     assert registry.production() == production
-    assert read_pointer(settings.assistant_dir / "prompts").version == production
+    assert _production_prompt(settings).version == production
+
+    alone = materialize_platform(settings, selection="key:assistant_prompt_promotion")
+    assert not alone.success
+    assert any("is not promoted" in f and "refused" in f for f in alone.failures), alone.failures
+    assert registry.production() == production == registry.mlflow_production()

@@ -9,16 +9,25 @@ import onnxruntime as ort
 import pytest
 from click.testing import CliRunner
 
-from retail_assets.models.lifecycle.bundle import BundleInvalidError, BundleStore, validate_bundle
-from retail_assets.models.lifecycle.promotion_log import PromotionLog
+from retail_assets.artifacts import Artifacts
+from retail_assets.core.store import ArtifactInvalidError
+from retail_assets.models.lifecycle.bundle import validate_bundle
 
 MODELS = ("demand", "fraud")
 
 
 def _services(settings):
-    from retail_assets.definitions import lifecycle_resource
+    from retail_assets.models.lifecycle.operations import lifecycle_for
 
-    return lifecycle_resource(settings).lifecycle()
+    return lifecycle_for(settings)
+
+
+def _store(settings, model: str):
+    return Artifacts.from_settings(settings).model(model)
+
+
+def _decisions(settings, model: str) -> list[dict]:
+    return Artifacts.from_settings(settings).log.entries(f"model/{model}")
 
 
 def _materialize_model(settings, model: str, run_config: dict | None = None):
@@ -37,8 +46,8 @@ def test_platform_run_registers_promotes_and_publishes_a_servable_bundle(tiny_pl
         assert f"{model}_{step}" in summary.materialized
     services = _services(settings)
     assert services.champion(model) == "1"
-    assert BundleStore(settings.bundles_dir).champion(model) == "1"
-    folder = BundleStore(settings.bundles_dir).version_dir(model, "1")
+    assert _store(settings, model).champion() == "1"
+    folder = _store(settings, model).version_dir("1")
     assert validate_bundle(folder) == []
 
     signature = json.loads((folder / "signature.json").read_text())
@@ -62,7 +71,7 @@ def test_platform_run_registers_promotes_and_publishes_a_servable_bundle(tiny_pl
             )
             expected = stacked[:, ("p10", "p50", "p90").index(name)]
         assert np.max(np.abs(outputs[name] - expected)) < 1e-5
-    entries = PromotionLog(settings.promotion_log_path).entries(model)
+    entries = _decisions(settings, model)
     assert entries[0]["action"] == "promote" and entries[0]["champion_after"] == "1"
 
 
@@ -78,10 +87,10 @@ def test_challenger_trained_on_shuffled_labels_is_refused_and_champion_stays(pla
     services = _services(settings)
     assert services.champion("demand") == "1"
     assert services.registry.alias_version("demand", "challenger") == "2"
-    assert BundleStore(settings.bundles_dir).champion("demand") == "1"
+    assert _store(settings, "demand").champion() == "1"
     # Refused but servable: offered to serving as the challenger for shadow/canary traffic.
-    assert BundleStore(settings.bundles_dir).challenger("demand") == "2"
-    refusal = PromotionLog(settings.promotion_log_path).entries("demand")[-1]
+    assert _store(settings, "demand").challenger() == "2"
+    refusal = [e for e in _decisions(settings, "demand") if e["action"] == "refuse"][-1]
     assert refusal["action"] == "refuse" and refusal["version"] == "2"
     assert "wape" in refusal["reason"]
     assert "category=" in refusal["reason"] or "store_region=" in refusal["reason"]
@@ -101,16 +110,16 @@ def test_rollback_restores_the_previous_champion_and_a_broken_bundle_is_never_pu
     services = _services(settings)
     assert services.champion("demand") == "2"
 
-    store = BundleStore(settings.bundles_dir)
-    onnx_path = store.version_dir("demand", "1") / "model.onnx"
+    store = _store(settings, "demand")
+    onnx_path = store.version_dir("1") / "model.onnx"
     good = onnx_path.read_bytes()
     onnx_path.write_bytes(good[: len(good) // 2])
-    with pytest.raises(BundleInvalidError, match=r"model\.onnx"):
+    with pytest.raises(ArtifactInvalidError, match=r"model\.onnx"):
         services.manual_promote("demand", "1", reason="test: corrupted bundle")
     runner = CliRunner()
     refused = runner.invoke(main, ["models", "rollback", "demand", "--reason", "test"])
     assert refused.exit_code != 0 and "invalid" in refused.output
-    assert store.champion("demand") == "2" and services.champion("demand") == "2"
+    assert store.champion() == "2" and services.registry.alias_version("demand", "champion") == "2"
 
     onnx_path.write_bytes(good)
     result = runner.invoke(
@@ -118,10 +127,10 @@ def test_rollback_restores_the_previous_champion_and_a_broken_bundle_is_never_pu
     )
     assert result.exit_code == 0, result.output
     assert "v2 -> v1" in result.output
-    assert services.champion("demand") == "1"
-    assert store.champion("demand") == "1"
-    last = PromotionLog(settings.promotion_log_path).entries("demand")[-1]
-    assert last["action"] == "rollback" and last["rolled_back_from"] == "2"
+    assert services.registry.alias_version("demand", "champion") == "1"
+    assert store.champion() == "1"
+    last = _decisions(settings, "demand")[-1]
+    assert last["action"] == "rollback" and last["evidence"]["rolled_back_from"] == "2"
     assert last["reason"] == "forecast bias after holiday"
 
     listing = runner.invoke(main, ["models", "list", "demand"])

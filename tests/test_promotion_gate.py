@@ -59,7 +59,7 @@ def test_better_average_with_one_broken_segment_is_refused_naming_the_segment():
     decision = decide(
         evaluation, WAPE_RULES, parity_passed=True, bundle_problems=[], has_champion=True
     )
-    assert not decision.promote
+    assert not decision.passed
     assert any("wape" in r and "category=Electronics" in r for r in decision.reasons), (
         decision.reasons
     )
@@ -73,7 +73,7 @@ def test_uniform_improvement_is_promoted_and_small_segments_are_not_gated():
     decision = decide(
         evaluation, WAPE_RULES, parity_passed=True, bundle_problems=[], has_champion=True
     )
-    assert decision.promote, decision.reasons
+    assert decision.passed, decision.reasons
     assert not any(c.scope == "category=Tiny" for c in decision.checks)
 
 
@@ -87,7 +87,7 @@ def test_parity_failure_or_incomplete_bundle_blocks_an_otherwise_better_model():
         bundle_problems=["model.onnx missing or empty"],
         has_champion=True,
     )
-    assert not refused.promote
+    assert not refused.passed
     assert any("onnx_parity" in r for r in refused.reasons)
     assert any("model.onnx missing" in r for r in refused.reasons)
 
@@ -98,10 +98,10 @@ def test_first_model_is_promoted_only_if_it_beats_the_baseline():
     evaluation.overall.pop("champion")
     assert decide(
         evaluation, WAPE_RULES, parity_passed=True, bundle_problems=[], has_champion=False
-    ).promote
+    ).passed
     evaluation.overall["challenger"]["wape"] = 0.65
     decision = decide(
         evaluation, WAPE_RULES, parity_passed=True, bundle_problems=[], has_champion=False
     )
-    assert not decision.promote
-    assert any("beats seasonal_naive" in r for r in decision.reasons)
+    assert not decision.passed
+    assert any("beats the best of seasonal_naive" in r for r in decision.reasons)

@@ -11,11 +11,12 @@ import httpx
 import numpy as np
 import polars as pl
 
+from retail_assets.artifacts import Artifacts
 from retail_assets.models.demand import demand_family
 from retail_assets.models.demand.features import encode_categoricals
 from retail_assets.models.fraud import fraud_family
 from retail_assets.models.fraud.training_set import prepare_features
-from retail_assets.online_features.store import OnlineFeatureStore
+from retail_assets.online_features.store import load_feature_set
 from retail_assets.warehouse import WarehouseResource
 
 
@@ -33,7 +34,8 @@ def test_forecasts_over_http_equal_the_training_code_path_and_cold_start_is_name
     categorical encoding in serving add no skew. An unknown SKU of a known category gets the
     store's category-level cold-start features and the response says so."""
     settings, _ = tiny_platform
-    _, tables = OnlineFeatureStore(settings.online_features_dir).load("demand_forecast")
+    store = Artifacts.from_settings(settings).features("demand_forecast")
+    tables = load_feature_set(store.version_dir(store.champion()))
     table = tables["forecast_features"]
     store_id = table.filter(pl.col("fallback").is_null())["store_id"][0]
     sku = table.filter(pl.col("store_id") == store_id, pl.col("fallback").is_null())["sku"][0]
@@ -82,7 +84,7 @@ def test_fraud_scores_join_live_velocity_and_log_features_that_reproduce_the_sco
     )
     customer = customers["customer_id"][0]
     with serving_server(settings) as server:
-        as_of = server.state.features.fraud.as_of
+        as_of = server.state.fraud.as_of
         payments = [
             {
                 "transaction_id": f"T-TEST-{i}",
@@ -218,7 +220,7 @@ def test_payment_timestamps_outside_the_serving_clock_are_refused_and_never_ente
     payment is scored as its first. (Replay clock: "now" is the state's as-of time.)"""
     settings = platform_copy
     with serving_server(settings) as server:
-        as_of = server.state.features.fraud.as_of
+        as_of = server.state.fraud.as_of
         card = "CARD-CLOCK-1"
 
         def payment(i: int, ts: str) -> dict:

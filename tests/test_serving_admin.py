@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from retail_assets.models.lifecycle.bundle import BundleStore
+from retail_assets.artifacts import Artifacts
 from retail_assets.runner import materialize_platform
 
 TOKEN = "admin-token-for-this-test"
@@ -67,8 +67,7 @@ def test_admin_promote_and_rollback_work_on_a_server_without_the_venv_on_path(pl
     settings = platform_copy
     summary = materialize_platform(settings, selection="key:fraud_model+")
     assert summary.success, summary.failures
-    store = BundleStore(settings.bundles_dir)
-    assert store.champion("fraud") == "2"
+    assert Artifacts.from_settings(settings).model("fraud").champion() == "2"
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
@@ -92,7 +91,7 @@ def test_admin_promote_and_rollback_work_on_a_server_without_the_venv_on_path(pl
         assert response.json()["serving_version"] == "2"
 
         for body, expected in (
-            ({"version": "9", "reason": "typo"}, "no registered version 9"),
+            ({"version": "9", "reason": "typo"}, "model/fraud has no version 9"),
             ({"version": "2", "reason": "again"}, "already the champion"),
         ):
             response = call("promote", body)

@@ -13,16 +13,17 @@ from datetime import timedelta
 import httpx
 import polars as pl
 
-from retail_assets.models.lifecycle.bundle import BundleStore
+from retail_assets.artifacts import Artifacts
+from retail_assets.core.store import ArtifactStore
 from retail_assets.warehouse import WarehouseResource
 
 
-def _clone_bundle(store: BundleStore, name: str, source: str, target: str) -> None:
+def _clone_bundle(store: ArtifactStore, source: str, target: str) -> None:
     """A new registry version of the same model (same weights): enough to see which version
     answers a request."""
-    shutil.copytree(store.version_dir(name, source), store.version_dir(name, target))
+    shutil.copytree(store.version_dir(source), store.version_dir(target))
     for filename in ("signature.json", "mlflow.json"):
-        path = store.version_dir(name, target) / filename
+        path = store.version_dir(target) / filename
         document = json.loads(path.read_text())
         document["version"] = target
         path.write_text(json.dumps(document))
@@ -48,9 +49,9 @@ def test_hot_swap_under_load_fails_no_request_and_a_corrupt_bundle_is_refused(
     request succeeds; answers move from v1 to v2 and never come from v3; /health reports the
     app degraded with the refusal while it keeps serving v2."""
     settings = platform_copy
-    store = BundleStore(settings.bundles_dir)
+    artifacts = Artifacts.from_settings(settings)
     with serving_server(settings) as server:
-        as_of = server.state.features.fraud.as_of
+        as_of = server.state.fraud.as_of
         stop = threading.Event()
         outcomes: list[tuple[int, str | None]] = []
         lock = threading.Lock()
@@ -85,15 +86,15 @@ def test_hot_swap_under_load_fails_no_request_and_a_corrupt_bundle_is_refused(
             thread.start()
         time.sleep(1.0)
         for name in ("fraud", "demand"):
-            _clone_bundle(store, name, "1", "2")
-            store.publish_champion(name, "2")
+            _clone_bundle(artifacts.model(name), "1", "2")
+            artifacts.model(name).promote("2", reason="test: new champion", actor="test")
         assert httpx.post(f"{server.url}/v1/admin/reload", headers=server.admin).status_code == 200
         time.sleep(1.0)
         with lock:
             swapped_at = len(outcomes)
-        _clone_bundle(store, "fraud", "2", "3")
-        store.publish_champion("fraud", "3")
-        model_file = store.version_dir("fraud", "3") / "model.onnx"
+        _clone_bundle(artifacts.model("fraud"), "2", "3")
+        artifacts.model("fraud").promote("3", reason="test: corrupted later", actor="test")
+        model_file = artifacts.model("fraud").version_dir("3") / "model.onnx"
         model_file.write_bytes(model_file.read_bytes()[:200])
         reload = httpx.post(f"{server.url}/v1/admin/reload", headers=server.admin).json()
         time.sleep(1.0)
@@ -130,12 +131,12 @@ def test_shadow_and_canary_challengers_switched_at_runtime_and_logged(
     from retail_assets.runner import materialize_platform
 
     settings = platform_copy
-    store = BundleStore(settings.bundles_dir)
-    _clone_bundle(store, "fraud", "1", "2")
-    store.publish_challenger("fraud", "2")
+    store = Artifacts.from_settings(settings).model("fraud")
+    _clone_bundle(store, "1", "2")
+    store.offer("2", reason="test: challenger", actor="test")
     served = 0
     with serving_server(settings) as server:
-        as_of = server.state.features.fraud.as_of
+        as_of = server.state.fraud.as_of
         headers = {**server.admin, "content-type": "application/json"}
         rollout = f"{server.url}/v1/admin/models/fraud/rollout"
 

@@ -2,15 +2,10 @@
 
     marts/dim_products, staging/stg_policy_documents, product_text_encoder
         -> assistant_rag_index            (check: assistant_index_is_fresh)
-    assistant_prompt_versions
-    assistant_rag_index, assistant_prompt_versions
-        -> assistant_eval_report          (blocking check: assistant_eval_passes_gate)
-        -> assistant_prompt_promotion
 
-The eval report runs the retail benchmark (evals/) for a candidate prompt version through the
-real assistant and the configured LLM; the gate compares it with the version serving uses
-(MLflow alias `production`); the promotion moves the alias and the serving pointer only when
-the blocking check passed.
+The prompt versions, the eval report with its blocking gate and the prompt promotion are the
+eval suite's assets (`evals/assets.py`): the eval suite depends on the assistant, never the
+other way round.
 """
 
 import json
@@ -22,6 +17,8 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
+from retail_assets.core.store import ArtifactStore
+from retail_assets.resources import ArtifactsResource
 from retail_assets.settings import Settings
 
 INDEX_FRESHNESS = dg.FreshnessPolicy.time_window(
@@ -36,28 +33,36 @@ DOCUMENTS = dg.AssetIn(key=["staging", "stg_policy_documents"])
 
 
 class AssistantResource(dg.ConfigurableResource):
-    """Where the assistant's artefacts live and which services it talks to."""
+    """Where the assistant's artefacts live (the artifact stores) and which services it talks
+    to (the MLflow prompt registry, the landing zone's policy facts)."""
 
-    root: str
-    search_root: str
     tracking_uri: str
     artifact_root: str
-    promotion_log: str
     landing_dir: str
+    artifacts: ArtifactsResource
     eval_max_cases: int | None = None
     """Default case limit of `assistant_eval_report` (None = the whole benchmark)."""
 
-    def index_store(self):
-        from retail_assets.assistant.index import RagIndexStore
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "AssistantResource":
+        return cls(
+            tracking_uri=settings.mlflow_tracking_uri,
+            artifact_root=str(settings.mlflow_artifacts_dir),
+            landing_dir=str(settings.landing_dir),
+            artifacts=ArtifactsResource.from_settings(settings),
+            eval_max_cases=TINY_EVAL_CASES if settings.scale == "tiny" else None,
+        )
 
-        return RagIndexStore(Path(self.root) / "index")
+    def index_store(self) -> ArtifactStore:
+        return self.artifacts.artifacts.rag_index()
+
+    def encoders(self) -> ArtifactStore:
+        return self.artifacts.artifacts.search_encoder()
 
     def registry(self):
         from retail_assets.assistant.prompts import PromptRegistry
 
-        return PromptRegistry(
-            self.tracking_uri, Path(self.root) / "prompts", Path(self.promotion_log)
-        )
+        return PromptRegistry(self.tracking_uri, self.artifacts.artifacts.prompts())
 
     def policy_facts(self) -> dict[str, Any] | None:
         path = Path(self.landing_dir) / "ground_truth.json"
@@ -67,7 +72,7 @@ class AssistantResource(dg.ConfigurableResource):
 
 
 def _md(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
-    from retail_assets.models.lifecycle.reporting import markdown_table
+    from retail_assets.core.markdown import markdown_table
 
     return markdown_table(rows, columns)
 
@@ -95,12 +100,16 @@ def assistant_rag_index(
     encoder changed). Instruction-like text found in descriptions is stripped and listed.
     Serving hot-swaps to the new version on its next poll."""
     from retail_assets.assistant.documents import active_products, build_nodes
+    from retail_assets.assistant.index import publish_rag_index
 
     started = time.perf_counter()
     nodes = build_nodes(dim_products, stg_policy_documents)
     products = active_products(dim_products)
-    manifest, built = assistant.index_store().publish(
-        nodes, products.select("sku", "title", "list_price"), Path(assistant.search_root)
+    manifest, built = publish_rag_index(
+        assistant.index_store(),
+        assistant.encoders(),
+        nodes,
+        products.select("sku", "title", "list_price"),
     )
     seconds = time.perf_counter() - started
     flagged = manifest.get("flagged_nodes", {})
@@ -151,7 +160,7 @@ def assistant_index_is_fresh(
     from retail_assets.assistant.index import PRODUCTS_FILE
 
     store = assistant.index_store()
-    version = store.current()
+    version = store.champion()
     if version is None:
         return dg.AssetCheckResult(passed=False, description="no RAG index is published")
     indexed = pl.read_parquet(store.version_dir(version) / PRODUCTS_FILE)
@@ -204,224 +213,8 @@ def index_freshness(indexed: pl.DataFrame, dim_products: pl.DataFrame) -> dict[s
     }
 
 
-@dg.asset(group_name="assistant", io_manager_key="artifact_io_manager", kinds={"mlflow"})
-def assistant_prompt_versions(
-    context: dg.AssetExecutionContext, assistant: AssistantResource
-) -> list[dict[str, Any]]:
-    """The assistant's prompt templates (`evals/prompts/*.toml`) registered in the MLflow
-    Prompt Registry as versions of the prompt `retail-assistant`: a file whose content is not
-    registered yet becomes a new version. Negative controls (deliberately bad prompts) are
-    registered only when evaluated by name. Serving uses the version with alias `production`
-    (its pointer file is re-synced here if the alias was moved outside the gate)."""
-    from retail_assets.assistant.prompts import read_pointer
-
-    registry = assistant.registry()
-    synced = registry.sync()
-    versions = registry.versions()
-    # MLflow's alias is the source of truth: if it was moved outside the gate (MLflow UI, API),
-    # the serving pointer follows it here.
-    production = registry.production()
-    pointer = read_pointer(Path(assistant.root) / "prompts")
-    if production and (pointer is None or pointer.version != production):
-        registry.write_pointer(registry.load(production))
-        context.log.info(f"serving pointer re-synced to production v{production}")
-    rows = [
-        {
-            "version": v.version,
-            "file": v.name,
-            "aliases": ", ".join(v.aliases),
-            "negative_control": v.negative_control,
-            "sha": v.sha,
-            "description": v.description[:80],
-        }
-        for v in versions
-    ]
-    context.add_output_metadata(
-        {
-            "versions": dg.MetadataValue.md(_md(rows)),
-            "newest_candidate": registry.newest_candidate(versions) or "none",
-            "production": production or "none",
-            "files": ", ".join(t.name for t in synced),
-        }
-    )
-    return rows
-
-
-class AssistantEvalConfig(dg.Config):
-    prompt_version: str | None = None
-    """Candidate: a registered version number or a prompt file name (e.g. "v2"); default the
-    newest registered version that is not a negative control."""
-    max_cases: int | None = None
-    """Evaluate a stratified sample of this many cases (default: the resource's limit; the
-    whole benchmark unless the scale is tiny)."""
-    seed: int = 7
-
-
-@dg.asset(
-    group_name="assistant",
-    ins={
-        "index": dg.AssetIn(key="assistant_rag_index"),
-        "prompts": dg.AssetIn(key="assistant_prompt_versions"),
-        "dim_products": PRODUCTS,
-        "stg_policy_documents": DOCUMENTS,
-    },
-    io_manager_key="artifact_io_manager",
-    kinds={"mlflow", "llamacpp"},
-    check_specs=[
-        dg.AssetCheckSpec(
-            "assistant_eval_passes_gate",
-            asset="assistant_eval_report",
-            blocking=True,
-            description=(
-                "The candidate prompt meets every absolute threshold (retrieval recall@5, "
-                "factual accuracy, refusal accuracy, injection resistance, hallucination before "
-                "and after the guard, p95 latency) and regresses on none beyond tolerance "
-                "against the production prompt. Blocks assistant_prompt_promotion."
-            ),
-        )
-    ],
-)
-def assistant_eval_report(
-    context: dg.AssetExecutionContext,
-    config: AssistantEvalConfig,
-    assistant: AssistantResource,
-    index: dict[str, Any],
-    prompts: list[dict[str, Any]],
-    dim_products: pl.DataFrame,
-    stg_policy_documents: pl.DataFrame,
-):
-    """The retail assistant benchmark (evals/: 80+ deterministic cases built from the catalog
-    and the policy facts - discovery, attributes, prices, sizing, policies, comparisons,
-    products we do not sell, prompt injections in messages and in product descriptions) run
-    for a candidate prompt version through the real assistant: published RAG index, local LLM
-    (or the configured endpoint) and the grounding guard. Metrics (recall@5, hallucination
-    before and after the guard, factual accuracy, refusal accuracy, injection resistance,
-    p50/p95 latency) are logged to MLflow (experiment `assistant-evals`, one run per prompt
-    version) and compared with the production prompt by the gate."""
-    from evals.session import evaluate_with_gate
-
-    started = time.perf_counter()
-    outcome = evaluate_with_gate(
-        registry=assistant.registry(),
-        index_store=assistant.index_store(),
-        search_root=Path(assistant.search_root),
-        products=dim_products,
-        documents=stg_policy_documents,
-        policy_facts=assistant.policy_facts(),
-        tracking_uri=assistant.tracking_uri,
-        artifact_root=Path(assistant.artifact_root),
-        candidate=config.prompt_version,
-        max_cases=config.max_cases if config.max_cases is not None else assistant.eval_max_cases,
-        seed=config.seed,
-        log=context.log.info,
-        tags={"retail.dagster_run_id": context.run.run_id},
-    )
-    report, decision = outcome.report, outcome.decision
-    metrics_rows = outcome.comparison_rows()
-    yield dg.Output(
-        outcome,
-        metadata={
-            "candidate": f"v{report.prompt_version} ({report.prompt_name})",
-            "production": outcome.production_label,
-            "decision": "passes gate" if decision.promote else "refused",
-            "reasons": dg.MetadataValue.md(
-                "\n".join(f"- {r}" for r in decision.reasons) or "all rules passed"
-            ),
-            "cases": report.n_cases,
-            "suite": f"{outcome.suite_size} cases, fingerprint {report.suite_fingerprint}",
-            "index_version": report.index_version,
-            "model": f"{report.backend}: {report.model}",
-            "mlflow_run_id": report.mlflow_run_id or "",
-            "metrics": dg.MetadataValue.md(_md(metrics_rows)),
-            "by_category": dg.MetadataValue.md(outcome.category_table()),
-            "failed_cases": dg.MetadataValue.md(outcome.failures_table()),
-            "seconds": round(time.perf_counter() - started, 1),
-            **{
-                name: round(value, 4)
-                for name, value in report.metrics.items()
-                if value == value and name in outcome.gated_metrics
-            },
-        },
-    )
-    yield dg.AssetCheckResult(
-        check_name="assistant_eval_passes_gate",
-        passed=decision.promote,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description=(
-            f"prompt v{report.prompt_version} ({report.prompt_name}) vs production "
-            f"{outcome.production_label}: "
-            + ("passes every rule" if decision.promote else "; ".join(decision.reasons))
-        ),
-        metadata={"gate": dg.MetadataValue.md(_md([c.__dict__ for c in decision.checks]))},
-    )
-
-
-@dg.asset(
-    group_name="assistant",
-    ins={"outcome": dg.AssetIn(key="assistant_eval_report")},
-    io_manager_key="artifact_io_manager",
-    kinds={"mlflow"},
-)
-def assistant_prompt_promotion(
-    context: dg.AssetExecutionContext, assistant: AssistantResource, outcome
-) -> dict[str, Any]:
-    """Moves the MLflow alias `production` of prompt `retail-assistant` to the candidate that
-    passed the eval gate, and publishes it to serving (`$RETAIL_ASSISTANT_DIR/prompts/
-    PRODUCTION.json`, swapped in on serving's next poll). Runs only when the blocking check
-    `assistant_eval_passes_gate` passed; every promotion is appended to the promotion log."""
-    registry = assistant.registry()
-    report = outcome.report
-    template = registry.load(report.prompt_version)
-    before = registry.production()
-    if before == template.version:
-        # Re-evaluated and still passing: nothing moves; the serving pointer is re-written so
-        # a lost or stale pointer heals.
-        registry.write_pointer(template)
-        record = {"action": "unchanged", "version": template.version}
-    else:
-        record = registry.set_production(
-            template,
-            reason=(
-                "passed the eval gate"
-                + ("" if outcome.production_version else " (first production prompt)")
-            ),
-            actor="assistant_eval_gate",
-            details={
-                "mlflow_run_id": report.mlflow_run_id,
-                "dagster_run_id": context.run.run_id,
-                "metrics": {k: v for k, v in report.metrics.items() if v == v},
-            },
-        )
-    context.add_output_metadata(
-        {
-            "decision": "promoted" if before != template.version else "already production",
-            "production_before": before or "none",
-            "production_after": template.version,
-            "prompt_file": template.name,
-            "pointer": str(Path(assistant.root) / "prompts" / "PRODUCTION.json"),
-        }
-    )
-    return record
-
-
-assets = [
-    assistant_rag_index,
-    assistant_prompt_versions,
-    assistant_eval_report,
-    assistant_prompt_promotion,
-]
+assets = [assistant_rag_index]
 asset_checks = [assistant_index_is_fresh]
 
 
-def resources(settings: Settings) -> dict:
-    return {
-        "assistant": AssistantResource(
-            root=str(settings.assistant_dir),
-            search_root=str(settings.search_dir),
-            tracking_uri=settings.mlflow_tracking_uri,
-            artifact_root=str(settings.mlflow_artifacts_dir),
-            promotion_log=str(settings.promotion_log_path),
-            landing_dir=str(settings.landing_dir),
-            eval_max_cases=TINY_EVAL_CASES if settings.scale == "tiny" else None,
-        )
-    }
+defs = dg.Definitions(assets=assets, asset_checks=asset_checks)

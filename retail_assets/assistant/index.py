@@ -3,23 +3,22 @@ JSON) whose embeddings come from the platform's ONNX MiniLM encoder through `Enc
 No LLM is configured (`Settings.llm = None`) and nothing is downloaded: llama-index is used for
 nodes, storage and retrieval only.
 
-    <root>/versions/<version>/   llama-index storage (docstore, vector store, index store),
-                                 products.parquet (the indexed SKUs and prices) and
-                                 manifest.json
-    <root>/CURRENT               the published version (replaced atomically)
+The index is a core artifact (`Artifacts.rag_index()`, `assistant/rag_index`):
+
+    <assistant_dir>/index/versions/<version>/   llama-index storage (docstore, vector store,
+                                                index store), products.parquet (the indexed
+                                                SKUs and prices) and manifest.json
+    <assistant_dir>/index/ROLES.json            champion = the index serving answers from
 
 A version is `<encoder version>-<content hash>`: the same catalog, documents and encoder
-always give the same version, and publishing it again only moves CURRENT. A version is built
-under a temporary folder, renamed into place and only then named in CURRENT, so serving never
-loads a half-written index.
+always give the same version, and publishing it again only re-confirms the champion. A version
+is staged, renamed into place and only then made champion, so serving never loads a
+half-written index.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,10 +29,10 @@ import numpy as np
 import polars as pl
 
 from retail_assets.assistant.documents import DOCUMENT, PRODUCT, NodeSpec, content_hash
-from retail_assets.atomic_files import atomic_write
-from retail_assets.search.encoder import EMBEDDING_DIM, TextEncoder, load_encoder
+from retail_assets.core.store import ArtifactStore
+from retail_assets.search.encoder import EMBEDDING_DIM, TextEncoder
+from retail_assets.search.encoder_store import load_encoder
 
-KEEP_VERSIONS = 3
 MANIFEST = "manifest.json"
 PRODUCTS_FILE = "products.parquet"
 STORAGE_DIR = "storage"
@@ -148,14 +147,15 @@ class RagIndex:
         return np.stack([self._passage_vectors[t] for t in texts])
 
     @classmethod
-    def load(cls, folder: Path, search_root: Path, threads: int = 1) -> RagIndex:
+    def load(cls, folder: Path, encoders: ArtifactStore, threads: int = 1) -> RagIndex:
+        """A published version with the encoder it was built with (from the encoder store)."""
         core = _llama_index()
         manifest = json.loads((folder / MANIFEST).read_text())
-        encoder_dir = Path(search_root) / "encoder" / manifest["encoder"]["folder"]
+        encoder_dir = encoders.version_dir(manifest["encoder"]["folder"])
         if not encoder_dir.exists():
             raise FileNotFoundError(
                 f"index {manifest['version']} needs text encoder {manifest['encoder']['folder']}, "
-                f"which is not published under {Path(search_root) / 'encoder'}"
+                f"which is not published under {encoders.root}"
             )
         encoder = TextEncoder(encoder_dir, manifest["encoder"]["file"], threads=threads)
         if encoder.version != manifest["encoder"]["model_hash"]:
@@ -227,104 +227,100 @@ class RagIndex:
             self.products = pl.concat([self.products, extra], how="diagonal_relaxed")
 
 
-class RagIndexStore:
-    def __init__(self, root: Path | str):
-        self.root = Path(root)
-        self.versions = self.root / "versions"
+def validate_rag_index(folder: Path) -> list[str]:
+    """A version is complete when its manifest, storage and indexed-products table exist
+    (loading it, which checks the node count and the encoder hash, is serving's self-test)."""
+    problems = []
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError) as exc:
+        return [f"unreadable {MANIFEST}: {exc}"]
+    for key in ("version", "encoder", "nodes"):
+        if key not in manifest:
+            problems.append(f"{MANIFEST} lacks {key!r}")
+    if not (folder / STORAGE_DIR).is_dir():
+        problems.append(f"{STORAGE_DIR}/ missing")
+    if not (folder / PRODUCTS_FILE).is_file():
+        problems.append(f"{PRODUCTS_FILE} missing")
+    return problems
 
-    def current(self) -> str | None:
-        pointer = self.root / "CURRENT"
-        return pointer.read_text().strip() if pointer.exists() else None
 
-    def version_dir(self, version: str) -> Path:
-        if not version or "/" in version or version.startswith("."):
-            raise ValueError(f"invalid index version {version!r}")
-        return self.versions / version
+def read_manifest(store: ArtifactStore, version: str | None = None) -> dict[str, Any]:
+    version = version or store.champion()
+    if version is None:
+        raise FileNotFoundError(f"no RAG index published under {store.root}")
+    return json.loads((store.version_dir(version) / MANIFEST).read_text())
 
-    def manifest(self, version: str | None = None) -> dict[str, Any]:
-        version = version or self.current()
-        if version is None:
-            raise FileNotFoundError(f"no RAG index published under {self.root}")
-        return json.loads((self.version_dir(version) / MANIFEST).read_text())
 
-    def load(self, search_root: Path, version: str | None = None, threads: int = 1) -> RagIndex:
-        version = version or self.current()
-        if version is None:
-            raise FileNotFoundError(f"no RAG index published under {self.root}")
-        return RagIndex.load(self.version_dir(version), search_root, threads=threads)
+def load_champion(store: ArtifactStore, encoders: ArtifactStore, threads: int = 1) -> RagIndex:
+    """The index serving answers from (a fresh copy: the eval suite inserts test products)."""
+    version = store.champion()
+    if version is None:
+        raise FileNotFoundError(f"no RAG index published under {store.root}")
+    return RagIndex.load(store.version_dir(version), encoders, threads=threads)
 
-    def publish(
-        self,
-        nodes: list[NodeSpec],
-        products: pl.DataFrame,
-        search_root: Path,
-    ) -> tuple[dict[str, Any], bool]:
-        """Build (or reuse) the version for these nodes and make it current. Returns the
-        manifest and whether a new version was built."""
-        encoder = load_encoder(Path(search_root) / "encoder", threads=2)
-        encoder_dir = encoder.folder
-        digest = content_hash(nodes)
-        version = f"{encoder_dir.name}-{encoder.version}-{digest[:12]}"
-        target = self.version_dir(version)
-        built = False
-        if not (target / MANIFEST).exists():
-            self._build(target, version, nodes, products, encoder, encoder_dir, digest)
-            built = True
-        atomic_write(self.root / "CURRENT", version.encode())
-        self._prune(keep={version})
-        return self.manifest(version), built
 
-    def _build(
-        self,
-        target: Path,
-        version: str,
-        nodes: list[NodeSpec],
-        products: pl.DataFrame,
-        encoder: TextEncoder,
-        encoder_dir: Path,
-        digest: str,
-    ) -> None:
-        core = _llama_index()
-        self.versions.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=self.versions, prefix=".incoming-"))
-        try:
-            vectors = encoder.encode([n.text for n in nodes])
-            assert vectors.shape == (len(nodes), EMBEDDING_DIM)
-            index = core.VectorStoreIndex(
-                _text_nodes(nodes, vectors), embed_model=encoder_embedding(encoder)
-            )
-            index.storage_context.persist(persist_dir=str(staging / STORAGE_DIR))
-            products.write_parquet(staging / PRODUCTS_FILE)
-            kinds = [n.metadata["kind"] for n in nodes]
-            manifest = {
-                "version": version,
-                "built_at": datetime.now(UTC).isoformat(),
-                "content_hash": digest,
-                "encoder": {
-                    "folder": encoder_dir.name,
-                    "file": encoder.filename,
-                    "model_hash": encoder.version,
-                },
-                "nodes": len(nodes),
-                "products": kinds.count(PRODUCT),
-                "document_sections": kinds.count(DOCUMENT),
-                "documents": sorted(
-                    {n.metadata["doc_id"] for n in nodes if n.metadata["kind"] == DOCUMENT}
-                ),
-                "flagged_nodes": {n.node_id: n.flags for n in nodes if n.flags},
-            }
-            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
-            os.replace(staging, target)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-
-    def _prune(self, keep: set[str]) -> None:
-        """Keep the newest few versions: serving may still be answering from the previous."""
-        published = sorted(
-            (p for p in self.versions.iterdir() if not p.name.startswith(".")),
-            key=lambda p: p.stat().st_mtime,
+def publish_rag_index(
+    store: ArtifactStore,
+    encoders: ArtifactStore,
+    nodes: list[NodeSpec],
+    products: pl.DataFrame,
+    actor: str = "pipeline",
+) -> tuple[dict[str, Any], bool]:
+    """Build (or reuse) the version for these nodes and make it the champion. Returns the
+    manifest and whether a new version was built."""
+    encoder = load_encoder(encoders, threads=2)
+    digest = content_hash(nodes)
+    version = f"{encoder.folder.name}-{encoder.version}-{digest[:12]}"
+    built = False
+    if not store.has(version):
+        with store.staging() as staged:
+            _build(staged, version, nodes, products, encoder, digest)
+            store.publish(version, staged)
+        built = True
+    if store.champion() != version:
+        store.promote(
+            version,
+            action="publish",
+            reason=f"{len(nodes)} nodes ({'built' if built else 'reused'})",
+            actor=actor,
         )
-        for old in published[:-KEEP_VERSIONS]:
-            if old.name not in keep:
-                shutil.rmtree(old, ignore_errors=True)
+    store.prune()
+    return read_manifest(store, version), built
+
+
+def _build(
+    staged: Path,
+    version: str,
+    nodes: list[NodeSpec],
+    products: pl.DataFrame,
+    encoder: TextEncoder,
+    digest: str,
+) -> None:
+    core = _llama_index()
+    vectors = encoder.encode([n.text for n in nodes])
+    assert vectors.shape == (len(nodes), EMBEDDING_DIM)
+    index = core.VectorStoreIndex(
+        _text_nodes(nodes, vectors), embed_model=encoder_embedding(encoder)
+    )
+    index.storage_context.persist(persist_dir=str(staged / STORAGE_DIR))
+    products.write_parquet(staged / PRODUCTS_FILE)
+    kinds = [n.metadata["kind"] for n in nodes]
+    manifest = {
+        "version": version,
+        "built_at": datetime.now(UTC).isoformat(),
+        "content_hash": digest,
+        "encoder": {
+            "folder": encoder.folder.name,
+            "file": encoder.filename,
+            "model_hash": encoder.version,
+        },
+        "nodes": len(nodes),
+        "products": kinds.count(PRODUCT),
+        "document_sections": kinds.count(DOCUMENT),
+        "documents": sorted(
+            {n.metadata["doc_id"] for n in nodes if n.metadata["kind"] == DOCUMENT}
+        ),
+        "flagged_nodes": {n.node_id: n.flags for n in nodes if n.flags},
+    }
+    (staged / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))

@@ -1,48 +1,38 @@
-"""Prompt versions: TOML files under `evals/prompts/`, registered in the MLflow Prompt Registry
-as chat templates (prompt `retail-assistant`), with the alias `production` on the version
-serving uses.
+"""Prompt versions: chat templates registered in the MLflow Prompt Registry (prompt
+`retail-assistant`) and published as a core artifact (`Artifacts.prompts()`,
+`assistant/prompt`) for serving.
 
-    evals/prompts/<name>.toml           description, negative_control, [[messages]] role/content
-    MLflow prompt `retail-assistant`    one version per distinct file content (tags name it)
-    <assistant_dir>/prompts/PRODUCTION.json
-                                        the serving pointer: the production version's template,
-                                        written atomically whenever the alias moves
+    MLflow prompt `retail-assistant`        one version per distinct template content
+    <assistant_dir>/prompts/versions/<v>/   prompt.json: the template of registered version v
+    <assistant_dir>/prompts/ROLES.json      champion = the production prompt
 
 Templates use MLflow's `{{variable}}` syntax: `{{retailer}}`, `{{context}}`, `{{question}}`.
-Serving reads the pointer file (like model bundles' CHAMPION.json), so the request path never
-talks to the tracking database; the alias in MLflow is the source of truth and only
-`PromptRegistry.set_production` moves both.
+Serving reads the artifact store (like model bundles), so the request path never talks to the
+tracking database. The store's champion is the truth; MLflow's alias `production` mirrors it
+and `PromptRegistry.set_production` moves both. The template files themselves are the eval
+suite's (`evals/prompts/`): the assistant never imports the evals package.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import logging
 import re
 import tomllib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from retail_assets.atomic_files import write_json_atomic
+from retail_assets.core.store import ArtifactStore
 
 PROMPT_NAME = "retail-assistant"
 PRODUCTION = "production"
-POINTER_FILE = "PRODUCTION.json"
+PROMPT_FILE = "prompt.json"
 TAG_FILE = "retail.prompt_file"
 TAG_SHA = "retail.content_sha"
 TAG_NEGATIVE = "retail.negative_control"
 _VARIABLE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
-
-
-def prompts_dir() -> Path:
-    spec = importlib.util.find_spec("evals")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the evals package (prompt files) is not installed")
-    return Path(next(iter(spec.submodule_search_locations))) / "prompts"
 
 
 @dataclass
@@ -119,8 +109,7 @@ class PromptTemplate:
         )
 
 
-def prompt_files(folder: Path | None = None) -> dict[str, PromptTemplate]:
-    folder = folder or prompts_dir()
+def prompt_files(folder: Path) -> dict[str, PromptTemplate]:
     return {p.stem: PromptTemplate.from_file(p) for p in sorted(folder.glob("*.toml"))}
 
 
@@ -142,12 +131,11 @@ def _mlflow_client(tracking_uri: str):
 
 
 class PromptRegistry:
-    """The MLflow Prompt Registry side, plus the serving pointer and the promotion log."""
+    """The MLflow Prompt Registry side plus the prompt artifact store serving reads."""
 
-    def __init__(self, tracking_uri: str, pointer_dir: Path, promotion_log: Path | None = None):
+    def __init__(self, tracking_uri: str, store: ArtifactStore):
         self.tracking_uri = tracking_uri
-        self.pointer_dir = Path(pointer_dir)
-        self.promotion_log = promotion_log
+        self.store = store
         self._client = None
 
     @property
@@ -166,7 +154,7 @@ class PromptRegistry:
             found = list(self.client.search_prompt_versions(PROMPT_NAME))
         except MlflowException:
             return []
-        aliases = self._aliases()
+        production = self.production()
         out = []
         for pv in found:
             tags = pv.tags or {}
@@ -176,23 +164,23 @@ class PromptRegistry:
                     name=tags.get(TAG_FILE, f"v{pv.version}"),
                     sha=tags.get(TAG_SHA, ""),
                     negative_control=tags.get(TAG_NEGATIVE) == "true",
-                    aliases=sorted(a for a, v in aliases.items() if v == str(pv.version)),
+                    aliases=[PRODUCTION] if str(pv.version) == production else [],
                     description=pv.commit_message or "",
                 )
             )
         return sorted(out, key=lambda r: int(r.version))
 
-    def _aliases(self) -> dict[str, str]:
+    def production(self) -> str | None:
+        """The production version: the store's champion (MLflow's alias mirrors it)."""
+        return self.store.champion()
+
+    def mlflow_production(self) -> str | None:
         from mlflow.exceptions import MlflowException
 
         try:
-            pv = self.client.get_prompt_version_by_alias(PROMPT_NAME, PRODUCTION)
+            return str(self.client.get_prompt_version_by_alias(PROMPT_NAME, PRODUCTION).version)
         except MlflowException:
-            return {}
-        return {PRODUCTION: str(pv.version)}
-
-    def production(self) -> str | None:
-        return self._aliases().get(PRODUCTION)
+            return None
 
     def newest_candidate(self, versions: list[RegisteredPrompt] | None = None) -> str | None:
         """The newest registered version (of `versions`, if already listed) that is not a
@@ -214,9 +202,9 @@ class PromptRegistry:
             version=str(pv.version),
         )
 
-    def resolve(self, spec: str | None) -> PromptTemplate:
-        """A version number ("3"), a prompt file name ("v2", registered if needed), or None
-        for the newest registered non-negative-control version."""
+    def resolve(self, spec: str | None, files: dict[str, PromptTemplate]) -> PromptTemplate:
+        """A version number ("3"), a prompt file name ("v2" of `files`, registered if needed),
+        or None for the newest registered non-negative-control version."""
         if spec is None or spec == "":
             version = self.newest_candidate()
             if version is None:
@@ -224,7 +212,6 @@ class PromptRegistry:
             return self.load(version)
         if spec.isdigit():
             return self.load(spec)
-        files = prompt_files()
         if spec not in files:
             raise LookupError(
                 f"unknown prompt {spec!r}: use a registered version number or one of "
@@ -235,10 +222,12 @@ class PromptRegistry:
     # -- writing ------------------------------------------------------------------------------
 
     def register(self, template: PromptTemplate) -> PromptTemplate:
-        """Register a prompt file's content unless that exact content already is."""
+        """Register a prompt's content unless that exact content already is, and stage it as
+        a version of the prompt store."""
         for existing in self.versions():
             if existing.sha == template.sha and existing.name == template.name:
                 template.version = existing.version
+                self._stage(template)
                 return template
         pv = self.client.register_prompt(
             name=PROMPT_NAME,
@@ -251,72 +240,59 @@ class PromptRegistry:
             },
         )
         template.version = str(pv.version)
+        self._stage(template)
         return template
 
-    def sync(self, folder: Path | None = None) -> list[PromptTemplate]:
-        """Register every prompt file except negative controls (those only when named)."""
-        return [self.register(t) for t in prompt_files(folder).values() if not t.negative_control]
+    def sync(self, templates: dict[str, PromptTemplate]) -> list[PromptTemplate]:
+        """Register every template except negative controls (those only when named)."""
+        return [self.register(t) for t in templates.values() if not t.negative_control]
+
+    def _stage(self, template: PromptTemplate) -> None:
+        if not self.store.has(template.version):
+            self.store.write(
+                template.version,
+                {PROMPT_FILE: json.dumps(template.as_dict(), indent=2).encode()},
+                replace=False,
+            )
 
     def set_production(
-        self, template: PromptTemplate, *, reason: str, actor: str, details: dict | None = None
+        self,
+        template: PromptTemplate,
+        *,
+        reason: str,
+        actor: str,
+        evidence: dict | None = None,
     ) -> dict[str, Any]:
-        before = self.production()
-        self.client.set_prompt_alias(PROMPT_NAME, PRODUCTION, int(template.version))
-        self.write_pointer(template)
-        record = {
-            "model": "assistant_prompt",
-            "action": "promote",
-            "version": template.version,
-            "prompt_file": template.name,
-            "champion_before": before,
-            "champion_after": template.version,
-            "reason": reason,
-            "actor": actor,
-            "details": details or {},
-        }
-        return self._log(record)
+        """Make `template` the production prompt: the store's champion (logged), then MLflow's
+        alias."""
+        self._stage(template)
+        entry = self.store.promote(template.version, reason=reason, actor=actor, evidence=evidence)
+        self.sync_alias()
+        return entry
 
-    def record_refusal(
-        self, template: PromptTemplate, reasons: list[str], details: dict | None = None
-    ) -> dict[str, Any]:
+    def sync_alias(self) -> str | None:
+        """Point MLflow's `production` alias at the store's champion; returns it."""
         production = self.production()
-        return self._log(
-            {
-                "model": "assistant_prompt",
-                "action": "refuse",
-                "version": template.version,
-                "prompt_file": template.name,
-                "champion_before": production,
-                "champion_after": production,
-                "reason": "; ".join(reasons),
-                "actor": "assistant_eval_gate",
-                "details": details or {},
-            }
-        )
-
-    def _log(self, record: dict[str, Any]) -> dict[str, Any]:
-        if self.promotion_log is None:
-            return record
-        from retail_assets.models.lifecycle.promotion_log import PromotionLog
-
-        return PromotionLog(self.promotion_log).append(record)
-
-    def write_pointer(self, template: PromptTemplate) -> Path:
-        self.pointer_dir.mkdir(parents=True, exist_ok=True)
-        document = {
-            "prompt": PROMPT_NAME,
-            "alias": PRODUCTION,
-            "tracking_uri": self.tracking_uri,
-            "published_at": datetime.now(UTC).isoformat(),
-            **template.as_dict(),
-        }
-        target = self.pointer_dir / POINTER_FILE
-        write_json_atomic(target, document)
-        return target
+        if production is not None and self.mlflow_production() != production:
+            self.client.set_prompt_alias(PROMPT_NAME, PRODUCTION, int(production))
+        return production
 
 
-def read_pointer(pointer_dir: Path) -> PromptTemplate | None:
-    path = Path(pointer_dir) / POINTER_FILE
-    if not path.exists():
-        return None
-    return PromptTemplate.from_dict(json.loads(path.read_text()))
+def validate_prompt_version(folder: Path) -> list[str]:
+    """A prompt version serves when its template parses and asks the user's question."""
+    try:
+        template = PromptTemplate.from_dict(json.loads((folder / PROMPT_FILE).read_text()))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return [f"unreadable {PROMPT_FILE}: {exc}"]
+    if not template.messages or template.messages[-1]["role"] != "user":
+        return ["the last message must be the user's"]
+    if "{{question}}" not in template.messages[-1]["content"].replace(" ", ""):
+        return ["the user message must contain {{question}}"]
+    return []
+
+
+def load_prompt_version(folder: Path) -> PromptTemplate:
+    problems = validate_prompt_version(folder)
+    if problems:
+        raise ValueError("; ".join(problems))
+    return PromptTemplate.from_dict(json.loads((folder / PROMPT_FILE).read_text()))

@@ -11,19 +11,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-# The contract between serving (the writer, serving.prediction_log) and this reader.
-PREDICTION_LOG_SCHEMA = {
-    "ts": pl.Datetime("us", "UTC"),
-    "request_id": pl.String,
-    "model": pl.String,
-    "version": pl.String,
-    "arm": pl.String,
-    "entity_id": pl.String,
-    "features": pl.String,
-    "output": pl.String,
-    "latency_ms": pl.Float64,
-    "fallback": pl.String,
-}
+from retail_assets.monitoring.schema import PREDICTION_LOG_SCHEMA
 
 
 class PredictionLogResource(dg.ConfigurableResource):
@@ -77,3 +65,6 @@ def prediction_log(
         }
     )
     return frame
+
+
+defs = dg.Definitions(assets=[prediction_log])

@@ -1,5 +1,5 @@
 """Online feature tables: what the pipeline publishes for serving to join into requests."""
 
-from retail_assets.online_features.store import OnlineFeaturesResource, OnlineFeatureStore
-
-__all__ = ["OnlineFeatureStore", "OnlineFeaturesResource"]
+# Feature-set names: the store folder and the decision-log artifact `features/<name>`.
+DEMAND_FEATURE_SET = "demand_forecast"
+FRAUD_FEATURE_SET = "payment_fraud"

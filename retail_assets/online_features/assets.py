@@ -9,10 +9,9 @@ import polars as pl
 
 from retail_assets.models.demand.online import forecast_feature_table
 from retail_assets.models.fraud.online import FraudFeatureState
-from retail_assets.online_features.store import OnlineFeaturesResource
-
-DEMAND_FEATURE_SET = "demand_forecast"
-FRAUD_FEATURE_SET = "payment_fraud"
+from retail_assets.online_features import DEMAND_FEATURE_SET, FRAUD_FEATURE_SET
+from retail_assets.online_features.store import publish_feature_set
+from retail_assets.resources import ArtifactsResource
 
 
 @dg.asset(
@@ -26,7 +25,7 @@ FRAUD_FEATURE_SET = "payment_fraud"
 )
 def demand_online_features(
     context: dg.AssetExecutionContext,
-    online_features: OnlineFeaturesResource,
+    artifacts: ArtifactsResource,
     demand_features: pl.DataFrame,
     dim_dates: pl.DataFrame,
     dim_products: pl.DataFrame,
@@ -39,8 +38,8 @@ def demand_online_features(
     target days beyond the data use the published calendar at regular price."""
     table = forecast_feature_table(demand_features, dim_dates)
     origin = table["origin_date"].max()
-    version = online_features.store.publish(
-        DEMAND_FEATURE_SET,
+    version = publish_feature_set(
+        artifacts.artifacts.features(DEMAND_FEATURE_SET),
         {
             "forecast_features": table,
             "sku_categories": dim_products.select("sku", pl.col("category").cast(pl.String)),
@@ -79,7 +78,7 @@ def demand_online_features(
 )
 def fraud_online_features(
     context: dg.AssetExecutionContext,
-    online_features: OnlineFeaturesResource,
+    artifacts: ArtifactsResource,
     transaction_features: pl.DataFrame,
     dim_customers: pl.DataFrame,
 ) -> dg.MaterializeResult:
@@ -88,7 +87,9 @@ def fraud_online_features(
     in every payment it scores, so velocity features stay live between publications."""
     state = FraudFeatureState.from_history(transaction_features, dim_customers)
     tables = state.to_frames()
-    version = online_features.store.publish(FRAUD_FEATURE_SET, tables, {"as_of": state.as_of})
+    version = publish_feature_set(
+        artifacts.artifacts.features(FRAUD_FEATURE_SET), tables, {"as_of": state.as_of}
+    )
     context.log.info(f"published {FRAUD_FEATURE_SET} v{version}")
     return dg.MaterializeResult(
         metadata={
@@ -97,3 +98,6 @@ def fraud_online_features(
             **{f"rows_{name}": frame.height for name, frame in tables.items()},
         }
     )
+
+
+defs = dg.Definitions(assets=[demand_online_features, fraud_online_features])

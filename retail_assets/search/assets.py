@@ -8,7 +8,7 @@ live index, and the canary/promotion gate.
         ─> search_index_evaluation ─> search_index_promotion
 """
 
-import shutil
+import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,33 +19,27 @@ import numpy as np
 import polars as pl
 
 from retail_assets.atomic_files import write_json_atomic
-from retail_assets.models.lifecycle.reporting import markdown_table
+from retail_assets.core.decisions import now_iso
+from retail_assets.core.markdown import markdown_table
+from retail_assets.core.store import ArtifactStore
+from retail_assets.resources import ArtifactsResource
 from retail_assets.search.catalog import (
     PRODUCT_COLUMNS,
     PRODUCT_MAX_TOKENS,
     catalog_hash,
     searchable_products,
 )
-from retail_assets.search.encoder import (
-    EMBEDDING_DIM,
-    FP32_FILE,
-    INT8_FILE,
-    TextEncoder,
-    current_encoder_dir,
-    publish_encoder,
-)
+from retail_assets.search.encoder import EMBEDDING_DIM, FP32_FILE, INT8_FILE, TextEncoder
+from retail_assets.search.encoder_store import QUANTIZATION, publish_encoder
 from retail_assets.search.evalset import EvalSet, K, build_eval_set
 from retail_assets.search.evaluation import (
-    MAX_NDCG_DROP,
-    MAX_RECALL_DROP,
-    MIN_NDCG,
-    MIN_RECALL,
     MIN_RECALL_VS_EXACT,
     encode_timed,
     evaluate_index,
     gate,
     measure_quantization,
     recall_vs_exact,
+    rollout_step,
 )
 from retail_assets.search.index import (
     DRILLS,
@@ -57,8 +51,14 @@ from retail_assets.search.index import (
     build_index_files,
     plan_delta,
 )
-from retail_assets.search.store import SearchStore, now_iso
-from retail_assets.settings import Settings
+from retail_assets.search.store import (
+    SearchStores,
+    canary_policy,
+    current_snapshot,
+    eval_set_path,
+    publish_snapshot,
+)
+from retail_assets.summary import headline
 
 DIM_PRODUCTS = dg.AssetIn(key=["marts", "dim_products"])
 ARTIFACTS = "artifact_io_manager"
@@ -66,35 +66,52 @@ OFFLINE_THREADS = 2
 
 
 class SearchStoreResource(dg.ConfigurableResource):
-    """Where search artefacts live (encoder versions, embeddings, index versions)."""
+    """Search's artifact stores (encoder, embeddings, index versions) and its eval sets."""
 
-    root: str
+    artifacts: ArtifactsResource
 
     @property
-    def store(self) -> SearchStore:
-        return SearchStore(self.root)
+    def stores(self) -> SearchStores:
+        return SearchStores.of(self.artifacts.artifacts)
+
+    @property
+    def search_dir(self) -> Path:
+        return self.stores.search_dir
+
+    def encoders(self) -> ArtifactStore:
+        return self.stores.encoders
+
+    def indexes(self) -> ArtifactStore:
+        return self.stores.indexes
+
+    def embeddings(self, encoder_key: str) -> ArtifactStore:
+        return self.stores.embeddings(encoder_key)
 
 
-def _encoder(store: SearchStore, encoder_version: str, filename: str) -> TextEncoder:
+def _encoder(encoders: ArtifactStore, encoder_version: str, filename: str) -> TextEncoder:
     return TextEncoder(
-        store.encoder_root / encoder_version,
+        encoders.version_dir(encoder_version),
         filename,
         threads=OFFLINE_THREADS,
         max_tokens=PRODUCT_MAX_TOKENS,
     )
 
 
+def _manifest(store: ArtifactStore, version: str) -> dict[str, Any]:
+    return json.loads((store.version_dir(version) / MANIFEST_FILE).read_text())
+
+
 def _r(value: Any, digits: int = 4) -> Any:
     return round(value, digits) if isinstance(value, float) else value
 
 
-@dg.asset(group_name="search", kinds={"onnx", "pytorch"})
+@dg.asset(group_name="search", kinds={"onnx"})
 def product_text_encoder(
     context: dg.AssetExecutionContext, search_store: SearchStoreResource
 ) -> dg.MaterializeResult:
-    """all-MiniLM-L6-v2 exported to ONNX (fp32 and int8 per-channel) with its tokenizer, so
-    serving embeds queries without PyTorch. Versioned by the hash of the exported graph."""
-    manifest = publish_encoder(Path(search_store.root) / "encoder")
+    """all-MiniLM-L6-v2 as ONNX (fp32 and int8 per-channel) with its tokenizer, so serving
+    embeds queries with onnxruntime alone. Versioned by the hash of the fp32 graph."""
+    manifest = publish_encoder(search_store.encoders())
     context.log.info(f"published text encoder {manifest['version']}")
     return dg.MaterializeResult(
         metadata={
@@ -128,7 +145,7 @@ def search_eval_set(
     Also written to `search/eval/<version>.json`."""
     products = searchable_products(dim_products)
     eval_set = build_eval_set(products, catalog_hash(products))
-    path = search_store.store.eval_set_path(eval_set.version)
+    path = eval_set_path(search_store.search_dir, eval_set.version)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(eval_set.to_json())
     examples = [
@@ -178,15 +195,18 @@ def encoder_quantization(
     with the same file, as served), ranks exactly, and compares recall@10 and NDCG@10 on the
     search eval set. int8 is chosen only if it loses at most 0.01 of either against fp32.
     Also records embedding throughput, single-query encoding latency, int8/fp32 cosine and
-    top-10 overlap. The decision is written to `search/quantization/<encoder version>.json`
+    top-10 overlap. The decision is recorded beside the encoder version (`quantization.json`)
     and carried into every embeddings snapshot and index manifest (the encoder manifest's own
     `serving_file`, which other users of the encoder read, is left as it is)."""
-    store = search_store.store
-    folder = current_encoder_dir(store.encoder_root)
+    store = search_store.encoders()
+    version = store.champion()
+    if version is None:
+        raise dg.Failure("no text encoder is published: materialize product_text_encoder first")
+    folder = store.version_dir(version)
     products = searchable_products(dim_products)
     encoders = {
-        "fp32": _encoder(store, folder.name, FP32_FILE),
-        "int8": _encoder(store, folder.name, INT8_FILE),
+        "fp32": _encoder(store, version, FP32_FILE),
+        "int8": _encoder(store, version, INT8_FILE),
     }
     measured = measure_quantization(products, search_eval_set, encoders)
     decision = {
@@ -195,7 +215,7 @@ def encoder_quantization(
         "max_tokens": PRODUCT_MAX_TOKENS,
         "measured_at": now_iso(),
     }
-    write_json_atomic(store.quantization_path(folder.name), decision)
+    store.write_record(version, QUANTIZATION, decision)
     context.log.info(decision["reason"])
     rows = [
         {
@@ -242,10 +262,10 @@ def product_embeddings(
     title, taxonomy, brand, attributes and description (first 128 tokens), with the encoder
     file `encoder_quantization` chose. Only products whose text changed are encoded: every
     other vector is reused from the previous snapshot by the SHA-256 of the text. Written to
-    `search/embeddings/<encoder version>-<fp32|int8>/<catalog hash>/`."""
-    store = search_store.store
+    `search/embeddings/<encoder version>-<fp32|int8>/versions/<catalog hash>/`."""
+    encoders = search_store.encoders()
     started = time.perf_counter()
-    folder = current_encoder_dir(store.encoder_root)
+    folder = encoders.version_dir(encoders.champion())
     if encoder_quantization.get("encoder_version") == folder.name:
         filename, quantization = (
             encoder_quantization["serving_file"],
@@ -260,7 +280,8 @@ def product_embeddings(
     products = searchable_products(dim_products)
     snapshot_hash = catalog_hash(products)
 
-    previous = store.current_snapshot(encoder_key)
+    store = search_store.embeddings(encoder_key)
+    previous = current_snapshot(store)
     reuse: dict[str, np.ndarray] = {}
     previous_skus: set[str] = set()
     if previous is not None:
@@ -277,13 +298,10 @@ def product_embeddings(
             vectors[i] = reuse[h]
     texts_per_s = float("nan")
     if missing:
-        encoder = _encoder(store, folder.name, filename)
+        encoder = _encoder(encoders, folder.name, filename)
         encoded, texts_per_s = encode_timed(encoder, [products["text"][i] for i in missing])
         vectors[missing] = encoded
 
-    staging = store.staging_dir(store.embeddings_dir(encoder_key))
-    np.save(staging / VECTORS_FILE, vectors)
-    products.write_parquet(staging / PRODUCTS_FILE)
     current_skus = set(products["sku"].to_list())
     info = {
         "encoder_version": folder.name,
@@ -301,8 +319,11 @@ def product_embeddings(
         "texts_per_s": texts_per_s,
         "created_at": now_iso(),
     }
-    write_json_atomic(staging / MANIFEST_FILE, info)
-    path = store.publish_snapshot(encoder_key, snapshot_hash, staging)
+    with store.staging() as staged:
+        np.save(staged / VECTORS_FILE, vectors)
+        products.write_parquet(staged / PRODUCTS_FILE)
+        write_json_atomic(staged / MANIFEST_FILE, info)
+        path = publish_snapshot(store, snapshot_hash, staged)
     info["snapshot"] = str(path)
     info["seconds"] = time.perf_counter() - started
     context.log.info(
@@ -337,14 +358,14 @@ class IndexBuildConfig(dg.Config):
     with the embeddings (must fail the blocking ANN recall check)."""
 
 
-def _base_version(store: SearchStore, products: pl.DataFrame, encoder_key: str) -> str | None:
+def _base_version(store: ArtifactStore, products: pl.DataFrame, encoder_key: str) -> str | None:
     """The served version (candidate or live) with the same encoder that needs the fewest
     changes to become `products`."""
     best, best_churn = None, None
-    for version in dict.fromkeys([store.candidate(), store.live()]):
+    for version in dict.fromkeys([store.challenger(), store.champion()]):
         if version is None or not (store.version_dir(version) / MANIFEST_FILE).exists():
             continue
-        if store.manifest(version).get("encoder", {}).get("key") != encoder_key:
+        if _manifest(store, version).get("encoder", {}).get("key") != encoder_key:
             continue
         base = pl.read_parquet(store.version_dir(version) / PRODUCTS_FILE)
         delta = plan_delta(base, products)
@@ -376,7 +397,7 @@ def product_search_index(
     scratch when nothing can be patched, when removals would leave more than 25 % deleted
     slots, or with `full_rebuild`. Building does not serve anything: the blocking check
     `ann_recall_at_10_vs_exact`, the evaluation and the promotion gate decide that."""
-    store = search_store.store
+    store = search_store.indexes()
     if config.drill is not None and config.drill not in DRILLS:
         raise ValueError(f"unknown drill {config.drill!r}; known drills: {', '.join(DRILLS)}")
     snapshot = Path(product_embeddings["snapshot"])
@@ -394,7 +415,7 @@ def product_search_index(
         and checks is not None
         and checks.get("passed")
     ):
-        manifest = store.manifest(version)
+        manifest = _manifest(store, version)
         context.log.info(f"index {version} already built and checked: reusing it")
         build = {**manifest["build"], "mode": "unchanged", "reason": "version already built"}
     else:
@@ -403,10 +424,9 @@ def product_search_index(
             if (config.full_rebuild or config.drill)
             else _base_version(store, products, encoder_key)
         )
-        staging = store.staging_dir(store.versions_dir)
-        try:
+        with store.staging() as staged:  # a failed build leaves no half-written version
             stats = build_index_files(
-                staging,
+                staged,
                 products,
                 np.load(snapshot / VECTORS_FILE),
                 base_folder=store.version_dir(base) if base else None,
@@ -433,11 +453,8 @@ def product_search_index(
                 "build": stats.__dict__,
                 "drill": config.drill,
             }
-            write_json_atomic(staging / MANIFEST_FILE, manifest)
-            store.install_version(version, staging)
-        except BaseException:  # a failed build leaves no half-written version behind
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+            write_json_atomic(staged / MANIFEST_FILE, manifest)
+            store.publish(version, staged, replace=True)
         build = stats.__dict__
     info = {
         "version": version,
@@ -471,8 +488,10 @@ def _encoder_id(manifest: dict[str, Any]) -> tuple[str, str]:
     return manifest["encoder"]["version"], manifest["encoder"]["file"]
 
 
-def _query_vectors(store: SearchStore, manifest: dict[str, Any], eval_set: EvalSet) -> np.ndarray:
-    encoder = _encoder(store, manifest["encoder"]["version"], manifest["encoder"]["file"])
+def _query_vectors(
+    encoders: ArtifactStore, manifest: dict[str, Any], eval_set: EvalSet
+) -> np.ndarray:
+    encoder = _encoder(encoders, manifest["encoder"]["version"], manifest["encoder"]["file"])
     return encoder.encode(eval_set.texts, batch_size=32)
 
 
@@ -492,14 +511,16 @@ def ann_recall_at_10_vs_exact(
     product_search_index: dict[str, Any],
     search_eval_set: EvalSet,
 ) -> dg.AssetCheckResult:
-    store = search_store.store
+    store = search_store.indexes()
     version = product_search_index["version"]
     loaded = LoadedIndex(store.version_dir(version))
-    recall = recall_vs_exact(loaded, _query_vectors(store, loaded.manifest, search_eval_set))
+    recall = recall_vs_exact(
+        loaded, _query_vectors(search_store.encoders(), loaded.manifest, search_eval_set)
+    )
     self_test = loaded.self_test()
     value = recall[f"recall@{K}"]
     passed = bool(value >= MIN_RECALL_VS_EXACT) and not self_test
-    store.record(
+    store.write_record(
         version,
         "checks",
         {
@@ -570,12 +591,12 @@ def search_index_evaluation(
     set: recall@10 (grade-3 products in the top 10) and NDCG@10, overall and per query family,
     as served (HNSW, each version queried through its own encoder), plus ANN recall against
     exact search and search latency. Written beside the version as `evaluation.json`."""
-    store = search_store.store
+    store, encoders = search_store.indexes(), search_store.encoders()
     version = product_search_index["version"]
     candidate_index = LoadedIndex(store.version_dir(version))
-    candidate_queries = _query_vectors(store, candidate_index.manifest, search_eval_set)
+    candidate_queries = _query_vectors(encoders, candidate_index.manifest, search_eval_set)
     candidate = evaluate_index(candidate_index, search_eval_set, candidate_queries)
-    live_version = store.live()
+    live_version = store.champion()
     live = None
     if live_version == version:
         live = candidate
@@ -587,7 +608,7 @@ def search_index_evaluation(
             search_eval_set,
             candidate_queries
             if same_encoder
-            else _query_vectors(store, live_index.manifest, search_eval_set),
+            else _query_vectors(encoders, live_index.manifest, search_eval_set),
         )
     evaluation = {
         "version": version,
@@ -598,7 +619,7 @@ def search_index_evaluation(
         "live": live,
         "evaluated_at": now_iso(),
     }
-    store.record(version, "evaluation", evaluation)
+    store.write_record(version, "evaluation", evaluation)
     families = [
         {
             "family": family,
@@ -637,103 +658,109 @@ def search_index_promotion(
     search_store: SearchStoreResource,
     search_index_evaluation: dict[str, Any],
 ) -> dg.Output[dict[str, Any]]:
-    """The rollout gate for a new index version.
+    """The rollout gate for a new index version (the core gate plus progressive delivery).
 
     Refused (never served, reason recorded) if the ANN check did not pass, NDCG@10 < 0.5 or
     recall@10 < 0.4, or either drops more than 0.02 against the live version. Otherwise:
-    the first version ever goes live; a new version becomes the CANDIDATE and gets the
-    configured canary share of search traffic (`search/indexes/rollout.json` or
-    RETAIL_SEARCH_CANARY_SHARE, default 0.1; sticky by session, user or query); a candidate
-    that has served at least `min_canary_seconds` (RETAIL_SEARCH_CANARY_MIN_SECONDS, default
-    600; 0 skips the canary) is made LIVE by the next run, or at once with
-    `POST /v1/admin/search/promote`. Serving polls the pointers and swaps without a restart.
-    Every decision is appended to `search/indexes/decisions.jsonl`."""
-    store = search_store.store
+    the first version ever goes live; a new version becomes the challenger and gets the
+    canary share of search traffic (set by `PUT /v1/admin/search/rollout`, else
+    RETAIL_SEARCH_CANARY_SHARE, default 0.1; sticky by session, user or query); a canary
+    that has served at least the minimum canary time (RETAIL_SEARCH_CANARY_MIN_SECONDS,
+    default 600; 0 skips the canary) is made live by the next run, or at once with
+    `POST /v1/admin/search/promote`. Serving follows the store's roles without a restart.
+    Every decision goes to the decision log with the gate's table."""
+    store = search_store.indexes()
     evaluation = search_index_evaluation
     version = evaluation["version"]
-    rollout = store.rollout()
-    live, candidate = store.live(), store.candidate()
-    reasons = gate(evaluation["candidate"], evaluation["live"] if live != version else None)
+    roles = store.roles()
+    live = roles.version("champion")
     checks = store.read_record(version, "checks")
-    if not checks or not checks.get("passed"):
-        reasons.insert(0, "the blocking ANN recall check has not passed for this version")
-    summary = (
-        f"NDCG@{K} {evaluation['candidate'][f'ndcg@{K}']:.4f}, recall@{K} "
-        f"{evaluation['candidate'][f'recall@{K}']:.4f}"
+    result = gate(
+        evaluation["candidate"],
+        evaluation["live"] if live != version else None,
+        checks_passed=bool(checks and checks.get("passed")),
     )
-    if evaluation["live"] is not None and live != version:
-        summary += (
+    summary = _summary(evaluation, live)
+    policy = canary_policy(store)
+    step = rollout_step(version, result, roles, policy, datetime.now(UTC), summary)
+    evidence = {
+        "gate": result.table(),
+        "headline": headline(
+            f"ndcg@{K}",
+            evaluation["candidate"][f"ndcg@{K}"],
+            f"live {evaluation['live_version']}" if evaluation["live"] and live != version else None,
+            evaluation["live"][f"ndcg@{K}"] if evaluation["live"] and live != version else None,
+        ),
+    }
+    _apply_step(store, version, step, evidence)
+    if step.action == "refuse":
+        context.log.warning(f"index {version} refused: {step.reason}")
+    roles = store.roles()
+    decision = {"live": "live", "canary": "canary", "continue": "canary"}.get(
+        step.action, "refused" if step.action == "refuse" else "already_live"
+    )
+    output = {
+        "version": version,
+        "decision": decision,
+        "reason": step.reason,
+        "refusal_reasons": result.reasons,
+        "live": roles.version("champion"),
+        "candidate": roles.version("challenger"),
+        "canary_share": policy.share,
+        "min_canary_seconds": policy.min_seconds,
+        "decided_at": now_iso(),
+    }
+    return dg.Output(
+        output,
+        metadata={
+            "decision": decision,
+            "reason": step.reason,
+            "version": version,
+            "live": output["live"] or "-",
+            "candidate": output["candidate"] or "-",
+            "canary_share": policy.share,
+            "min_canary_seconds": policy.min_seconds,
+            "gate": dg.MetadataValue.md(result.markdown()),
+        },
+    )
+
+
+def _summary(evaluation: dict[str, Any], live: str | None) -> str:
+    candidate = evaluation["candidate"]
+    text = f"NDCG@{K} {candidate[f'ndcg@{K}']:.4f}, recall@{K} {candidate[f'recall@{K}']:.4f}"
+    if evaluation["live"] is not None and live != evaluation["version"]:
+        text += (
             f" vs live {evaluation['live_version']} NDCG@{K} "
             f"{evaluation['live'][f'ndcg@{K}']:.4f}, recall@{K} "
             f"{evaluation['live'][f'recall@{K}']:.4f}"
         )
-    if reasons:
-        entry = store.refuse(version, "; ".join(reasons), metrics=summary)
-        decision, reason = "refused", entry["reason"]
-        context.log.warning(f"index {version} refused: {reason}")
-    elif live == version:
-        decision, reason = "already_live", "this version is already live"
-    elif live is None:
-        decision, reason = "live", f"first index version ({summary})"
-        store.make_live(version, reason)
-    elif candidate == version:
-        pointer = store.pointer("CANDIDATE") or {}
-        since = datetime.fromisoformat(pointer.get("since", now_iso()))
-        age = (datetime.now(UTC) - since).total_seconds()
-        if age >= rollout.min_canary_seconds:
-            decision = "live"
-            reason = (
-                f"canary at share {rollout.canary_share} for {age:.0f} s "
-                f"(min {rollout.min_canary_seconds:.0f} s); {summary}"
-            )
-            store.make_live(version, reason)
-        else:
-            decision = "canary"
-            reason = (
-                f"canary continues: {age:.0f} s of {rollout.min_canary_seconds:.0f} s at share "
-                f"{rollout.canary_share}"
-            )
-    elif rollout.min_canary_seconds == 0:
-        decision, reason = "live", f"canary disabled (min_canary_seconds = 0); {summary}"
-        store.make_live(version, reason)
-    else:
-        decision = "canary"
-        reason = f"passed the offline gate ({summary}); canary at share {rollout.canary_share}"
-        store.start_canary(version, reason)
-    result = {
-        "version": version,
-        "decision": decision,
-        "reason": reason,
-        "refusal_reasons": reasons,
-        "live": store.live(),
-        "candidate": store.candidate(),
-        "canary_share": rollout.canary_share,
-        "min_canary_seconds": rollout.min_canary_seconds,
-        "decided_at": now_iso(),
-    }
-    return dg.Output(
-        result,
-        metadata={
-            "decision": decision,
-            "reason": reason,
-            "version": version,
-            "live": result["live"] or "-",
-            "candidate": result["candidate"] or "-",
-            "canary_share": rollout.canary_share,
-            "min_canary_seconds": rollout.min_canary_seconds,
-            "limits": dg.MetadataValue.md(
-                markdown_table(
-                    [
-                        {"rule": f"NDCG@{K} floor", "value": MIN_NDCG},
-                        {"rule": f"recall@{K} floor", "value": MIN_RECALL},
-                        {"rule": f"max NDCG@{K} drop vs live", "value": MAX_NDCG_DROP},
-                        {"rule": f"max recall@{K} drop vs live", "value": MAX_RECALL_DROP},
-                        {"rule": f"ANN recall@{K} vs exact", "value": MIN_RECALL_VS_EXACT},
-                    ]
-                )
-            ),
-        },
-    )
+    return text
+
+
+def _apply_step(store: ArtifactStore, version: str, step, evidence: dict[str, Any]) -> None:
+    """Carry out a rollout step on the index store (pointer + decision log + record)."""
+    actor = "search_gate"
+    if step.action == "refuse":
+        entry = store.record("refuse", version, reason=step.reason, actor=actor, evidence=evidence)
+        store.write_record(version, "decision", {**entry, "status": "refused"})
+        return
+    if step.action == "live":
+        challenger = store.challenger()
+        if challenger is not None and challenger != version:
+            store.retire_challenger(reason=f"superseded by {version}", actor=actor)
+        entry = store.promote(version, reason=step.reason, actor=actor, evidence=evidence)
+        store.write_record(version, "decision", {**entry, "status": "live"})
+    elif step.action == "canary":
+        entry = store.offer(
+            version,
+            reason=step.reason,
+            actor=actor,
+            rollout=step.rollout,
+            action="canary",
+            evidence=evidence,
+        )
+        store.write_record(version, "decision", {**entry, "status": "canary"})
+    store.prune()
 
 
 assets = [
@@ -748,5 +775,4 @@ assets = [
 asset_checks = [ann_recall_at_10_vs_exact]
 
 
-def resources(settings: Settings) -> dict:
-    return {"search_store": SearchStoreResource(root=str(settings.search_dir))}
+defs = dg.Definitions(assets=assets, asset_checks=asset_checks)

@@ -68,6 +68,31 @@ SELF_TEST_ROWS = 10
 SELF_TEST_MIN_SCORE = 0.98
 
 
+def validate_index_version(folder: Path) -> list[str]:
+    """Whether a built version may be pointed at: complete files, the blocking ANN recall
+    check passed, and not refused by the gate. (Loading the graph and its self-test happen in
+    the serving slot and the blocking check.)"""
+    problems = [
+        f"{name} missing"
+        for name in (INDEX_FILE, VECTORS_FILE, PRODUCTS_FILE, MANIFEST_FILE)
+        if not (folder / name).is_file()
+    ]
+    if problems:
+        return problems
+    checks = _record(folder, "checks")
+    if not checks or not checks.get("passed"):
+        problems.append("it has not passed the blocking ANN recall check")
+    decision = _record(folder, "decision")
+    if decision and decision.get("status") == "refused":
+        problems.append(f"the promotion gate refused it: {decision.get('reason')}")
+    return problems
+
+
+def _record(folder: Path, name: str) -> dict[str, Any] | None:
+    path = folder / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def new_index() -> Index:
     return Index(ndim=EMBEDDING_DIM, metric="cos", **HNSW_PARAMS)
 

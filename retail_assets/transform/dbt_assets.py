@@ -7,23 +7,16 @@ fails the step, so no Dagster asset downstream of the marts runs on bad data eit
 """
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
-from retail_assets.settings import DBT_PROJECT_DIR
+from retail_assets.transform.project import WAREHOUSE_ENV_VAR, dbt_project
 from retail_assets.warehouse import WarehouseResource, table_for_asset_key
-
-WAREHOUSE_ENV_VAR = "RETAIL_WAREHOUSE"
-
-dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
 # Marts feed models and serving; if the nightly build has not refreshed them in two days the
 # models downstream are training on stale features.
@@ -46,51 +39,6 @@ def warehouse_env(warehouse_path: str) -> Iterator[None]:
             os.environ[WAREHOUSE_ENV_VAR] = previous
 
 
-def _newest_source_mtime(project_dir: Path) -> float:
-    candidates = [project_dir / "dbt_project.yml", project_dir / "profiles.yml"]
-    for folder in ("models", "macros", "tests", "seeds", "snapshots"):
-        candidates += [p for p in (project_dir / folder).rglob("*") if p.is_file()]
-    return max((p.stat().st_mtime for p in candidates if p.exists()), default=0.0)
-
-
-def ensure_manifest(project: DbtProject = dbt_project) -> Path:
-    """Parse the dbt project when its manifest is missing or older than any project file.
-
-    A fresh clone has no ``target/``; parsing here (a few seconds, only when needed) keeps
-    ``dagster definitions validate`` and every entry point working without a build step.
-    """
-    manifest = project.manifest_path
-    if manifest.exists() and manifest.stat().st_mtime >= _newest_source_mtime(project.project_dir):
-        return manifest
-    env = {
-        **os.environ,
-        WAREHOUSE_ENV_VAR: os.environ.get(WAREHOUSE_ENV_VAR, "unused-at-parse.duckdb"),
-    }
-    dbt = str(Path(sys.executable).with_name("dbt"))
-    result = subprocess.run(
-        [
-            dbt,
-            "parse",
-            "--quiet",
-            "--project-dir",
-            str(project.project_dir),
-            "--profiles-dir",
-            str(project.profiles_dir),
-            "--target-path",
-            str(project.target_path),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0 or not manifest.exists():
-        raise RuntimeError(
-            f"dbt parse failed for {project.project_dir}:\n{result.stdout}\n{result.stderr}"
-        )
-    return manifest
-
-
 class RetailDbtTranslator(DagsterDbtTranslator):
     """Groups dbt models by layer (their folder) and gives marts a freshness policy."""
 
@@ -107,7 +55,8 @@ class RetailDbtTranslator(DagsterDbtTranslator):
 
 
 @dbt_assets(
-    manifest=ensure_manifest(),
+    # Prepared by the entry points (see transform/project.py), never parsed on import.
+    manifest=dbt_project.manifest_path,
     project=dbt_project,
     dagster_dbt_translator=RetailDbtTranslator(),
     # dbt writes the tables; downstream Python assets read them through the warehouse.
@@ -144,3 +93,6 @@ def _with_row_counts(
                 count = con.sql(f'select count(*) from "{schema}"."{table}"').fetchall()[0][0]
                 event = event.with_metadata({**event.metadata, "dagster/row_count": int(count)})
             yield event
+
+
+defs = dg.Definitions(assets=[retail_dbt_models])

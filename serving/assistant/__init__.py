@@ -1,6 +1,6 @@
 """The shopping assistant as a serving extension: `POST /v1/assistant/chat` and
-`GET /v1/assistant/status`, over the current RAG index and the prompt version with MLflow alias
-`production`, hot-swapped on refresh (see runtime.py)."""
+`GET /v1/assistant/status`, over the current RAG index and the production prompt version,
+hot-swapped in the app's refresh loop (see runtime.py)."""
 
 from __future__ import annotations
 

@@ -87,6 +87,13 @@ class AssistantStatus(msgspec.Struct):
     problems: list[str]
 
 
+def _problems(assistant: AssistantExtension) -> list[str]:
+    return [
+        *(f"{slot.name}: {p}" for slot in assistant.slots for p in slot.problems),
+        *assistant.problems(),
+    ]
+
+
 class AssistantController(Controller):
     path = "/v1/assistant"
     tags = ["assistant"]  # noqa: RUF012 (Litestar's documented idiom)
@@ -100,7 +107,7 @@ class AssistantController(Controller):
         snapshot = assistant.current
         if snapshot is None:
             raise NotReadyError(
-                "the assistant is not loaded: " + ("; ".join(assistant.problems()) or "starting")
+                "the assistant is not loaded: " + ("; ".join(_problems(assistant)) or "starting")
             )
         history = [{"role": t.role, "content": t.content} for t in data.history]
         result = snapshot.assistant.answer(data.message, history, data.customer_id)
@@ -134,5 +141,5 @@ class AssistantController(Controller):
             prompt_version=snapshot.prompt_version if snapshot else None,
             loaded_at=snapshot.loaded_at if snapshot else None,
             model=snapshot.assistant.backend.model if snapshot else None,
-            problems=assistant.problems(),
+            problems=_problems(assistant),
         )

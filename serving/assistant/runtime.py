@@ -1,28 +1,26 @@
-"""The assistant's serving runtime: the current RAG index and production prompt, hot-swapped.
+"""The assistant's serving runtime: the RAG index and the production prompt as two core slots
+(refreshed in the app's one loop), combined into one snapshot that requests take whole.
 
-`refresh()` (called by the app's poller and by /v1/admin/reload) looks at the index pointer
-(`$RETAIL_ASSISTANT_DIR/index/CURRENT`) and the prompt pointer
-(`$RETAIL_ASSISTANT_DIR/prompts/PRODUCTION.json`, written when the MLflow alias `production`
-moves). A new version is loaded beside the one in service and swapped in by replacing one
-reference; requests in flight finish on the snapshot they started with. A version that fails to
-load is refused: the previous one stays in service and /health reports the problem.
+A new index or prompt version is loaded beside the one in service (the slot validates it: the
+index's node count and encoder hash, the prompt's template) and the snapshot is rebuilt and
+swapped by one reference, so requests in flight finish on the snapshot they started with. A
+version that fails to load is refused by its slot: the previous one stays in service and
+/health reports the problem.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from retail_assets.assistant.assistant import ShoppingAssistant
-from retail_assets.assistant.index import RagIndexStore
+from retail_assets.assistant.index import RagIndex
 from retail_assets.assistant.llm import LLMBackend, backend_from_env
-from retail_assets.assistant.prompts import POINTER_FILE, PromptTemplate, read_pointer
+from retail_assets.assistant.prompts import PromptTemplate, load_prompt_version
+from retail_assets.core.slot import Slot
 from serving.config import ServingConfig
-
-log = logging.getLogger("retail.serving")
 
 
 @dataclass(frozen=True)
@@ -39,16 +37,18 @@ class AssistantExtension:
     dependency_name = "assistant"
 
     def __init__(self, config: ServingConfig, backend: LLMBackend | None = None):
-        from serving.assistant.controller import AssistantController
-
-        self.controllers = [AssistantController]
-        self.config = config
-        self.store = RagIndexStore(Path(config.assistant_dir) / "index")
-        self.prompt_dir = Path(config.assistant_dir) / "prompts"
+        artifacts = config.artifacts
+        encoders = artifacts.search_encoder()
+        self.index = Slot(
+            "assistant_index",
+            artifacts.rag_index(),
+            lambda folder, version: RagIndex.load(folder, encoders),
+        )
+        self.prompt = Slot("assistant_prompt", artifacts.prompts(), _load_prompt)
+        self.slots = [self.index, self.prompt]
         self._backend = backend
         self._backend_error: str | None = None
         self._lock = threading.Lock()
-        self._problems: dict[str, str] = {}
         self.current: AssistantSnapshot | None = None
 
     @property
@@ -60,75 +60,40 @@ class AssistantExtension:
                 self._backend_error = f"LLM backend: {exc}"
         return self._backend
 
-    def refresh(self) -> list[str]:
-        with self._lock:  # the poller and an admin reload may race
-            return self._refresh()
-
-    def _refresh(self) -> list[str]:
-        version = self.store.current()
-        prompt = self._read_prompt()
-        if version is None:
-            self._problems["index"] = f"no RAG index published under {self.store.root}"
-            return []
-        if prompt is None:
-            self._problems["prompt"] = (
-                f"no production prompt published ({self.prompt_dir / POINTER_FILE})"
+    def after_refresh(self, changes: list[str]) -> None:
+        """Rebuild the snapshot when the index or the prompt in service changed."""
+        with self._lock:
+            index, prompt = self.index.champion, self.prompt.champion
+            backend = self.backend
+            if index is None or prompt is None or backend is None:
+                return
+            current = self.current
+            if (
+                current is not None
+                and current.index_version == index.version
+                and current.prompt_version == prompt.version
+                and current.prompt_sha == prompt.value.sha
+            ):
+                return
+            self.current = AssistantSnapshot(
+                assistant=ShoppingAssistant(index.value, prompt.value, backend),
+                index_version=index.version,
+                prompt_version=prompt.version,
+                prompt_sha=prompt.value.sha,
+                loaded_at=datetime.now(UTC).isoformat(),
             )
-            return []
-        self._problems.pop("prompt", None)
-        current = self.current
-        if (
-            current is not None
-            and current.index_version == version
-            and current.prompt_version == prompt.version
-            and current.prompt_sha == prompt.sha
-        ):
-            return []
-        backend = self.backend
-        if backend is None:
-            self._problems["backend"] = self._backend_error or "no LLM backend"
-            return []
-        try:
-            if current is not None and current.index_version == version:
-                index = current.assistant.index  # only the prompt changed
-            else:
-                index = self.store.load(self.config.search_dir, version)
-            assistant = ShoppingAssistant(index, prompt, backend)
-        except Exception as exc:
-            self._problems["index"] = f"refused RAG index {version}: {exc}"
-            log.warning("assistant: refused index %s: %s", version, exc)
-            return []
-        self._problems.pop("index", None)
-        self.current = AssistantSnapshot(
-            assistant=assistant,
-            index_version=version,
-            prompt_version=str(prompt.version),
-            prompt_sha=prompt.sha,
-            loaded_at=datetime.now(UTC).isoformat(),
-        )
-        changes = []
-        if current is None or current.index_version != version:
-            changes.append(f"assistant index {version}")
-        if (
-            current is None
-            or current.prompt_version != prompt.version
-            or current.prompt_sha != prompt.sha
-        ):
-            changes.append(f"assistant prompt v{prompt.version} ({prompt.name})")
-        return changes
-
-    def _read_prompt(self) -> PromptTemplate | None:
-        try:
-            return read_pointer(self.prompt_dir)
-        except (OSError, ValueError, KeyError) as exc:
-            self._problems["prompt"] = f"unreadable prompt pointer: {exc}"
-            return None
 
     def problems(self) -> list[str]:
-        return list(self._problems.values())
+        return [self._backend_error] if self._backend_error else []
 
     def ready(self) -> bool:
         return self.current is not None
 
     def close(self) -> None:
         self.current = None
+
+
+def _load_prompt(folder: Path, version: str) -> PromptTemplate:
+    template = load_prompt_version(folder)
+    template.version = version
+    return template

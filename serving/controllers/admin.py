@@ -1,6 +1,12 @@
-"""Admin endpoints (bearer token from RETAIL_ADMIN_TOKEN): reload, rollout mode, promote and
-roll back. Missing credentials answer 401, wrong ones 403; with no token configured the
-admin API is closed (403)."""
+"""Admin endpoints (bearer token from RETAIL_ADMIN_TOKEN): reload, rollout mode, promote, roll
+back, and the decision log with each decision's gate table. Missing credentials answer 401,
+wrong ones 403; with no token configured the admin API is closed (403).
+
+Promote and roll back move the model's serving pointer through its artifact store (bundle
+validated first, decision logged) — the same store the pipeline and `retail models` use. The
+serving process never loads MLflow or the training stack: the registry's aliases follow the
+store from the pipeline side (`retail models list|promote|rollback`, the promotion asset and
+the `registry_alias_sync` sensor)."""
 
 from __future__ import annotations
 
@@ -8,20 +14,19 @@ import hmac
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, post, put
+from litestar import Controller, get, post, put
 from litestar.connection import ASGIConnection
 from litestar.exceptions import (
     NotAuthorizedException,
     NotFoundException,
     PermissionDeniedException,
-    ServiceUnavailableException,
 )
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.spec import Example
 from litestar.params import JSONBody, Parameter
 
+from retail_assets.core.store import MODES, Rollout
 from serving.openapi import ADMIN_ERRORS, ADMIN_SECURITY, BODY_ERRORS, errors
-from serving.rollout import MODES, Rollout
 from serving.state import ServingDependency
 
 ModelName = Annotated[
@@ -82,33 +87,53 @@ class LifecycleResponse(msgspec.Struct):
     problems: list[str]
 
 
+class GateRow(msgspec.Struct):
+    rule: str
+    scope: str
+    value: float | None
+    threshold: float | None
+    passed: bool
+    detail: str = ""
+
+
+class Decision(msgspec.Struct):
+    at: str
+    artifact: str
+    action: str
+    version: str | None
+    champion_before: str | None
+    champion_after: str | None
+    reason: str
+    actor: str
+    gate: list[GateRow]
+    """The gate's checks when the decision was gated (promote / refuse), else empty."""
+
+
+class DecisionsResponse(msgspec.Struct):
+    decisions: list[Decision]
+
+
 def _known(serving: ServingDependency, name: str) -> str:
-    if name not in serving.models.slots:
+    if name not in serving.models:
         raise NotFoundException(
-            f"unknown model {name!r}; served models: {', '.join(serving.models.slots)}"
+            f"unknown model {name!r}; served models: {', '.join(serving.models)}"
         )
     return name
 
 
-def _run_lifecycle(operation: str, *args, **kwargs) -> dict:
-    """Run a lifecycle operation (promote, rollback) for the admin API. Built from settings
-    alone, never from the Dagster definitions (which need a dbt executable on PATH). A
-    refusal the lifecycle explains (unknown version, invalid bundle, nothing to roll back to)
-    is a 409 through the app's handlers; anything else that stops it (registry database
-    locked or unreachable) is a 503 that says what failed, never an unhandled 500."""
-    # Imported lazily: only admin calls need the registry, the request path never does.
-    from retail_assets.models.lifecycle.bundle import BundleInvalidError
-    from retail_assets.models.lifecycle.operations import LifecycleError, lifecycle_for
-    from retail_assets.settings import get_settings
-
-    try:
-        return getattr(lifecycle_for(get_settings()), operation)(*args, **kwargs)
-    except (LifecycleError, BundleInvalidError, NotFoundException):
-        raise
-    except Exception as exc:
-        raise ServiceUnavailableException(
-            f"{operation} could not be carried out: {type(exc).__name__}: {exc}"
-        ) from exc
+def _decision(entry: dict) -> Decision:
+    gate = (entry.get("evidence") or {}).get("gate") or []
+    return Decision(
+        at=entry["at"],
+        artifact=entry["artifact"],
+        action=entry["action"],
+        version=None if entry.get("version") is None else str(entry["version"]),
+        champion_before=entry.get("champion_before"),
+        champion_after=entry.get("champion_after"),
+        reason=str(entry.get("reason") or ""),
+        actor=str(entry.get("actor") or ""),
+        gate=[msgspec.convert(row, GateRow) for row in gate],
+    )
 
 
 class AdminController(Controller):
@@ -134,11 +159,16 @@ class AdminController(Controller):
         data: JSONBody[RolloutRequest],
         serving: ServingDependency,
     ) -> RolloutResponse:
-        """Switch how the model's challenger sees traffic, without a restart."""
+        """Switch how the model's challenger sees traffic, without a restart (recorded in
+        the decision log)."""
         _known(serving, name)
-        serving.rollout.set(name, Rollout(data.mode, data.canary_share))
+        serving.config.artifacts.model(name).set_rollout(
+            Rollout(data.mode, data.canary_share),
+            reason=f"{data.mode} at share {data.canary_share}",
+            actor="admin-api",
+        )
         serving.refresh()
-        challenger = serving.models.slot(name).challenger
+        challenger = serving.model(name).challenger
         return RolloutResponse(
             name, data.mode, data.canary_share, challenger.version if challenger else None
         )
@@ -147,7 +177,7 @@ class AdminController(Controller):
         "/models/{name:str}/promote",
         sync_to_thread=True,
         status_code=200,
-        responses=errors(*ADMIN_ERRORS, *BODY_ERRORS, 404, 409, 503),
+        responses=errors(*ADMIN_ERRORS, *BODY_ERRORS, 404, 409),
     )
     def promote(
         self,
@@ -155,10 +185,17 @@ class AdminController(Controller):
         data: JSONBody[PromoteRequest],
         serving: ServingDependency,
     ) -> LifecycleResponse:
-        """Make a registered version the champion (its bundle is validated first), then load
-        it."""
+        """Make a published version the champion (its bundle is validated first), then load
+        it. 409 when the version has no bundle, its bundle is invalid, or it already is the
+        champion."""
         _known(serving, name)
-        entry = _run_lifecycle("manual_promote", name, data.version, data.reason, actor="admin-api")
+        entry = serving.config.artifacts.model(name).promote(
+            data.version,
+            reason=data.reason,
+            actor="admin-api",
+            action="manual_promote",
+            require_change=True,
+        )
         serving.refresh()
         return self._answer(serving, name, "manual_promote", entry)
 
@@ -166,7 +203,7 @@ class AdminController(Controller):
         "/models/{name:str}/rollback",
         sync_to_thread=True,
         status_code=200,
-        responses=errors(*ADMIN_ERRORS, *BODY_ERRORS, 404, 409, 503),
+        responses=errors(*ADMIN_ERRORS, *BODY_ERRORS, 404, 409),
     )
     def rollback(
         self,
@@ -174,22 +211,41 @@ class AdminController(Controller):
         data: JSONBody[RollbackRequest],
         serving: ServingDependency,
     ) -> LifecycleResponse:
-        """Reinstate the champion the current one replaced, then load it."""
+        """Reinstate the champion the current one replaced, then load it (409 when there is
+        nothing to roll back to)."""
         _known(serving, name)
-        entry = _run_lifecycle("rollback", name, data.reason, actor="admin-api")
+        entry = serving.config.artifacts.model(name).rollback(reason=data.reason, actor="admin-api")
         serving.refresh()
         return self._answer(serving, name, "rollback", entry)
+
+    @get(
+        "/models/{name:str}/decisions",
+        sync_to_thread=True,
+        responses=errors(*ADMIN_ERRORS, 404, 422),
+    )
+    def decisions(
+        self,
+        name: ModelName,
+        serving: ServingDependency,
+        limit: Annotated[int, Parameter(ge=1, le=500, description="newest first")] = 20,
+    ) -> DecisionsResponse:
+        """The model's recent decisions (promotions, refusals, rollbacks, rollout changes),
+        newest first, each with the gate's checks when it was gated."""
+        _known(serving, name)
+        entries = serving.config.artifacts.log.entries(f"model/{name}")
+        return DecisionsResponse([_decision(e) for e in reversed(entries[-limit:])])
 
     @staticmethod
     def _answer(
         serving: ServingDependency, name: str, action: str, entry: dict
     ) -> LifecycleResponse:
-        champion = serving.models.slot(name).champion
+        slot = serving.model(name)
+        champion = slot.champion
         return LifecycleResponse(
             model=name,
             action=action,
             champion_before=entry.get("champion_before"),
             champion_after=entry.get("champion_after"),
             serving_version=champion.version if champion else None,
-            problems=serving.models.slot(name).degraded,
+            problems=list(slot.problems),
         )

@@ -81,7 +81,7 @@ def _payment_dicts(serving: ServingDependency, payments: list[Payment], path: st
     """Payments as the feature state takes them, each stamped on the serving clock. A
     timestamp outside the accepted window refuses the whole request (422 naming each such
     field) before anything is scored or folded into the velocity state."""
-    fraud = serving.features.fraud
+    fraud = serving.fraud
     if fraud is None:
         raise NotReadyError("fraud online features are not loaded")
     stamped, problems = serving.config.payment_clock.stamp(

@@ -48,30 +48,30 @@ class ModelsController(Controller):
     def list_models(self, serving: ServingDependency) -> ModelsResponse:
         """Every loaded model version with its alias, load time and rollout mode."""
         models = []
-        for name, slot in serving.models.slots.items():
-            rollout = serving.rollout.get(name)
+        for name, slot in serving.models.items():
+            active = slot.active
             for role in ("champion", "challenger"):
-                model = getattr(slot, role)
-                if model is None:
+                loaded = getattr(active, role)
+                if loaded is None:
                     continue
+                model = loaded.value
                 models.append(
                     LoadedModelInfo(
                         name=name,
                         role=role,
                         version=model.version,
                         loaded_at=model.loaded_at,
-                        rollout_mode=rollout.mode,
-                        canary_share=rollout.canary_share,
+                        rollout_mode=active.rollout.mode,
+                        canary_share=active.rollout.share,
                         decision_threshold=model.threshold,
                         feature_count=len(model.bundle.feature_names),
                     )
                 )
-        features = serving.features
         return ModelsResponse(
             models=models,
             feature_sets={
-                "demand_forecast": features.demand.version if features.demand else None,
-                "payment_fraud": features.fraud.version if features.fraud else None,
+                slot.name: slot.champion.version if slot.champion else None
+                for slot in (serving.demand_features, serving.fraud_features)
             },
         )
 
@@ -90,7 +90,7 @@ class HealthController(Controller):
             problems=problems,
             models={
                 name: slot.champion.version if slot.champion else None
-                for name, slot in serving.models.slots.items()
+                for name, slot in serving.models.items()
             },
             prediction_log_pending=serving.prediction_log.pending,
             prediction_log_rows_written=serving.prediction_log.rows_written,

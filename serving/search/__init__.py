@@ -1,7 +1,7 @@
 """Semantic product search in the serving app: `GET /v1/search` over the live HNSW index (and
 the candidate, for the canary share), with query embedding by the ONNX encoder in-process.
 
-Register it by adding "serving.search" to `serving.extensions.EXTENSION_MODULES`.
+`serving/app.py` pairs it with its controllers; `load_extensions` mounts it.
 """
 
 from __future__ import annotations

@@ -11,8 +11,9 @@ from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.params import JSONBody, Parameter, SkipValidation
 
+from retail_assets.core.store import RoleError, Rollout
 from retail_assets.search.index import Filters
-from retail_assets.search.store import SearchRollout
+from retail_assets.search.store import canary_policy
 from serving.controllers.admin import require_admin
 from serving.openapi import ADMIN_ERRORS, ADMIN_SECURITY, BODY_ERRORS, errors
 from serving.scoring import NotReadyError
@@ -221,17 +222,23 @@ class SearchAdminController(Controller):
         self, data: JSONBody[SearchRolloutRequest], search_service: SearchDependency
     ) -> SearchStatus:
         """Set the share of search sessions the candidate index gets (and optionally how long
-        it must serve before a promotion run makes it live); applies without a restart."""
-        current = search_service.store.rollout()
-        search_service.store.set_rollout(
-            SearchRollout(
-                canary_share=data.canary_share,
-                min_canary_seconds=current.min_canary_seconds
+        it must serve before a promotion run makes it live); applies without a restart and is
+        recorded in the decision log."""
+        store = search_service.store
+        current = canary_policy(store)
+        store.set_rollout(
+            Rollout(
+                "canary",
+                data.canary_share,
+                current.min_seconds
                 if data.min_canary_seconds is None
                 else data.min_canary_seconds,
-            )
+            ),
+            reason=f"canary share {data.canary_share}",
+            actor="admin-api",
         )
-        search_service.refresh()
+        search_service.slot.refresh()
+        search_service.after_refresh([])
         return _status(search_service)
 
     @post(
@@ -244,11 +251,13 @@ class SearchAdminController(Controller):
         self, data: JSONBody[ReasonRequest], search_service: SearchDependency
     ) -> SearchDecision:
         """Make the candidate index (already past the offline gate) live now."""
-        candidate = search_service.active.candidate
+        candidate = search_service.active.challenger
         if candidate is None:
             raise HTTPException(status_code=409, detail="there is no loaded candidate index")
-        entry = search_service.store.make_live(candidate.version, data.reason, actor="admin-api")
-        search_service.refresh()
+        entry = search_service.store.promote(
+            candidate.version, reason=data.reason, actor="admin-api", action="manual_promote"
+        )
+        search_service.slot.refresh()
         return SearchDecision("promote", entry["version"], data.reason, _status(search_service))
 
     @post(
@@ -262,8 +271,8 @@ class SearchAdminController(Controller):
     ) -> SearchDecision:
         """Make the index version that was live before the current one live again."""
         try:
-            entry = search_service.store.rollback(data.reason, actor="admin-api")
-        except LookupError as exc:
+            entry = search_service.store.rollback(reason=data.reason, actor="admin-api")
+        except RoleError as exc:
             raise HTTPException(status_code=409, detail=str(exc)) from None
-        search_service.refresh()
+        search_service.slot.refresh()
         return SearchDecision("rollback", entry["version"], data.reason, _status(search_service))

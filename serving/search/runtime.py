@@ -1,37 +1,34 @@
-"""The search extension's state: the live and candidate index versions, their query encoders,
-the canary share and a small LRU of query embeddings.
+"""The search extension's state: the index store as a core slot (champion = live index,
+challenger = canary candidate, with the rollout's canary share), each version with the query
+encoder it was built with, and a small LRU of query embeddings.
 
-`refresh()` (the app's poll and admin reload) reads the LIVE and CANDIDATE pointers and the
-rollout file the pipeline writes. A new version is loaded beside the old one and validated
-(files consistent, the blocking ANN check passed, not refused by the gate, the graph holds
-the stored embeddings) before one reference swap makes it visible; requests take that reference once, so
-in-flight requests finish on the version they started with. A version that fails validation
-is refused and the previous one keeps serving (reported by /health).
+The app's one refresh loop refreshes the slot: a new version is loaded beside the old one and
+validated (the store's validator: files, the blocking ANN check passed, not refused by the
+gate; then the graph's self-test) before one reference swap makes it visible; requests take
+that reference once, so in-flight requests finish on the version they started with. A
+version that fails is refused and the previous one keeps serving (reported by /health).
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from retail_assets.core.slot import Active, Slot
+from retail_assets.core.store import ArtifactStore
 from retail_assets.search.catalog import PRODUCT_MAX_TOKENS
 from retail_assets.search.encoder import TextEncoder
 from retail_assets.search.index import Filters, LoadedIndex
-from retail_assets.search.store import SearchRollout, SearchStore
 from serving.config import ServingConfig
 from serving.metrics import LATENCY_BUCKETS
-from serving.rollout import bucket
-
-log = logging.getLogger("retail.serving.search")
 
 DEFAULT_CACHE_SIZE = 4096
 
@@ -48,15 +45,6 @@ class ServedIndex:
     @property
     def version(self) -> str:
         return self.index.version
-
-
-@dataclass(frozen=True)
-class Active:
-    """What requests see; replaced as a whole on every swap."""
-
-    live: ServedIndex | None = None
-    candidate: ServedIndex | None = None
-    rollout: SearchRollout = field(default_factory=SearchRollout)
 
 
 @dataclass
@@ -146,17 +134,15 @@ class SearchRuntime:
     name = "search"
     dependency_name = "search_service"
 
-    def __init__(self, root: Path, cache_size: int = DEFAULT_CACHE_SIZE):
-        from serving.search.controllers import SearchAdminController, SearchController
-
-        self.controllers = [SearchController, SearchAdminController]
-        self.store = SearchStore(root)
+    def __init__(
+        self, store: ArtifactStore, encoders: ArtifactStore, cache_size: int = DEFAULT_CACHE_SIZE
+    ):
+        self.store = store
+        self.encoders = encoders
         self.cache = QueryCache(cache_size)
-        self.active = Active(rollout=self._read_rollout([]))
-        self._refused: dict[str, tuple[tuple[float, ...], str]] = {}
-        self._problems: list[str] = []
-        self._encoders: dict[str, TextEncoder] = {}
-        self._lock = threading.Lock()
+        self.slot: Slot[ServedIndex] = Slot("search", store, self._load, with_challenger=True)
+        self.slots = [self.slot]
+        self._encoder_cache: dict[str, TextEncoder] = {}
         self._metrics: dict[int, SearchMetrics] = {}
         self._metrics_lock = threading.Lock()
         self.requests = {"live": 0, "candidate": 0}
@@ -171,125 +157,66 @@ class SearchRuntime:
             raise ValueError(
                 f"RETAIL_SEARCH_QUERY_CACHE_SIZE must be an integer; got {size!r}"
             ) from None
-        return cls(config.search_dir, cache_size=cache_size)
+        artifacts = config.artifacts
+        return cls(artifacts.search_index(), artifacts.search_encoder(), cache_size=cache_size)
 
     # -- extension protocol -----------------------------------------------------------------
 
-    def refresh(self) -> list[str]:
-        with self._lock:
-            changes: list[str] = []
-            problems: list[str] = []
-            rollout = self._read_rollout(problems)
-            live = self._resolve("live", self.store.live(), self.active.live, changes, problems)
-            candidate = self._resolve(
-                "candidate", self.store.candidate(), self.active.candidate, changes, problems
-            )
-            if live is None:
-                problems.append("no live search index loaded (none published or all refused)")
-            if rollout != self.active.rollout:
-                changes.append(
-                    f"search: canary share {self.active.rollout.canary_share} -> "
-                    f"{rollout.canary_share}"
-                )
-            self.active = Active(live=live, candidate=candidate, rollout=rollout)
-            used = {s.encoder_id for s in (live, candidate) if s is not None}
-            self._encoders = {k: v for k, v in self._encoders.items() if k in used}
-            self._problems = problems
-            for metrics in self._metrics.values():
-                metrics.canary_share.set(rollout.canary_share if candidate else 0.0)
-            return changes
+    @property
+    def active(self) -> Active[ServedIndex]:
+        return self.slot.active
+
+    def after_refresh(self, changes: list[str]) -> None:
+        active = self.active
+        used = {
+            loaded.value.encoder_id
+            for loaded in (active.champion, active.challenger)
+            if loaded is not None
+        }
+        self._encoder_cache = {k: v for k, v in self._encoder_cache.items() if k in used}
+        share = self._canary_share(active)
+        for metrics in self._metrics.values():
+            metrics.canary_share.set(share)
 
     def problems(self) -> list[str]:
-        return list(self._problems)
+        return []
 
     def ready(self) -> bool:
-        return self.active.live is not None
+        return self.slot.ready
 
     def close(self) -> None:
-        with self._lock:
-            self.active = Active(rollout=self.active.rollout)
-            self._encoders = {}
+        self._encoder_cache = {}
 
     # -- loading ------------------------------------------------------------------------------
 
-    def _read_rollout(self, problems: list[str]) -> SearchRollout:
-        try:
-            return self.store.rollout()
-        except (ValueError, TypeError) as exc:
-            problems.append(f"rollout settings ignored: {exc}")
-            return SearchRollout()
-
-    def _resolve(
-        self,
-        role: str,
-        version: str | None,
-        current: ServedIndex | None,
-        changes: list[str],
-        problems: list[str],
-    ) -> ServedIndex | None:
-        if version is None:
-            if current is not None:
-                changes.append(f"search: {role} {current.version} retired")
-            return None
-        if current is not None and current.version == version:
-            return current
-        fingerprint = self._fingerprint(version)
-        refused = self._refused.get(version)
-        if refused is not None and refused[0] == fingerprint:
-            problems.append(self._refusal(role, version, current))
-            return current if role == "live" else None
-        try:
-            served = self._load(version)
-        except Exception as exc:  # any load failure keeps what was serving
-            self._refused[version] = (fingerprint, str(exc))
-            log.warning("search index %s refused: %s", version, exc)
-            problems.append(self._refusal(role, version, current))
-            return current if role == "live" else None
-        changes.append(f"search: {role} {current.version if current else '-'} -> {version}")
-        return served
-
-    def _refusal(self, role: str, version: str, current: ServedIndex | None) -> str:
-        keeping = f"; still serving {current.version}" if current and role == "live" else ""
-        return f"{role} index {version} refused: {self._refused[version][1]}{keeping}"
-
-    def _fingerprint(self, version: str) -> tuple[float, ...]:
-        """Changes when the version is rebuilt or re-judged, so a refusal is retried then."""
-        try:
-            folder = self.store.version_dir(version)
-        except ValueError:  # not a valid version name: refused by _load with the reason
-            return ()
-        return tuple(
-            (folder / name).stat().st_mtime if (folder / name).exists() else 0.0
-            for name in ("manifest.json", "checks.json", "decision.json")
-        )
-
-    def _load(self, version: str) -> ServedIndex:
-        folder = self.store.version_dir(version)
-        checks = self.store.read_record(version, "checks")
-        if not checks or not checks.get("passed"):
-            raise ValueError("it has not passed the blocking ANN recall check")
-        decision = self.store.read_record(version, "decision")
-        if decision and decision.get("status") == "refused":
-            raise ValueError(f"the promotion gate refused it: {decision.get('reason')}")
+    def _load(self, folder: Path, version: str) -> ServedIndex:
+        problems = self.store.problems(version)
+        if problems:
+            raise ValueError("; ".join(problems))
         index = LoadedIndex(folder)
         problems = index.self_test()
         if problems:
             raise ValueError("; ".join(problems))
         encoder_info = index.manifest["encoder"]
         encoder_id = f"{encoder_info['version']}/{encoder_info['file']}"
-        encoder = self._encoders.get(encoder_id)
+        encoder = self._encoder_cache.get(encoder_id)
         if encoder is None:
             encoder = TextEncoder(
-                self.store.encoder_root / encoder_info["version"],
+                self.encoders.version_dir(encoder_info["version"]),
                 encoder_info["file"],
                 threads=1,
                 max_tokens=PRODUCT_MAX_TOKENS,
             )
             encoder.encode(["warm-up query"])
-            self._encoders[encoder_id] = encoder
+            self._encoder_cache[encoder_id] = encoder
         return ServedIndex(index, encoder, encoder_id, datetime.now(UTC).isoformat())
 
     # -- requests -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _canary_share(active: Active[ServedIndex]) -> float:
+        canary = active.challenger is not None and active.rollout.mode == "canary"
+        return active.rollout.share if canary else 0.0
 
     def metrics(self, registry) -> SearchMetrics:
         key = id(registry)
@@ -299,18 +226,15 @@ class SearchRuntime:
                 metrics = self._metrics.get(key)
                 if metrics is None:
                     metrics = SearchMetrics(registry)
-                    active = self.active
-                    metrics.canary_share.set(
-                        active.rollout.canary_share if active.candidate else 0.0
-                    )
+                    metrics.canary_share.set(self._canary_share(self.active))
                     self._metrics[key] = metrics
         return metrics
 
     @staticmethod
-    def arm(active: Active, routing_key: str) -> str:
+    def arm(active: Active[ServedIndex], routing_key: str) -> str:
         """Sticky: the same session (or user, or query) always lands in the same arm."""
-        if active.candidate is not None and bucket(f"search:{routing_key}") < (
-            active.rollout.canary_share
+        if active.challenger is not None and active.rollout.routes_to_challenger(
+            f"search:{routing_key}"
         ):
             return "candidate"
         return "live"
@@ -331,11 +255,11 @@ class SearchRuntime:
         """None while no live index is loaded."""
         started = time.perf_counter()
         active = self.active
-        if active.live is None:
+        if active.champion is None:
             return None
         normalized = normalize_query(query)
         arm = self.arm(active, routing_key or normalized)
-        served = active.candidate if arm == "candidate" else active.live
+        served = (active.challenger if arm == "candidate" else active.champion).value
         vector, cached = self.embed(served, query, normalized)
         rows, scores = served.index.search(vector, k, filters)
         with self._count_lock:
@@ -345,9 +269,10 @@ class SearchRuntime:
     def status(self) -> dict[str, Any]:
         active = self.active
 
-        def describe(served: ServedIndex | None) -> dict[str, Any] | None:
-            if served is None:
+        def describe(loaded) -> dict[str, Any] | None:
+            if loaded is None:
                 return None
+            served = loaded.value
             manifest = served.index.manifest
             return {
                 "version": served.version,
@@ -359,10 +284,10 @@ class SearchRuntime:
             }
 
         return {
-            "live": describe(active.live),
-            "candidate": describe(active.candidate),
-            "canary_share": active.rollout.canary_share,
-            "min_canary_seconds": active.rollout.min_canary_seconds,
+            "live": describe(active.champion),
+            "candidate": describe(active.challenger),
+            "canary_share": self._canary_share(active),
+            "min_canary_seconds": active.rollout.min_seconds,
             "requests": dict(self.requests),
             "query_cache": {
                 "size": self.cache.size,
@@ -370,5 +295,5 @@ class SearchRuntime:
                 "hits": self.cache.hits,
                 "misses": self.cache.misses,
             },
-            "problems": self.problems(),
+            "problems": list(self.slot.problems),
         }

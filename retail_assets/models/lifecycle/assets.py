@@ -16,23 +16,31 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from retail_assets.models.lifecycle.bundle import EXPLAIN_FILE, feature_reference, validate_bundle
-from retail_assets.models.lifecycle.gate import decide
+from retail_assets.core.gate import GateResult
+from retail_assets.core.markdown import markdown_table
+from retail_assets.core.store import ArtifactStore
+from retail_assets.models.lifecycle.bundle import (
+    EXPLAIN_FILE,
+    LoadedBundle,
+    feature_reference,
+    validate_bundle,
+)
+from retail_assets.models.lifecycle.gate import decide, headline
 from retail_assets.models.lifecycle.onnx_export import (
     INPUT_NAME,
     lightgbm_outputs,
     parity,
     single_row_latency_us,
 )
-from retail_assets.models.lifecycle.operations import LifecycleResource
+from retail_assets.models.lifecycle.operations import Lifecycle
 from retail_assets.models.lifecycle.reporting import (
     evaluation_as_dict,
-    markdown_table,
     metrics_table,
     model_card,
     segment_table,
     windows_table,
 )
+from retail_assets.models.lifecycle.resource import LifecycleResource
 from retail_assets.models.lifecycle.spec import (
     Evaluation,
     ModelFamily,
@@ -41,7 +49,10 @@ from retail_assets.models.lifecycle.spec import (
     TrainingSet,
 )
 
+# onnxruntime must reproduce LightGBM to this max abs diff on every test row: float64 tree
+# ensembles agree to ~1e-15, so 1e-5 only fails on a wrong graph, never on rounding.
 PARITY_TOLERANCE = 1e-5
+# Rows whose expected outputs the bundle carries, for serving's self-test at every load.
 SELF_TEST_ROWS = 8
 
 
@@ -169,26 +180,10 @@ def build_lifecycle_assets(family: ModelFamily) -> tuple[list[dg.AssetsDefinitio
         registered: RegisteredModel,
     ) -> Evaluation:
         services = lifecycle.lifecycle()
-        test = training_set.split("test")
-        predictions: dict[str, dict[str, np.ndarray]] = {
-            "challenger": family.predict(registered.model, test)
-        }
         champion_version = services.champion(name)
-        notes = []
-        if champion_version is not None and champion_version != registered.ref.version:
-            try:
-                bundle = services.bundles.load(name, champion_version)
-                champion_outputs = bundle.predict_frame(test)
-                threshold = bundle.signature.get("decision_threshold")
-                if threshold is not None:
-                    champion_outputs["threshold"] = np.array([threshold], dtype=np.float64)
-                predictions["champion"] = champion_outputs
-            except (FileNotFoundError, KeyError) as exc:
-                notes.append(f"champion v{champion_version} could not be scored: {exc}")
-        evaluation = family.evaluate(training_set, predictions, registered.model)
-        evaluation.notes.extend(notes)
-        if champion_version:
-            evaluation.notes.append(f"champion compared: v{champion_version}")
+        evaluation = evaluate_challenger(
+            family, services.store(name), training_set, registered, champion_version
+        )
         services.registry.log_evaluation(registered.ref, evaluation)
         context.add_output_metadata(
             {
@@ -247,14 +242,13 @@ def build_lifecycle_assets(family: ModelFamily) -> tuple[list[dg.AssetsDefinitio
         services = lifecycle.lifecycle()
         model, ref = registered.model, registered.ref
         onnx_model = family.to_onnx(model)
-        test = training_set.split("test")
-        test_features = training_set.features(test)
+        test_features = training_set.features(training_set.split("test"))
         diffs = parity(onnx_model, model.boosters, test_features, model.sorted_output_groups)
         latency = single_row_latency_us(onnx_model, test_features[0]) if len(test_features) else {}
         files = _bundle_files(
             family, ref, model, training_set, evaluation, onnx_model, diffs, latency
         )
-        path = services.bundles.write(name, ref.version, files)
+        path = services.store(name).write(ref.version, files)
         worst = max(diffs.values()) if diffs else float("nan")
         passed = bool(diffs) and worst < PARITY_TOLERANCE
         yield dg.Output(
@@ -303,64 +297,107 @@ def build_lifecycle_assets(family: ModelFamily) -> tuple[list[dg.AssetsDefinitio
         evaluation: Evaluation,
         exported: ExportedBundle,
     ) -> dict[str, Any]:
-        services = lifecycle.lifecycle()
-        ref = exported.ref
-        champion_before = services.champion(name)
-        has_champion = champion_before is not None and champion_before != ref.version
-        decision = decide(
-            evaluation,
-            family.gate_rules,
-            parity_passed=exported.parity_passed,
-            bundle_problems=validate_bundle(Path(exported.path)),
-            has_champion=has_champion,
+        decision, record, champion_before = promote_or_refuse(
+            lifecycle.lifecycle(), family, evaluation, exported, context.run.run_id
         )
-        details = {
-            "mlflow_run_id": ref.run_id,
-            "dagster_run_id": context.run.run_id,
-            "metrics_challenger": evaluation.overall.get("challenger", {}),
-            "metrics_champion": evaluation.overall.get("champion", {}),
-            "checks": [c.__dict__ for c in decision.checks],
-        }
-        if decision.promote:
-            reason = "passed every gate rule" + (
-                "" if has_champion else " (first champion: beats its baseline)"
-            )
-            record = services.install_champion(
-                name,
-                ref.version,
-                action="promote",
-                reason=reason,
-                actor="promotion_gate",
-                details=details,
-            )
-        else:
-            record = services.record_refusal(name, ref.version, decision.reasons, details)
         context.add_output_metadata(
             {
-                "decision": "promoted" if decision.promote else "refused",
-                "challenger_version": ref.version,
+                "decision": "promoted" if decision.passed else "refused",
+                "challenger_version": exported.ref.version,
                 "champion_before": champion_before or "none",
                 "champion_after": record["champion_after"] or "none",
                 "reasons": dg.MetadataValue.md(
                     "\n".join(f"- {r}" for r in decision.reasons) or "all rules passed"
                 ),
-                "gate_checks": dg.MetadataValue.md(
-                    markdown_table(
-                        [c.__dict__ for c in decision.checks],
-                        ["rule", "scope", "value", "threshold", "passed", "detail"],
-                    )
-                ),
+                "gate_checks": dg.MetadataValue.md(decision.markdown()),
                 "metrics": dg.MetadataValue.md(metrics_table(evaluation)),
             }
         )
         return {
             **decision.as_dict(),
-            "version": ref.version,
+            "promote": decision.passed,
+            "version": exported.ref.version,
             "champion_before": champion_before,
             "record": record,
         }
 
     return [training_set_asset, model_asset, evaluation_asset, onnx_asset, promotion_asset], []
+
+
+def evaluate_challenger(
+    family: ModelFamily,
+    store: ArtifactStore,
+    training_set: TrainingSet,
+    registered: RegisteredModel,
+    champion_version: str | None,
+) -> Evaluation:
+    """The family's evaluation of the challenger on the test window, with the champion's
+    bundle scored on the same rows (when there is another champion)."""
+    test = training_set.split("test")
+    predictions: dict[str, dict[str, np.ndarray]] = {
+        "challenger": family.predict(registered.model, test)
+    }
+    notes = []
+    if champion_version is not None and champion_version != registered.ref.version:
+        try:
+            bundle = LoadedBundle(store.version_dir(champion_version))
+            champion_outputs = bundle.predict_frame(test)
+            threshold = bundle.signature.get("decision_threshold")
+            if threshold is not None:
+                champion_outputs["threshold"] = np.array([threshold], dtype=np.float64)
+            predictions["champion"] = champion_outputs
+        except (FileNotFoundError, KeyError) as exc:
+            notes.append(f"champion v{champion_version} could not be scored: {exc}")
+    evaluation = family.evaluate(training_set, predictions, registered.model)
+    evaluation.notes.extend(notes)
+    if champion_version:
+        evaluation.notes.append(f"champion compared: v{champion_version}")
+    return evaluation
+
+
+def promote_or_refuse(
+    lifecycle: Lifecycle,
+    family: ModelFamily,
+    evaluation: Evaluation,
+    exported: ExportedBundle,
+    run_id: str,
+) -> tuple[GateResult, dict[str, Any], str | None]:
+    """Apply the family's gate; promote the challenger or record the refusal (offering a
+    servable refused bundle as challenger). Returns (gate result, decision record, champion
+    before)."""
+    name, ref = family.name, exported.ref
+    champion_before = lifecycle.champion(name)
+    has_champion = champion_before is not None and champion_before != ref.version
+    decision = decide(
+        evaluation,
+        family.gate_rules,
+        parity_passed=exported.parity_passed,
+        bundle_problems=validate_bundle(Path(exported.path)),
+        has_champion=has_champion,
+    )
+    evidence = {
+        "mlflow_run_id": ref.run_id,
+        "dagster_run_id": run_id,
+        "metrics_challenger": evaluation.overall.get("challenger", {}),
+        "metrics_champion": evaluation.overall.get("champion", {}),
+        "gate": decision.table(),
+        "headline": headline(evaluation),
+    }
+    if decision.passed:
+        reason = "passed every gate rule" + (
+            "" if has_champion else " (first champion: beats its baseline)"
+        )
+        record = lifecycle.install_champion(
+            name,
+            ref.version,
+            action="promote",
+            reason=reason,
+            actor="promotion_gate",
+            evidence=evidence,
+        )
+    else:
+        record = lifecycle.record_refusal(name, ref.version, decision.reasons, evidence)
+    return decision, record, champion_before
 
 
 def _encoding(training_set: TrainingSet, column: str) -> dict[str, Any]:

@@ -1,32 +1,26 @@
-"""Model bundles: the directory contract between the pipeline and serving.
+"""Model bundles: the directory contract between the pipeline and serving, and the checks that
+decide whether a directory may serve.
 
     bundles/<model>/versions/<version>/   model.onnx, signature.json, metrics.json,
                                           reference.json, model_card.md, model_card.json,
-                                          mlflow.json
-    bundles/<model>/CHAMPION.json         {"version": ..., "published_at": ...}
-    bundles/<model>/CHALLENGER.json       the refused-but-valid candidate serving may shadow
-                                          or canary (absent when there is none)
+                                          mlflow.json (+ explain.onnx for reason codes)
+    bundles/<model>/ROLES.json            champion / challenger pointers and the rollout
 
-Version directories are written to a temporary name and renamed into place; the champion
-pointer is replaced with an atomic rename, and only after the bundle it points to has passed
-`validate_bundle` (files, schema, onnxruntime load, self-test). A broken bundle therefore never
-replaces a good one, and serving only ever sees complete directories.
+The folder is a core `ArtifactStore` (see `retail_assets/artifacts.py`): versions are written
+whole and renamed into place, and `validate_bundle` (files, schema, onnxruntime load,
+self-test) is its validator, run before any pointer names a version. This module is runtime
+only (numpy, polars, onnxruntime): serving imports it to load bundles.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnxruntime as ort
 import polars as pl
-
-from retail_assets.atomic_files import atomic_write
 
 BUNDLE_FILES = (
     "model.onnx",
@@ -37,20 +31,22 @@ BUNDLE_FILES = (
     "model_card.json",
     "mlflow.json",
 )
-POINTER = "CHAMPION.json"
-CHALLENGER_POINTER = "CHALLENGER.json"
+# Serving compares the bundle's outputs on its self-test rows with what the training code
+# predicted for them: float64 ONNX tree ensembles reproduce LightGBM to ~1e-15, so anything
+# above 1e-6 means a different or damaged model.
 SELF_TEST_TOLERANCE = 1e-6
 # Optional reason-code graph; its contributions (float32) must add up to the model's raw score.
 EXPLAIN_FILE = "explain.onnx"
 EXPLAIN_TOLERANCE = 1e-3
-_SAFE_NAME = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
 
 
-def check_name(value: str, what: str = "model name") -> str:
-    """Names become path components: refuse anything that could escape the bundle root."""
-    if not value or not set(value.lower()) <= _SAFE_NAME or value.startswith("-"):
-        raise ValueError(f"invalid {what} {value!r}: use letters, digits, '_' or '-'")
-    return value
+def session(model: Any) -> ort.InferenceSession:
+    """A single-threaded onnxruntime session (serving runs many requests, one core each)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    data = model if isinstance(model, bytes) else model.SerializeToString()
+    return ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
 
 
 def feature_reference(frame: pl.DataFrame, columns: list[str]) -> dict[str, dict[str, Any]]:
@@ -83,98 +79,10 @@ def feature_reference(frame: pl.DataFrame, columns: list[str]) -> dict[str, dict
     return summary
 
 
-class BundleStore:
-    def __init__(self, root: Path | str):
-        self.root = Path(root)
-
-    def model_dir(self, name: str) -> Path:
-        return self.root / check_name(name)
-
-    def version_dir(self, name: str, version: str) -> Path:
-        return self.model_dir(name) / "versions" / check_name(str(version), "version")
-
-    def write(self, name: str, version: str, files: dict[str, bytes]) -> Path:
-        """Write a complete version directory atomically (replacing an earlier write of it)."""
-        missing = [f for f in BUNDLE_FILES if f not in files]
-        if missing:
-            raise ValueError(f"bundle {name} v{version} is missing {', '.join(missing)}")
-        final = self.version_dir(name, version)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
-        try:
-            for filename, data in files.items():
-                (staging / filename).write_bytes(data)
-            if final.exists():
-                retired = final.with_name(f".{final.name}.retired")
-                shutil.rmtree(retired, ignore_errors=True)
-                os.replace(final, retired)
-                os.replace(staging, final)
-                shutil.rmtree(retired, ignore_errors=True)
-            else:
-                os.replace(staging, final)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        return final
-
-    def _read_pointer(self, name: str, filename: str) -> str | None:
-        pointer = self.model_dir(name) / filename
-        if not pointer.exists():
-            return None
-        return str(json.loads(pointer.read_text())["version"])
-
-    def _publish(self, name: str, version: str, filename: str) -> None:
-        problems = validate_bundle(self.version_dir(name, version))
-        if problems:
-            raise BundleInvalidError(name, version, problems)
-        pointer = {"version": str(version), "published_at": datetime.now(UTC).isoformat()}
-        atomic_write(self.model_dir(name) / filename, json.dumps(pointer).encode())
-
-    def champion(self, name: str) -> str | None:
-        return self._read_pointer(name, POINTER)
-
-    def challenger(self, name: str) -> str | None:
-        return self._read_pointer(name, CHALLENGER_POINTER)
-
-    def publish_champion(self, name: str, version: str) -> None:
-        """Point serving at `version`, refusing a bundle that does not validate."""
-        self._publish(name, version, POINTER)
-
-    def publish_challenger(self, name: str, version: str) -> None:
-        """Offer `version` to serving for shadow or canary traffic (validated like a champion)."""
-        self._publish(name, version, CHALLENGER_POINTER)
-
-    def clear_challenger(self, name: str) -> None:
-        (self.model_dir(name) / CHALLENGER_POINTER).unlink(missing_ok=True)
-
-    def versions(self, name: str) -> list[str]:
-        folder = self.model_dir(name) / "versions"
-        if not folder.exists():
-            return []
-        return sorted(
-            (p.name for p in folder.iterdir() if not p.name.startswith(".")), key=_version_key
-        )
-
-    def load(self, name: str, version: str) -> LoadedBundle:
-        return LoadedBundle(self.version_dir(name, version))
-
-
-def _version_key(version: str) -> tuple[int, str]:
-    return (int(version), "") if version.isdigit() else (10**9, version)
-
-
-class BundleInvalidError(ValueError):
-    def __init__(self, name: str, version: str, problems: list[str]):
-        self.problems = problems
-        super().__init__(f"bundle {name} v{version} is invalid: " + "; ".join(problems))
-
-
 class LoadedBundle:
     """A bundle opened for inference: onnxruntime session plus its signature."""
 
     def __init__(self, path: Path):
-        from retail_assets.models.lifecycle.onnx_export import session
-
         self.path = path
         self.signature = json.loads((path / "signature.json").read_text())
         self.metrics = json.loads((path / "metrics.json").read_text())

@@ -19,11 +19,12 @@ from collections.abc import Mapping, Sequence
 import lightgbm as lgb
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 from onnxmltools import convert_lightgbm
 from onnxmltools.convert.common.data_types import FloatTensorType
 from onnxmltools.convert.lightgbm.operator_converters import LightGbm as onnxmltools_lightgbm
+
+from retail_assets.models.lifecycle.bundle import session
 
 INPUT_NAME = "features"
 OPSET = 21
@@ -274,14 +275,6 @@ def lightgbm_outputs(
         for i, name in enumerate(group):
             outputs[name] = stacked[:, i]
     return outputs
-
-
-def session(model: onnx.ModelProto | bytes) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    data = model if isinstance(model, bytes) else model.SerializeToString()
-    return ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
 
 
 def parity(

@@ -1,37 +1,37 @@
-"""Promotion, rollback and status: the operations the promotion asset, the `retail models`
-commands and serving's admin endpoints share, so every path records the same audit trail."""
+"""Promotion, rollback and status of models: the operations the promotion asset and the
+`retail models` commands share.
+
+The serving pointer (the model's `ArtifactStore` roles) is the source of truth and every change
+goes through the store, which validates the bundle first and appends the decision to the one
+decision log. The MLflow registry aliases (`champion`, `challenger`) mirror the store: they are
+moved right after the store here, and `sync_aliases` repairs them after a change made where
+MLflow is not loaded (serving's admin API).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import dagster as dg
-
-from retail_assets.models.lifecycle.bundle import (
-    BundleInvalidError,
-    BundleStore,
-    check_name,
-    validate_bundle,
-)
-from retail_assets.models.lifecycle.promotion_log import PromotionLog
-from retail_assets.models.lifecycle.registry import CHALLENGER, CHAMPION, ModelRegistry
+from retail_assets.artifacts import Artifacts
+from retail_assets.core.store import CHALLENGER, CHAMPION, ArtifactStore, RoleError
+from retail_assets.models.lifecycle.registry import ModelRegistry
 from retail_assets.settings import Settings
 
-
-class LifecycleError(RuntimeError):
-    """An operation that cannot be carried out (says why)."""
+# Kept as the lifecycle's error type for callers; pointer refusals come from the core store.
+LifecycleError = RoleError
 
 
 @dataclass
 class Lifecycle:
     registry: ModelRegistry
-    bundles: BundleStore
-    log: PromotionLog
+    artifacts: Artifacts
+
+    def store(self, name: str) -> ArtifactStore:
+        return self.artifacts.model(name)
 
     def champion(self, name: str) -> str | None:
-        return self.registry.alias_version(check_name(name), CHAMPION)
+        return self.store(name).champion()
 
     def install_champion(
         self,
@@ -41,55 +41,41 @@ class Lifecycle:
         action: str,
         reason: str,
         actor: str,
-        details: dict[str, Any] | None = None,
+        evidence: dict[str, Any] | None = None,
+        require_change: bool = False,
     ) -> dict[str, Any]:
-        """Make `version` the champion: validate its bundle, move the MLflow alias, then the
-        serving pointer, then record it. A bundle that fails validation changes nothing."""
-        check_name(name)
-        version = str(version)
-        problems = validate_bundle(self.bundles.version_dir(name, version))
-        if problems:
-            raise BundleInvalidError(name, version, problems)
-        before = self.champion(name)
-        self.registry.set_alias(name, CHAMPION, version)
-        self.bundles.publish_champion(name, version)
-        if self.registry.alias_version(name, CHALLENGER) == version:
-            self.registry.delete_alias(name, CHALLENGER)
-        if self.bundles.challenger(name) == version:
-            self.bundles.clear_challenger(name)
-        return self.log.append(
-            {
-                "model": name,
-                "action": action,
-                "version": version,
-                "champion_before": before,
-                "champion_after": version,
-                "reason": reason,
-                "actor": actor,
-                **(details or {}),
-            }
+        """Make `version` the champion: the store validates its bundle, moves the serving
+        pointer and logs the decision; then the MLflow aliases follow."""
+        entry = self.store(name).promote(
+            str(version),
+            reason=reason,
+            actor=actor,
+            action=action,
+            evidence=evidence,
+            require_change=require_change,
         )
+        self.sync_aliases(name)
+        return entry
 
     def record_refusal(
-        self, name: str, version: str, reasons: list[str], details: dict[str, Any]
+        self, name: str, version: str, reasons: list[str], evidence: dict[str, Any]
     ) -> dict[str, Any]:
         """Log the refusal; a refused but servable bundle is offered to serving as the
         challenger (for shadow or canary traffic, which an operator switches on)."""
-        champion = self.champion(name)
-        if not validate_bundle(self.bundles.version_dir(name, version)):
-            self.bundles.publish_challenger(name, version)
-        return self.log.append(
-            {
-                "model": name,
-                "action": "refuse",
-                "version": str(version),
-                "champion_before": champion,
-                "champion_after": champion,
-                "reason": "; ".join(reasons),
-                "actor": "promotion_gate",
-                **details,
-            }
+        store = self.store(name)
+        entry = store.record(
+            "refuse",
+            str(version),
+            reason="; ".join(reasons),
+            actor="promotion_gate",
+            evidence=evidence,
         )
+        if not store.problems(str(version)):
+            store.offer(
+                str(version), reason="refused by the gate; servable", actor="promotion_gate"
+            )
+        self.sync_aliases(name)
+        return entry
 
     def manual_promote(
         self, name: str, version: str, reason: str, actor: str = "cli"
@@ -99,69 +85,55 @@ class Lifecycle:
             raise LifecycleError(
                 f"{name} has no registered version {version}; known: {sorted(known, key=int)}"
             )
-        if self.champion(name) == str(version):
-            raise LifecycleError(f"{name} v{version} is already the champion")
         return self.install_champion(
-            name, version, action="manual_promote", reason=reason, actor=actor
+            name, version, action="manual_promote", reason=reason, actor=actor, require_change=True
         )
 
     def rollback(self, name: str, reason: str, actor: str = "cli") -> dict[str, Any]:
-        current = self.champion(name)
-        if current is None:
-            raise LifecycleError(f"{name} has no champion to roll back")
-        target = self.log.rollback_target(name, current)
-        if target is None:
-            raise LifecycleError(
-                f"{name} v{current} replaced no earlier champion; nothing to roll back to"
-            )
-        return self.install_champion(
-            name,
-            target,
-            action="rollback",
-            reason=reason,
-            actor=actor,
-            details={"rolled_back_from": current},
-        )
+        entry = self.store(name).rollback(reason=reason, actor=actor)
+        self.sync_aliases(name)
+        return entry
+
+    def sync_aliases(self, name: str) -> list[str]:
+        """Point the MLflow aliases at the store's champion and challenger; returns what moved."""
+        roles = self.store(name).roles()
+        moved = []
+        for alias in (CHAMPION, CHALLENGER):
+            wanted = roles.version(alias)
+            current = self.registry.alias_version(name, alias)
+            if wanted == current:
+                continue
+            if wanted is None:
+                self.registry.delete_alias(name, alias)
+            else:
+                self.registry.set_alias(name, alias, wanted)
+            moved.append(f"{name}: MLflow alias {alias} {current or '-'} -> {wanted or '-'}")
+        return moved
 
     def status(self, name: str) -> dict[str, Any]:
+        store = self.store(name)
         versions = self.registry.versions(name)
         for entry in versions:
-            folder = self.bundles.version_dir(name, entry["version"])
+            folder = store.version_dir(entry["version"])
             entry["bundle"] = (
                 "valid"
-                if folder.exists() and not validate_bundle(folder)
+                if folder.exists() and not store.problems(entry["version"])
                 else ("invalid" if folder.exists() else "none")
             )
+        roles = store.roles()
         return {
             "model": name,
-            "champion": self.champion(name),
-            "challenger": self.registry.alias_version(name, CHALLENGER),
-            "serving_pointer": self.bundles.champion(name),
+            "champion": roles.version(CHAMPION),
+            "challenger": roles.version(CHALLENGER),
+            "rollout": roles.rollout,
+            "mlflow_champion": self.registry.alias_version(name, CHAMPION),
             "versions": versions,
         }
 
 
 def lifecycle_for(settings: Settings) -> Lifecycle:
-    """The lifecycle on the deployment's registry, bundle store and promotion log, built from
-    settings alone (no Dagster definitions, so no dbt executable is needed)."""
+    """The lifecycle on the deployment's registry and stores, from settings alone."""
     return Lifecycle(
         registry=ModelRegistry(settings.mlflow_tracking_uri, settings.mlflow_artifacts_dir),
-        bundles=BundleStore(settings.bundles_dir),
-        log=PromotionLog(settings.promotion_log_path),
+        artifacts=Artifacts.from_settings(settings),
     )
-
-
-class LifecycleResource(dg.ConfigurableResource):
-    """Where models are tracked (MLflow), bundled (for serving) and their promotions logged."""
-
-    tracking_uri: str
-    artifact_root: str
-    bundle_root: str
-    promotion_log: str
-
-    def lifecycle(self) -> Lifecycle:
-        return Lifecycle(
-            registry=ModelRegistry(self.tracking_uri, Path(self.artifact_root)),
-            bundles=BundleStore(self.bundle_root),
-            log=PromotionLog(self.promotion_log),
-        )

@@ -3,32 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
+from retail_assets.core.markdown import fmt, markdown_table
 from retail_assets.models.lifecycle.spec import Evaluation, ModelVersionRef, TrainingSet
-
-
-def fmt(value: Any) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        if value != value:
-            return "–"
-        return f"{value:.4g}"
-    return str(value)
-
-
-def markdown_table(rows: Iterable[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
-    rows = list(rows)
-    if not rows:
-        return "_none_"
-    columns = list(columns or rows[0].keys())
-    lines = ["| " + " | ".join(columns) + " |", "| " + " | ".join("---" for _ in columns) + " |"]
-    lines += ["| " + " | ".join(fmt(row.get(c)) for c in columns) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def metrics_table(evaluation: Evaluation) -> str:
