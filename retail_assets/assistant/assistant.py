@@ -7,6 +7,12 @@
             -> compose: kept sentences + deterministic grounded facts the draft left out
             -> guard again -> citations from metadata of what the answer uses
 
+`ShoppingAssistant.answer` runs these steps in order: `_conversation` (sanitise message and
+history), `_query` (expand a follow-up) and `retrieve`, `classify` (intent), `decline_reason`,
+`_context` (what the model is shown), `_draft` (the LLM, with its failure fallback) and
+`_grounded_answer` (guard, compose, guard, cite). `classify`, `decline_reason` and the
+`select_context_*` functions are pure.
+
 The model is small (SmolLM2-135M): it drafts, the guard and the deterministic composition are
 what make answers safe. Citations are computed by the system from the retrieved nodes'
 metadata; nothing the model or a product description says can add one.
@@ -44,12 +50,12 @@ log = logging.getLogger("retail.assistant")
 
 RETAILER = "Larkfield"
 MAX_QUESTION_CHARS = 600  # what reaches the model; keeps every prompt inside the 2048 context
-MAX_TOKENS = 128
+MAX_TOKENS = 128  # longest draft the model may write
 PRODUCT_K = 5  # retrieved (and scored for recall@k)
-DOCUMENT_K = 3
-MAX_CONTEXT_PRODUCTS = 3
-MAX_CONTEXT_DOCUMENTS = 2
-DOC_CHARS = 420
+DOCUMENT_K = 3  # policy sections retrieved (and scored for recall@k)
+MAX_CONTEXT_PRODUCTS = 3  # most products shown to the model
+MAX_CONTEXT_DOCUMENTS = 2  # most policy sections shown to the model
+DOC_CHARS = 420  # a policy section in the prompt is cut to this (at a word boundary)
 # The small model likes to echo the prompt layout; stop it there instead of paying for tokens.
 STOP = ["<data>", "</data>", "[product", "[document", "QUESTION:", "DATA:"]
 NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w])")
@@ -59,6 +65,59 @@ RANGE = re.compile(r"([A-Za-z]+)\s+(\d+(?:\.\d+)?)-(\d+(?:\.\d+)?)")
 # of is declined below WEAK_MATCH.
 NO_MATCH = 0.42
 WEAK_MATCH = 0.56
+
+# -- conversation ---------------------------------------------------------------------------------
+HISTORY_TURNS = 4  # how many of the latest history turns are kept (and reach the prompt)
+HISTORY_TURN_CHARS = 300  # each kept history turn is cut to this many characters
+# A question with fewer salient words than this ("and in blue?") is a follow-up: it is retrieved
+# together with the customer's previous message.
+FOLLOW_UP_WORDS = 3
+
+# -- retrieval scores -----------------------------------------------------------------------------
+# A product the question names by SKU scores this, above any dense score plus the rerank
+# bonuses (at most 1.4): it counts as an exact match and is never declined as unknown.
+DIRECT_SKU_SCORE = 2.0
+# Added to the best match of each side of a comparison ("the X or the Y"); a score at or above
+# it is read as a comparison side (so it is left out of the best dense product score). A product
+# named by its whole title can reach it through the lexical bonuses alone.
+COMPARISON_SIDE = 1.0
+# A part of a comparison question ("the X or the Y") with this many content words is looked up
+# as one side of the comparison.
+COMPARISON_PART_WORDS = 2
+TITLE_OVERLAP_BONUS = 0.25  # rerank weight of the share of a product's title the query contains
+SUBCATEGORY_BONUS = 0.15  # rerank bonus when the query names the product's subcategory
+PRODUCT_OVERFETCH = 2  # candidates retrieved per product slot before the rerank
+# With a price, waterproof or brand filter most candidates are filtered out: fetch more.
+FILTERED_OVERFETCH = 12
+
+# -- what the question asks for -------------------------------------------------------------------
+# A product whose title the question (nearly) contains is a strong match: the question is about
+# that product, not a policy, and it is never declined as unknown.
+STRONG_TITLE_OVERLAP = 0.75
+# A policy section scoring this is about the question: it can outrank the products, it keeps an
+# otherwise weak product question from being declined, and it joins a product answer's context.
+DOCUMENT_MATCH = 0.5
+# The policy sections win over the products only when they beat the best product (or
+# DOCUMENT_MATCH) by this much.
+DOCUMENT_MARGIN = 0.1
+
+# -- grounding context ----------------------------------------------------------------------------
+CONTEXT_DOCUMENT = 0.3  # least score of a policy section in the context of a policy question
+POLICY_CONTEXT_PRODUCT = 0.55  # least score of the one product shown with a policy answer
+# Without an exact or strong match, the products within this of the top score are shown.
+CONTEXT_PRODUCT_SPREAD = 0.12
+
+# -- composition ----------------------------------------------------------------------------------
+FALLBACK_CHARS = 200  # the LLM failure reported in `fallback` is cut to this
+MIN_SENTENCE_WORDS = 3  # draft fragments with fewer words ("1.", "2.82 kg") are dropped
+# A kept draft this short that declines ("I'm not sure.") is dropped when grounded facts follow.
+SHORT_DECLINE_WORDS = 8
+# Policy evidence ranking (`_evidence`): cosine similarity plus these bonuses.
+EVIDENCE_WORD_BONUS = 0.05  # per content word the passage shares with the question
+EVIDENCE_NUMBER_BONUS = 0.3  # per question number the passage states
+EVIDENCE_RANGE_BONUS = 0.5  # per number inside a range of the measure the question names
+EVIDENCE_OTHER_RANGE_BONUS = 0.05  # per number inside a range of another measure
+EVIDENCE_SECOND_MARGIN = 0.08  # a second passage is quoted when it scores this close to the best
 
 _STOPWORDS_TEXT = """
     a about above after again against all am an and any are as at be because been before being
@@ -183,6 +242,175 @@ def title_overlap(question: str, title: str) -> float:
     return sum(1 for w in t if w in q or w.rstrip("s") in q) / len(t) if t else 0.0
 
 
+def salient_words(question: str) -> list[str]:
+    """The question's content words: no stopwords, no generic shopping words, no numbers."""
+    return [w for w in words(question) if w not in STOPWORDS | GENERIC and not w.isdigit()]
+
+
+CAPITALISED = re.compile(r"(?<=\w\s)\b([A-Za-z]*[A-Z][A-Za-z0-9'-]*)")
+"""A capitalised word after the first one: a name ("Do you sell Nike shoes?")."""
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """The sanitised request: the question, the history turns the prompt keeps, and every
+    injection flag raised in either."""
+
+    question: str
+    history: list[dict[str, str]]
+    flags: list[Flag]
+
+
+@dataclass(frozen=True)
+class Classification:
+    """What a question asks for, judged from its words and what retrieval found."""
+
+    exact: tuple[Hit, ...]
+    """Products the question names: by SKU (a direct lookup) or by their whole title."""
+    strong: tuple[Hit, ...]
+    """The exact matches, else the products whose title the question (nearly) contains."""
+    best_product: float
+    """The best product score that is not a comparison side or a direct SKU lookup."""
+    best_document: float
+    comparison: bool
+    """Comparison words and at least two comparison sides (or exact matches)."""
+    wants_documents: bool
+    """Policy or sizing words, or policy sections that clearly beat the products."""
+    intent: str
+    """"comparison", "policy" or "product"."""
+
+
+def classify(question: str, products: list[Hit], documents: list[Hit]) -> Classification:
+    """The intent of `question` given the retrieved (reranked) products and policy sections."""
+    lowered = question.lower()
+    exact = tuple(
+        h for h in products if h.score >= DIRECT_SKU_SCORE or h.metadata["title"].lower() in lowered
+    )
+    strong = exact or tuple(
+        h for h in products if title_overlap(question, h.metadata["title"]) >= STRONG_TITLE_OVERLAP
+    )
+    best_product = max((h.score for h in products if h.score < COMPARISON_SIDE), default=0.0)
+    best_document = documents[0].score if documents else 0.0
+    asks_policy = bool(POLICY_WORDS.search(question))
+    asks_sizing = bool(SIZING_WORDS.search(question)) and not strong
+    sides = sum(COMPARISON_SIDE <= h.score < DIRECT_SKU_SCORE or h in exact for h in products)
+    comparison = bool(COMPARE_WORDS.search(question)) and sides >= 2
+    wants_documents = (
+        asks_policy
+        or asks_sizing
+        or best_document > max(best_product, DOCUMENT_MATCH) + DOCUMENT_MARGIN
+    )
+    if comparison:
+        intent = "comparison"
+    elif wants_documents and not strong:
+        intent = "policy"
+    else:
+        intent = "product"
+    return Classification(
+        exact=exact,
+        strong=strong,
+        best_product=best_product,
+        best_document=best_document,
+        comparison=comparison,
+        wants_documents=wants_documents,
+        intent=intent,
+    )
+
+
+def decline_reason(
+    question: str,
+    products: list[Hit],
+    classification: Classification,
+    unknown_skus: list[str],
+    vocabulary: set[str],
+    retailer: str = RETAILER,
+) -> str | None:
+    """The answer that declines `question`, or None to answer it: a named SKU the index does
+    not hold (and no SKU it does), or a product request nothing in the catalog fits (a
+    capitalised name the catalog never uses, words it never uses and no product above
+    WEAK_MATCH, or no product above NO_MATCH and no relevant policy section). Policy questions
+    and questions about a product they name are never declined for unknown words."""
+    if unknown_skus and not any(h.score >= DIRECT_SKU_SCORE for h in products):
+        return f"Sorry, that SKU is not in the {retailer} catalog, so I can't tell you about it."
+    if classification.intent == "policy" or classification.strong:
+        return None
+    unknown_terms = [w for w in salient_words(question) if not _known(w, vocabulary)]
+    capitalised_unknown = [
+        w
+        for w in CAPITALISED.findall(question)
+        if not _known(w.lower(), vocabulary) and w.lower() not in STOPWORDS | GENERIC
+    ]
+    weak = classification.best_product < WEAK_MATCH
+    missing = capitalised_unknown or (unknown_terms if unknown_terms and weak else [])
+    nothing_fits = classification.best_product < NO_MATCH and (
+        classification.best_document < DOCUMENT_MATCH
+    )
+    if not (missing or nothing_fits):
+        return None
+    what = " ".join(missing or unknown_terms) or "that"
+    return (
+        f"Sorry, we don't carry {what} at {retailer}, so I can't recommend or quote it. I can "
+        "help you find something similar that we do sell."
+    )
+
+
+def select_context_products(products: list[Hit], classification: Classification) -> list[Hit]:
+    """The products shown to the model: the two comparison sides; else the exact matches;
+    else the strong matches, best first; else for a policy question the top product if it is
+    clearly relevant; else the products close to the top score."""
+    if classification.comparison:
+        return [h for h in products if h.score >= COMPARISON_SIDE][:2]
+    if classification.exact:
+        return list(classification.exact[:MAX_CONTEXT_PRODUCTS])
+    if classification.strong:
+        return sorted(classification.strong, key=lambda h: -h.score)[:MAX_CONTEXT_PRODUCTS]
+    if classification.intent == "policy":
+        return [h for h in products[:1] if h.score >= POLICY_CONTEXT_PRODUCT]
+    top = products[0].score if products else 0.0
+    return [h for h in products if h.score >= top - CONTEXT_PRODUCT_SPREAD][:MAX_CONTEXT_PRODUCTS]
+
+
+def select_context_documents(documents: list[Hit], wants_documents: bool) -> list[Hit]:
+    """The policy sections shown to the model: up to MAX_CONTEXT_DOCUMENTS for a question that
+    wants them, else only the top section and only if it is clearly about the question."""
+    if wants_documents:
+        return [h for h in documents[:MAX_CONTEXT_DOCUMENTS] if h.score >= CONTEXT_DOCUMENT]
+    return [h for h in documents[:1] if h.score >= DOCUMENT_MATCH]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What an answer may use: the products and policy sections shown to the model, the
+    grounding context the guard checks against, and the request nothing shown fits."""
+
+    products: list[Hit]
+    documents: list[Hit]
+    grounding: GroundingContext
+    unmet: str | None
+
+
+@dataclass(frozen=True)
+class Draft:
+    """The model's draft; on a backend failure an empty draft and the failure in `fallback`."""
+
+    text: str = ""
+    seconds: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    fallback: str | None = None
+
+
+@dataclass(frozen=True)
+class Composed:
+    """The final, guarded answer text, its citations, every claim removed on the way, and the
+    fallback that explains where the text came from."""
+
+    text: str
+    citations: list[Citation]
+    removed_claims: list[RemovedClaim]
+    fallback: str | None
+
+
 class ShoppingAssistant:
     def __init__(
         self,
@@ -223,10 +451,10 @@ class ShoppingAssistant:
         q_words = set(words(question))
         for hit in hits:
             if hit.kind == PRODUCT:
-                bonus = 0.25 * title_overlap(question, hit.metadata["title"])
+                bonus = TITLE_OVERLAP_BONUS * title_overlap(question, hit.metadata["title"])
                 sub = words(hit.metadata.get("subcategory") or "")
                 if sub and all(_known(w, q_words) for w in sub):
-                    bonus += 0.15
+                    bonus += SUBCATEGORY_BONUS
                 hit.score = hit.score + bonus
         return sorted(hits, key=lambda h: -h.score)
 
@@ -241,10 +469,12 @@ class ShoppingAssistant:
         if vector is None or semantic != query:
             vector = self.index.embed(semantic)
         filtered = low is not None or high is not None or waterproof or bool(brands)
-        hits = self.index.retrieve(semantic, PRODUCT, (12 if filtered else 2) * k, vector)
+        hits = self.index.retrieve(
+            semantic, PRODUCT, (FILTERED_OVERFETCH if filtered else PRODUCT_OVERFETCH) * k, vector
+        )
         if any(h.metadata["title"].lower() in lowered for h in hits):
             filtered = False  # a question about a named product ("is X waterproof?")
-            hits = hits[: 2 * k]
+            hits = hits[: PRODUCT_OVERFETCH * k]
         if filtered:
             matching = [
                 h
@@ -271,15 +501,16 @@ class ShoppingAssistant:
             if hit is None:
                 unknown.append(sku)
             elif all(h.node_id != sku for h in direct):
-                hit.score = 2.0
+                hit.score = DIRECT_SKU_SCORE
                 direct.append(hit)
         products = self._products(query, vector, PRODUCT_K)
         if COMPARE_WORDS.search(query):
             for part in re.split(r"\b(?:or|vs\.?|versus|and|compared (?:to|with))\b|,", query):
-                if len([w for w in words(part) if w not in STOPWORDS | GENERIC]) >= 2:
+                content = [w for w in words(part) if w not in STOPWORDS | GENERIC]
+                if len(content) >= COMPARISON_PART_WORDS:
                     best = self._products(part, None, 1)
                     if best:
-                        best[0].score += 1.0  # each side of a comparison gets a slot
+                        best[0].score += COMPARISON_SIDE  # each side of a comparison gets a slot
                         products.append(best[0])
         merged: dict[str, Hit] = {}
         for hit in [*direct, *sorted(products, key=lambda h: -h.score)]:
@@ -296,112 +527,101 @@ class ShoppingAssistant:
         history: list[dict[str, str]] | None = None,
         customer_id: str | None = None,
     ) -> AssistantAnswer:
+        """Answer `message` (with the latest `history` turns): sanitise, retrieve, classify,
+        decline or ground a draft, compose, guard and cite."""
         started = time.perf_counter()
-        question, flags = sanitize(message, "user_message")
-        chat_history: list[dict[str, str]] = []
-        for turn in (history or [])[-4:]:
-            content, turn_flags = sanitize(str(turn.get("content", "")), "history")
-            flags.extend(turn_flags)
-            if content and turn.get("role") in ("user", "assistant"):
-                chat_history.append({"role": turn["role"], "content": content[:300]})
-
-        def finish(text: str, **kwargs: Any) -> AssistantAnswer:
-            return AssistantAnswer(
-                answer=text,
-                flags=flags,
-                prompt_version=str(self.prompt.version or self.prompt.name),
-                prompt_name=self.prompt.name,
-                index_version=self.index.version,
-                model=self.backend.model,
-                latency_ms=(time.perf_counter() - started) * 1000,
-                **kwargs,
-            )
-
+        conversation = self._conversation(message, history)
+        question, flags = conversation.question, conversation.flags
         if not question:
-            return finish(
+            return self._declined(
+                started,
+                flags,
                 f"I can help with questions about {self.retailer} products, prices, sizes and "
                 "store policies.",
-                citations=[],
-                removed_claims=[],
-                declined=True,
                 intent="none",
                 fallback="only_instructions",
             )
-
-        query = question
-        salient = [w for w in words(question) if w not in STOPWORDS | GENERIC and not w.isdigit()]
-        previous = [t["content"] for t in chat_history if t["role"] == "user"]
-        if previous and len(salient) < 3:
-            query = f"{previous[-1]} {question}"
-        products, documents, unknown_skus = self.retrieve(query)
-        retrieved = [(h.node_id, round(h.score, 4)) for h in [*products, *documents]]
-
-        lowered_question = question.lower()
-        exact = [
-            h for h in products if h.score >= 2.0 or h.metadata["title"].lower() in lowered_question
-        ]
-        strong = exact or [
-            h for h in products if title_overlap(question, h.metadata["title"]) >= 0.75
-        ]
-        best_product = max((h.score for h in products if h.score < 1.0), default=0.0)
-        best_doc = documents[0].score if documents else 0.0
-        asks_policy = bool(POLICY_WORDS.search(question))
-        asks_sizing = bool(SIZING_WORDS.search(question)) and not strong
-        comparison = (
-            bool(COMPARE_WORDS.search(question))
-            and sum(1.0 <= h.score < 2.0 or h in exact for h in products) >= 2
+        products, documents, unknown_skus = self.retrieve(
+            self._query(question, conversation.history)
         )
-        wants_docs = asks_policy or asks_sizing or best_doc > max(best_product, 0.5) + 0.1
-        if comparison:
-            intent = "comparison"
-        elif wants_docs and not strong:
-            intent = "policy"
-        else:
-            intent = "product"
-
-        # Decline: a named SKU we do not have, or a product request nothing in the catalog fits.
-        unknown_terms = [w for w in salient if not _known(w, self.vocabulary)]
-        capitalised_unknown = [
-            w
-            for w in re.findall(r"(?<=\w\s)\b([A-Za-z]*[A-Z][A-Za-z0-9'-]*)", question)
-            if not _known(w.lower(), self.vocabulary) and w.lower() not in STOPWORDS | GENERIC
-        ]
-        decline = None
-        if unknown_skus and not any(h.score >= 2.0 for h in products):
-            decline = (
-                f"Sorry, that SKU is not in the {self.retailer} catalog, so I can't tell you "
-                "about it."
-            )
-        elif intent != "policy" and not strong:
-            missing = capitalised_unknown or (
-                unknown_terms if unknown_terms and best_product < WEAK_MATCH else []
-            )
-            if missing or (best_product < NO_MATCH and best_doc < 0.5):
-                what = " ".join(missing or unknown_terms) or "that"
-                decline = (
-                    f"Sorry, we don't carry {what} at {self.retailer}, so I can't recommend "
-                    "or quote it. I can help you find something similar that we do sell."
-                )
+        retrieved = [(h.node_id, round(h.score, 4)) for h in [*products, *documents]]
+        classification = classify(question, products, documents)
+        decline = decline_reason(
+            question, products, classification, unknown_skus, self.vocabulary, self.retailer
+        )
         if decline:
-            return finish(
+            return self._declined(
+                started,
+                flags,
                 decline,
-                citations=[],
-                removed_claims=[],
-                declined=True,
-                intent=intent,
+                intent=classification.intent,
                 fallback="declined",
                 retrieved=retrieved,
             )
-
-        context_products = self._context_products(products, exact, strong, comparison, intent)
-        unmet = self._unmet_request(question, context_products) if not exact else None
-        if wants_docs:
-            context_docs = [h for h in documents[:MAX_CONTEXT_DOCUMENTS] if h.score >= 0.3]
-        else:
-            context_docs = [h for h in documents[:1] if h.score >= 0.5]
-        for hit in context_products:
+        context = self._context(question, products, documents, classification)
+        for hit in context.products:
             flags.extend(_node_flags(hit))
-        ctx = GroundingContext(
+        messages = self.prompt.render(
+            question=question[:MAX_QUESTION_CHARS],
+            context=self.render_context(context.products, context.documents),
+            retailer=self.retailer,
+            history=conversation.history,
+        )
+        draft = self._draft(messages)
+        composed = self._grounded_answer(question, draft, context, classification.intent)
+        return self._result(
+            started,
+            flags,
+            composed.text,
+            citations=composed.citations,
+            removed_claims=composed.removed_claims,
+            declined=bool(DECLINE_WORDS.search(composed.text)) and not composed.citations,
+            intent=classification.intent,
+            fallback=composed.fallback,
+            draft=draft.text,
+            retrieved=retrieved,
+            llm_seconds=draft.seconds,
+            prompt_tokens=draft.prompt_tokens,
+            completion_tokens=draft.completion_tokens,
+        )
+
+    @staticmethod
+    def _conversation(message: str, history: list[dict[str, str]] | None) -> Conversation:
+        """The sanitised message and the last HISTORY_TURNS user/assistant turns (each cut to
+        HISTORY_TURN_CHARS); flags from the message first, then from every turn looked at."""
+        question, flags = sanitize(message, "user_message")
+        turns: list[dict[str, str]] = []
+        for turn in (history or [])[-HISTORY_TURNS:]:
+            content, turn_flags = sanitize(str(turn.get("content", "")), "history")
+            flags.extend(turn_flags)
+            if content and turn.get("role") in ("user", "assistant"):
+                turns.append({"role": turn["role"], "content": content[:HISTORY_TURN_CHARS]})
+        return Conversation(question, turns, flags)
+
+    @staticmethod
+    def _query(question: str, history: list[dict[str, str]]) -> str:
+        """What to retrieve for: the question, or for a follow-up with few salient words
+        ("and in blue?") the customer's previous message followed by the question."""
+        previous = [t["content"] for t in history if t["role"] == "user"]
+        if previous and len(salient_words(question)) < FOLLOW_UP_WORDS:
+            return f"{previous[-1]} {question}"
+        return question
+
+    def _context(
+        self,
+        question: str,
+        products: list[Hit],
+        documents: list[Hit],
+        classification: Classification,
+    ) -> Context:
+        """The products and policy sections the answer may use, the grounding context the
+        guard checks against, and the request nothing shown fits (unless a product is named)."""
+        context_products = select_context_products(products, classification)
+        unmet = (
+            self._unmet_request(question, context_products) if not classification.exact else None
+        )
+        context_docs = select_context_documents(documents, classification.wants_documents)
+        grounding = GroundingContext(
             question=question,
             products={
                 h.node_id: ContextProduct.from_metadata(h.metadata, h.text)
@@ -409,33 +629,38 @@ class ShoppingAssistant:
             },
             documents={h.node_id: h.text for h in context_docs},
         )
-        ctx.words.update(words(self.retailer))
-        messages = self.prompt.render(
-            question=question[:MAX_QUESTION_CHARS],
-            context=self.render_context(context_products, context_docs),
-            retailer=self.retailer,
-            history=chat_history,
-        )
-        fallback = None
-        draft = ""
-        llm_seconds = 0.0
-        usage = (0, 0)
+        grounding.words.update(words(self.retailer))
+        return Context(context_products, context_docs, grounding, unmet)
+
+    def _draft(self, messages: list[dict[str, str]]) -> Draft:
+        """The model's draft (a draft cut off by MAX_TOKENS loses its unfinished sentence); any
+        backend failure gives an empty draft and `fallback` "llm_unavailable: ..." instead."""
         try:
             completion = self.backend.chat(messages, max_tokens=self.max_tokens, stop=STOP)
-            draft, llm_seconds = completion.text, completion.seconds
-            if completion.finish_reason == "length":
-                draft = _drop_unfinished_sentence(draft)
-            usage = (completion.prompt_tokens, completion.completion_tokens)
         except Exception as exc:  # any backend failure degrades to the grounded facts
             if not isinstance(exc, LLMError):
                 log.warning("LLM backend failed: %r", exc)
-            fallback = f"llm_unavailable: {exc}"[:200]
-        checked: GuardResult = guard(strip_markup(draft, question), ctx)
+            return Draft(fallback=f"llm_unavailable: {exc}"[:FALLBACK_CHARS])
+        text = completion.text
+        if completion.finish_reason == "length":
+            text = _drop_unfinished_sentence(text)
+        return Draft(
+            text, completion.seconds, completion.prompt_tokens, completion.completion_tokens
+        )
+
+    def _grounded_answer(
+        self, question: str, draft: Draft, context: Context, intent: str
+    ) -> Composed:
+        """Guard the draft, add the grounded facts it left out, guard the result again and cite
+        what it uses; `fallback` says when grounded facts were added (or are all there is)."""
+        ctx = context.grounding
+        checked: GuardResult = guard(strip_markup(draft.text, question), ctx)
         removed = list(checked.removed)
         text, evidence_docs, added, contradicted = self._compose(
-            question, checked, ctx, context_products, context_docs, intent, unmet
+            question, checked, ctx, context.products, context.documents, intent, context.unmet
         )
         removed.extend(contradicted)
+        fallback = draft.fallback
         if added and fallback is None:
             fallback = "grounded_facts_added" if checked.kept else "grounded_facts_only"
         final = guard(text, ctx)  # defence in depth: the composed text is checked too
@@ -443,42 +668,48 @@ class ShoppingAssistant:
         text = final.text or (
             f"I couldn't find a grounded answer to that in the {self.retailer} catalog or policies."
         )
-        citations = self._citations(text, context_products, context_docs, evidence_docs)
-        return finish(
+        citations = self._citations(text, context.products, context.documents, evidence_docs)
+        return Composed(text, citations, removed, fallback)
+
+    def _result(
+        self, started: float, flags: list[Flag], text: str, **fields: Any
+    ) -> AssistantAnswer:
+        """The answer with the prompt, index and model that made it and its latency so far."""
+        return AssistantAnswer(
+            answer=text,
+            flags=flags,
+            prompt_version=str(self.prompt.version or self.prompt.name),
+            prompt_name=self.prompt.name,
+            index_version=self.index.version,
+            model=self.backend.model,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            **fields,
+        )
+
+    def _declined(
+        self,
+        started: float,
+        flags: list[Flag],
+        text: str,
+        *,
+        intent: str,
+        fallback: str,
+        retrieved: list[tuple[str, float]] | None = None,
+    ) -> AssistantAnswer:
+        """An answer that declines: no model call, no citations."""
+        return self._result(
+            started,
+            flags,
             text,
-            citations=citations,
-            removed_claims=removed,
-            declined=bool(DECLINE_WORDS.search(text)) and not citations,
+            citations=[],
+            removed_claims=[],
+            declined=True,
             intent=intent,
             fallback=fallback,
-            draft=draft,
-            retrieved=retrieved,
-            llm_seconds=llm_seconds,
-            prompt_tokens=usage[0],
-            completion_tokens=usage[1],
+            retrieved=retrieved or [],
         )
 
     # -- context ------------------------------------------------------------------------------
-
-    def _context_products(
-        self,
-        products: list[Hit],
-        exact: list[Hit],
-        strong: list[Hit],
-        comparison: bool,
-        intent: str,
-    ) -> list[Hit]:
-        if comparison:
-            pair = [h for h in products if h.score >= 1.0][:2]
-            return pair
-        if exact:
-            return exact[:MAX_CONTEXT_PRODUCTS]
-        if strong:
-            return sorted(strong, key=lambda h: -h.score)[:MAX_CONTEXT_PRODUCTS]
-        if intent == "policy":
-            return [h for h in products[:1] if h.score >= 0.55]
-        top = products[0].score if products else 0.0
-        return [h for h in products if h.score >= top - 0.12][:MAX_CONTEXT_PRODUCTS]
 
     def _unmet_request(self, question: str, products: list[Hit]) -> str | None:
         """ "waterproof hiking boots under $150" when no shown product is a hiking boot: the
@@ -586,7 +817,7 @@ class ShoppingAssistant:
         q_words = set(words(question)) - STOPWORDS - GENERIC
         ranked = []
         for (doc, passage), score in zip(candidates, scores, strict=True):
-            bonus = 0.05 * len(q_words & set(words(passage)))
+            bonus = EVIDENCE_WORD_BONUS * len(q_words & set(words(passage)))
             ranges = [
                 (label.lower(), float(low), float(high))
                 for label, low, high in RANGE.findall(passage)
@@ -594,15 +825,17 @@ class ShoppingAssistant:
             singles = [float(n) for n in NUMBER.findall(RANGE.sub(" ", passage))]
             for number in numbers:
                 if number in singles:
-                    bonus += 0.3
+                    bonus += EVIDENCE_NUMBER_BONUS
                 for label, low, high in ranges:
                     if low <= number <= high:
                         # the range of the measure the customer gave (chest, bust, ...) counts
-                        bonus += 0.5 if label in q_words else 0.05
+                        bonus += (
+                            EVIDENCE_RANGE_BONUS if label in q_words else EVIDENCE_OTHER_RANGE_BONUS
+                        )
             ranked.append((float(score) + bonus, doc, passage))
         ranked.sort(key=lambda r: -r[0])
         best = [(ranked[0][1], ranked[0][2])]
-        if len(ranked) > 1 and ranked[1][0] >= ranked[0][0] - 0.08:
+        if len(ranked) > 1 and ranked[1][0] >= ranked[0][0] - EVIDENCE_SECOND_MARGIN:
             best.append((ranked[1][1], ranked[1][2]))
         return best
 
@@ -625,7 +858,7 @@ class ShoppingAssistant:
         for line in checked.text.splitlines():
             sentences = []
             for sentence in split_sentences(line):
-                if len(words(sentence)) < 3:
+                if len(words(sentence)) < MIN_SENTENCE_WORDS:
                     continue
                 if products and not unmet and NOT_AVAILABLE.search(sentence):
                     contradicted.append(
@@ -677,7 +910,12 @@ class ShoppingAssistant:
                         passage if passage.endswith((".", "?", "!")) else passage + "."
                     )
                     evidence_docs.append(doc_id)
-        if additions and kept and len(kept.split()) <= 8 and DECLINE_WORDS.search(kept):
+        if (
+            additions
+            and kept
+            and len(kept.split()) <= SHORT_DECLINE_WORDS
+            and DECLINE_WORDS.search(kept)
+        ):
             kept = ""  # "I'm not sure." followed by the grounded facts reads as a contradiction
         if not kept and not additions:
             return "", evidence_docs, False, contradicted
