@@ -277,11 +277,18 @@ def test_onnx_export_matches_lightgbm_on_test_rows(training_set, model):
 
 
 def test_scoring_frame_reproduces_training_features(sources, training_set, model):
-    """Scoring raw mart rows through `scoring_frame` (the serving path) gives exactly the
-    training set's feature matrix and predictions for the same transactions."""
+    """Scoring the test payments through `scoring_frame` (replaying the whole payment history,
+    every payment scored from the ones before it) gives exactly the training set's feature
+    matrix and predictions for the same transactions."""
     test = training_set.split("test")
-    raw = sources[TRANSACTIONS].filter(pl.col("transaction_id").is_in(test["transaction_id"]))
-    scored = scoring_frame(raw, sources[CUSTOMERS], training_set.encodings)
+    payments = sources[TRANSACTIONS]
+    scored = scoring_frame(
+        payments,
+        sources[CUSTOMERS],
+        training_set.encodings,
+        score=payments["transaction_id"].is_in(test["transaction_id"].implode()),
+    )
+    assert scored.height == test.height
     scored = scored.join(test.select("transaction_id"), on="transaction_id", how="right")
     np.testing.assert_array_equal(
         training_set.features(scored), training_set.features(test), strict=True

@@ -4,6 +4,11 @@ Every source (the synthetic generator, the real-data loaders, a retailer's own e
 feeds that follow these contracts, and the raw assets check incoming files against them
 (schema drift, nulls in required columns, duplicate keys). dbt staging models read the raw
 tables by these column names.
+
+This module is the single source of truth for the feeds. The dbt sources
+(`dbt_project/models/staging/_sources.yml`) repeat it for dbt - columns, DuckDB types,
+`not_null` on required columns, uniqueness of the key - and `tests/test_contracts.py` fails
+when the two disagree: change a feed here first, then the sources file.
 """
 
 from __future__ import annotations

@@ -4,18 +4,17 @@ A forecast is made at the END of an origin day `o` for a target day `t = o + h`
 (`h` = 1..28). Two kinds of information may be used:
 
 * **History (known at the end of day o)** - computed by `origin_features` from the mart's
-  `units_sold` (and the competitor / price columns) of days <= o only. The lags and rolling
-  statistics are the mart's own definitions moved forward by one day: `units_lag_1` is the
-  units of day o, `units_mean_28d` averages o-27 .. o, ... - i.e. exactly what the mart row of
-  day o+1 holds. They are recomputed here (not read from row o+1) because at serving time the
-  origin is the last data day and row o+1 does not exist yet. Target-relative history
+  `units_sold` (and the competitor / price columns) of days <= o only. This is the one
+  definition of the demand history: the mart carries no lags or rolling statistics, because
+  at serving time the origin is the last data day and no later row exists to read them from.
+  Windows end at o: `units_lag_1` is the units of day o, `units_lag_7` of o-6,
+  `units_mean_28d` averages the observed days among o-27 .. o, ... Target-relative history
   (`units_lag_364` = units of t-364, `units_mean_same_week_last_year` = mean of t-367 .. t-361,
   the same weekday in the last observed week) only reaches back to days <= o because h <= 28.
   The competitor price is the last one the mart knows on day o (observed on or before o-1):
   one day staler than the best possible, so that the serving origin (last data day) uses the
-  very same rule. The mart's `competitor_price_age_days` is NOT used: when two competitors
-  tie on the lowest price, `int_competitor_prices_daily` picks either observation date
-  (`arg_min` without a tie-break), so the age is not reproducible between builds.
+  very same rule. The age of that price is not a feature (`fct_daily_sales` has it as
+  `competitor_price_age_days`; the demand mart does not carry it).
 * **Known in advance for day t** - the retailer's own price and promotion plan (`unit_price`,
   `list_price`, `price_ratio`, `on_promotion`, `promo_discount_pct`), the calendar, the
   product's age and the catalog / store attributes. ASSUMPTION: planned prices and promotions
@@ -27,8 +26,8 @@ A forecast is made at the END of an origin day `o` for a target day `t = o + h`
 competitor_min_price(o) and the categorical codes). Days are counted, not rows: each
 store-SKU series is expanded to every calendar day from its first mart day to the mart's last
 day, and a day missing from the mart is missing (NULL) in every lag and is skipped by the
-rolling means, as in the mart. Note: the mart only holds active days, so a day the feed has but the catalog
-marks inactive counts as missing here (the mart's own windows would include it).
+rolling means. Note: the mart only holds active days, so a day the feed has but the catalog
+marks inactive counts as missing history.
 """
 
 from __future__ import annotations

@@ -22,6 +22,14 @@ runs out; `info["train_window_extensions"]` records how far it went.
 Every label filter is applied explicitly, not assumed from the delay distribution: a train row
 whose label arrived after Tv (e.g. a chargeback beyond the usual window) is left out and
 counted, and so is a validation/test row whose label was not known at E.
+
+Features. `marts/transaction_features` holds the payments and their labels, not features: the
+behavioural features (velocity, devices, cards per address, the customer's prior spend,
+tenure, time and geography flags) are defined once, in `online.FraudFeatureState`, which
+serving runs per request. `online.replay_features` replays the whole payment history through
+it, so every example's features come from strictly earlier payments by the very code that will
+score live payments. Only the examples that end up in a split are scored; every payment is
+history.
 """
 
 from __future__ import annotations
@@ -33,6 +41,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from retail_assets.models.fraud.online import FEATURES as STATE_FEATURES
+from retail_assets.models.fraud.online import REPLAY_COLUMNS, VELOCITY_FEATURES, replay_features
 from retail_assets.models.lifecycle.spec import TrainingSet
 
 TRANSACTIONS = "marts/transaction_features"
@@ -44,27 +54,9 @@ SEGMENT_COLUMNS = ["channel", "customer_segment", "customer_region"]
 LABEL_COLUMNS = ("is_fraud", "fraud_type", "label_source", "label_available_at")
 UNKNOWN_SEGMENT = "unknown"
 
-VELOCITY_FEATURES = [
-    f"{entity}_{kind}_{window}"
-    for entity in ("card", "customer", "device")
-    for window in ("1h", "24h", "7d")
-    for kind in ("txn_count", "amount")
-]
-NUMERIC_FEATURES = [
-    "amount",
-    "n_items",
-    *VELOCITY_FEATURES,
-    "is_first_device_use_for_customer",
-    "ship_address_distinct_cards_7d",
-    "is_billing_ip_country_mismatch",
-    "is_billing_shipping_country_mismatch",
-    "customer_prior_txn_count",
-    "customer_prior_avg_amount",
-    "amount_to_customer_avg_ratio",
-    "hour_of_day",
-    "day_of_week",
-    "customer_tenure_days",
-]
+# Raw payment fields the model reads as they are, then every feature the online state computes.
+RAW_NUMERIC_FEATURES = ["amount", "n_items"]
+NUMERIC_FEATURES = [*RAW_NUMERIC_FEATURES, *STATE_FEATURES]
 # feature column -> the string column it encodes (customer_* come from dim_customers)
 CATEGORICAL_FEATURES = {
     "channel_code": "channel",
@@ -74,6 +66,13 @@ CATEGORICAL_FEATURES = {
     "customer_region_code": "customer_region",
 }
 FEATURE_COLUMNS = [*NUMERIC_FEATURES, *CATEGORICAL_FEATURES]
+# Mart columns the training set reads besides the replay's inputs.
+PAYMENT_COLUMNS = [
+    *ENTITY_COLUMNS,
+    "customer_id",
+    *RAW_NUMERIC_FEATURES,
+    *(c for c in CATEGORICAL_FEATURES.values() if not c.startswith("customer_")),
+]
 # Non-negative, heavy-tailed inputs: the logistic baseline sees them on a log scale.
 LOG_SCALE_FEATURES = [
     "amount",
@@ -164,16 +163,24 @@ def prepare_features(frame: pl.DataFrame, encodings: dict[str, list[str]]) -> pl
 
 
 def scoring_frame(
-    transactions: pl.DataFrame, customers: pl.DataFrame, encodings: dict[str, list[str]]
+    transactions: pl.DataFrame,
+    customers: pl.DataFrame,
+    encodings: dict[str, list[str]],
+    score: pl.Series | None = None,
 ) -> pl.DataFrame:
-    """Rows of `marts.transaction_features` ready for `predict`, by the same code that built the
-    training set (serving and monitoring use this instead of re-implementing the encoding)."""
-    _require_columns(
-        transactions,
-        ["customer_id", *NUMERIC_FEATURES, "channel", "payment_method", "top_department"],
-        TRANSACTIONS,
+    """Payments of `marts.transaction_features` ready for `predict`, by the same code that built
+    the training set: features replayed from the payments before each one (every row of
+    `transactions` is history), encoded with `encodings`. `score` (a boolean per row, default
+    all) picks the rows returned, in the order of `transactions`."""
+    _require_columns(transactions, [*PAYMENT_COLUMNS, *REPLAY_COLUMNS], TRANSACTIONS)
+    features = replay_features(transactions, customers, score)
+    frame = features.join(
+        transactions.select(list(dict.fromkeys([*PAYMENT_COLUMNS, *REPLAY_COLUMNS]))),
+        on="transaction_id",
+        how="left",
+        maintain_order="left",
     )
-    return prepare_features(join_customers(transactions, customers), encodings)
+    return prepare_features(join_customers(frame, customers), encodings)
 
 
 def compute_windows(
@@ -275,14 +282,8 @@ def build_fraud_training_set(
             f"fraud training set needs sources {TRANSACTIONS!r} and {CUSTOMERS!r}, got {sorted(sources)}"
         )
     transactions = sources[TRANSACTIONS]
-    base_columns = [
-        *ENTITY_COLUMNS,
-        "customer_id",
-        *NUMERIC_FEATURES,
-        *(c for c in CATEGORICAL_FEATURES.values() if not c.startswith("customer_")),
-        *LABEL_COLUMNS,
-    ]
-    _require_columns(transactions, base_columns, TRANSACTIONS)
+    base_columns = [*PAYMENT_COLUMNS, *LABEL_COLUMNS]
+    _require_columns(transactions, [*base_columns, *REPLAY_COLUMNS], TRANSACTIONS)
     duplicated = transactions["transaction_id"].is_duplicated()
     if duplicated.any():
         example = transactions.filter(duplicated)["transaction_id"][0]
@@ -294,7 +295,7 @@ def build_fraud_training_set(
         transactions["label_available_at"],
         config,
     )
-    frame = join_customers(transactions.select(base_columns), sources[CUSTOMERS])
+    frame = transactions.select(base_columns)
 
     ts = pl.col("transaction_ts")
     split_expr = pl.lit(None, dtype=pl.String)
@@ -321,6 +322,16 @@ def build_fraud_training_set(
     excluded = frame.filter(~labelled).group_by("split").agg(pl.len().alias("n"))
     excluded_by_split = dict(excluded.iter_rows())
     frame = frame.filter(labelled)
+    # The features of the kept examples, replayed from every payment before each of them.
+    features = replay_features(
+        transactions,
+        sources[CUSTOMERS],
+        score=transactions["transaction_id"].is_in(frame["transaction_id"].implode()),
+    )
+    frame = join_customers(
+        frame.join(features, on="transaction_id", how="left", maintain_order="left"),
+        sources[CUSTOMERS],
+    )
 
     train_rows = frame.filter(pl.col("split") == "train")
     encodings = {
