@@ -67,7 +67,11 @@ def retail_dbt_models(
 ):
     """Runs `dbt build` (models and their tests) for the selected models."""
     with warehouse_env(warehouse.path):
-        invocation = dbt.cli(["build"], context=context)
+        # Cautious indirect selection: a test runs only when every model it references is
+        # selected. With dbt's default (eager), `--select '+key:demand_promotion'` on a fresh
+        # warehouse also ran relationship tests against unselected models that do not exist
+        # yet, failed, and skipped every asset downstream.
+        invocation = dbt.cli(["build", "--indirect-selection", "cautious"], context=context)
     # dbt holds DuckDB's single write lock until it exits, so row counts are read afterwards.
     events, failure = [], None
     try:
