@@ -5,9 +5,10 @@ features.
   store x SKU series and forecast day; it is indexed once per (table version, bundle version)
   into a float64 matrix in the bundle's feature order, so a request is a dictionary lookup and
   a slice. Unknown ids fall back to cold-start rows (see `DemandFeatures.lookup`).
-* Fraud: `FraudFeatureState` (the pipeline's `fraud_online_features`, the same code that the
-  replay test holds equal to the SQL mart) computes velocity and customer features at
-  authorisation time and folds each scored payment in, so velocity stays live.
+* Fraud: `FraudFeatureState` (published by the pipeline's `fraud_online_features`; the very
+  code the fraud training set replays the payment history through) computes velocity and
+  customer features at authorisation time and folds each scored payment in, so velocity stays
+  live.
 
 Categorical inputs are encoded with the vocabulary stored in the bundle's signature (code =
 index, -1 for unknown or missing), exactly as training encoded them.
