@@ -228,9 +228,10 @@ def wait_for_sku(url: str, query: str, sku: str, session: str, timeout: float = 
 
 def embedding_throughput(settings, texts: list[str]) -> dict[str, float]:
     from retail_assets.search.catalog import PRODUCT_MAX_TOKENS
-    from retail_assets.search.encoder import FP32_FILE, INT8_FILE, TextEncoder, current_encoder_dir
+    from retail_assets.search.encoder import FP32_FILE, INT8_FILE, TextEncoder
 
-    folder = current_encoder_dir(settings.search_dir / "encoder")
+    encoders = search_stores(settings).encoders
+    folder = encoders.version_dir(encoders.champion())
     out = {}
     for label, filename in (("fp32", FP32_FILE), ("int8", INT8_FILE)):
         for threads in (1, 2):
