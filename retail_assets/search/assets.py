@@ -688,7 +688,9 @@ def search_index_promotion(
         "headline": headline(
             f"ndcg@{K}",
             evaluation["candidate"][f"ndcg@{K}"],
-            f"live {evaluation['live_version']}" if evaluation["live"] and live != version else None,
+            f"live {evaluation['live_version']}"
+            if evaluation["live"] and live != version
+            else None,
             evaluation["live"][f"ndcg@{K}"] if evaluation["live"] and live != version else None,
         ),
     }

@@ -230,9 +230,7 @@ class SearchAdminController(Controller):
             Rollout(
                 "canary",
                 data.canary_share,
-                current.min_seconds
-                if data.min_canary_seconds is None
-                else data.min_canary_seconds,
+                current.min_seconds if data.min_canary_seconds is None else data.min_canary_seconds,
             ),
             reason=f"canary share {data.canary_share}",
             actor="admin-api",
