@@ -1,8 +1,9 @@
 """The feed contracts (`retail_assets/sources/contracts.py`) are the single source of truth for
 the raw feeds; the dbt sources (`dbt_project/models/staging/_sources.yml`) must say the same
 thing: every contract feed is a dbt source with exactly the contract's columns, in order, with
-the DuckDB type the raw `matches_contract` check enforces, `not_null` on every required column
-and uniqueness on the contract key. Drift between the two fails here, naming every difference."""
+the DuckDB type the raw `matches_contract` check enforces, `not_null` on every required column,
+uniqueness on the contract key and an `at_least_one_not_null` test for each of the contract's
+`at_least_one_of` groups. Drift between the two fails here, naming every difference."""
 
 from __future__ import annotations
 
@@ -38,10 +39,15 @@ def _test_names(tests: list[Any] | None) -> list[str]:
 
 
 def _unique_combinations(table: dict[str, Any]) -> list[list[str]]:
+    return _table_tests(table, "unique_combination")
+
+
+def _table_tests(table: dict[str, Any], name: str) -> list[list[str]]:
+    """The `columns` argument of each table-level test called `name`."""
     return [
-        list(t["unique_combination"]["arguments"]["columns"])
+        list(t[name]["arguments"]["columns"])
         for t in table.get("data_tests") or []
-        if isinstance(t, dict) and "unique_combination" in t
+        if isinstance(t, dict) and name in t
     ]
 
 
@@ -104,3 +110,33 @@ def test_the_contract_key_is_unique_in_the_dbt_source(contract, tables):
         assert unique_columns == list(contract.key) and combinations == []
     else:
         assert unique_columns == [] and combinations == [list(contract.key)]
+
+
+@pytest.mark.parametrize("contract", _feeds(), ids=lambda c: c.name)
+def test_at_least_one_of_groups_are_tested_in_the_dbt_source(contract, tables):
+    """Each `at_least_one_of` group of the contract (e.g. sales: units_sold or sales_value) is
+    one table-level `at_least_one_not_null` test over exactly its columns, and no other."""
+    declared = _table_tests(tables[contract.name], "at_least_one_not_null")
+    assert declared == [list(group) for group in contract.at_least_one_of]
+
+
+def test_sales_rows_report_units_or_value():
+    """A real retailer may report units, sales value or both: both are nullable in the sales
+    contract, and the contract states that every row has at least one of them."""
+    sales = FEEDS["sales"]
+    nullable = {c.name for c in sales.columns if c.nullable}
+    assert {"units_sold", "sales_value"} <= nullable
+    assert ("units_sold", "sales_value") in sales.at_least_one_of
+
+
+def test_at_least_one_of_rejects_required_or_unknown_columns():
+    """The rule is for nullable columns of the feed: naming a required or unknown column, or a
+    one-column group, is a contract error."""
+    import polars as pl
+
+    from retail_assets.sources.contracts import Column
+
+    columns = (Column("a", pl.Int32), Column("b", pl.Int32, nullable=True))
+    for group in (("a", "b"), ("b", "zzz"), ("b",)):
+        with pytest.raises(ValueError, match="at_least_one_of"):
+            FeedContract("x", "x", columns, ("a",), at_least_one_of=(group,))

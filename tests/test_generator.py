@@ -40,6 +40,28 @@ def _sales_with_context(result: GenerationResult) -> pl.DataFrame:
         .join(
             feeds["calendar"].select("date", "day_of_week", "is_holiday", "event_name"), on="date"
         )
+        .join(
+            feeds["store_calendar"].select(
+                "store_id",
+                "date",
+                pl.col("is_open").alias("store_open"),
+                pl.col("holiday_name").alias("regional_holiday"),
+                pl.col("school_holiday").fill_null(False),
+                pl.col("event_name").alias("store_event"),
+            ),
+            on=["store_id", "date"],
+        )
+    )
+
+
+def _ordinary_store_day() -> pl.Expr:
+    """Open, and nothing of the store calendar's on: no regional holiday, school holiday or
+    local event (the chain calendar's holidays and events are filtered separately)."""
+    return (
+        pl.col("store_open")
+        & pl.col("regional_holiday").is_null()
+        & ~pl.col("school_holiday")
+        & pl.col("store_event").is_null()
     )
 
 
@@ -59,7 +81,15 @@ def test_same_config_gives_identical_frames(tiny: GenerationResult) -> None:
 def test_different_seed_gives_different_data(tiny: GenerationResult) -> None:
     """Another seed changes the random feeds (catalog, sales, payments, clickstream)."""
     other = generate(GeneratorConfig(scale="tiny", seed=SEED + 1))
-    for name in ("products", "sales", "payments", "clickstream", "competitor_prices"):
+    for name in (
+        "products",
+        "sales",
+        "payments",
+        "clickstream",
+        "competitor_prices",
+        "store_calendar",
+        "promotion_plan",
+    ):
         assert not tiny.feeds[name].equals(other.feeds[name]), f"feed {name} ignores the seed"
 
 
@@ -145,8 +175,13 @@ def test_catalog_text_is_rich(tiny: GenerationResult) -> None:
 
 
 def test_weekly_seasonality_follows_ground_truth(tiny: GenerationResult) -> None:
-    """Weekend/weekday mean units per store format match the ground-truth weekly profile."""
-    sales = _sales_with_context(tiny).filter(~pl.col("is_holiday") & pl.col("event_name").is_null())
+    """Weekend/weekday mean units per store format match the ground-truth weekly profile, on
+    ordinary uncensored days: no chain or store-calendar holiday, event or closure, and no
+    stockout (weekend stockouts censor a supermarket's weekend peak by several percent)."""
+    sales = _sales_with_context(tiny).filter(
+        ~pl.col("is_holiday") & pl.col("event_name").is_null(), _ordinary_store_day()
+    )
+    sales = sales.filter(~pl.col("stockout"))
     profiles = tiny.ground_truth["demand"]["weekly_profile"]
     for fmt in sales["format"].unique().to_list():
         profile = profiles[fmt]
@@ -237,7 +272,8 @@ def test_price_elasticity_is_recovered(tiny: GenerationResult) -> None:
 
     Controls: store x SKU and date x department fixed effects (weekly profile, seasonality,
     events, trend) and the promotion flag (display uplift on top of the price cut); censored
-    stockout days are dropped. The pooled slope is compared with the mean true elasticity over
+    stockout days and planned-closed days are dropped. The pooled slope is compared with the
+    mean true elasticity over
     the same rows. Tolerance 0.35: at tiny scale (3 stores x 30 SKUs, negative-binomial noise)
     the error's spread across seeds 0-39 is sd 0.19, and 38 of 40 seeds land within 0.35 (seed
     42: +0.09). It still rejects a missing, flipped, or half/one-and-a-half-size price effect
@@ -247,7 +283,8 @@ def test_price_elasticity_is_recovered(tiny: GenerationResult) -> None:
     truth = tiny.ground_truth["demand"]["elasticity_by_category"]
     rows = (
         _sales_with_context(tiny)
-        .filter(~pl.col("stockout"))
+        # Censored days and planned-closed days (no demand at any price) say nothing of price.
+        .filter(~pl.col("stockout"), pl.col("store_open"))
         .with_columns(
             store_sku=pl.concat_str("store_id", "sku"),
             day_dept=pl.concat_str(pl.col("date").cast(pl.String), "department"),
@@ -298,6 +335,116 @@ def test_inventory_snapshots_are_weekly(tiny: GenerationResult) -> None:
     assert (inventory["snapshot_date"].dt.weekday() == 7).all()
     assert (inventory["on_hand_units"] >= 0).all() and (inventory["on_order_units"] >= 0).all()
     assert inventory["on_order_units"].sum() > 0
+
+
+# --- store calendar and promotion plan -----------------------------------------------------
+
+
+def test_store_calendar_covers_every_store_day_ahead(tiny: GenerationResult) -> None:
+    """One row per store and day of the chain calendar (history and the planning days ahead).
+    Physical stores: a few regional holidays a year that differ by region, school holidays on
+    regional dates, Christmas Day and a one-week refit closed, an anniversary event. The online
+    store is always open with no regional holiday, school holiday (null) or event."""
+    feeds, truth = tiny.feeds, tiny.ground_truth
+    calendar, store_calendar, stores = feeds["calendar"], feeds["store_calendar"], feeds["stores"]
+    assert store_calendar.height == stores.height * calendar.height
+    assert set(store_calendar["date"]) == set(calendar["date"])
+    end = date.fromisoformat(truth["config"]["end_date"])
+    assert store_calendar["date"].max() == end + timedelta(days=56)
+
+    online = store_calendar.filter(pl.col("store_id") == "S001")
+    assert online["is_open"].all()
+    assert online["holiday_name"].null_count() == online["school_holiday"].null_count()
+    assert online["school_holiday"].null_count() == online.height
+    assert online["event_name"].null_count() == online.height
+
+    physical = store_calendar.filter(pl.col("store_id") != "S001").join(
+        stores.select("store_id", "region"), on="store_id"
+    )
+    assert physical["school_holiday"].null_count() == 0
+    regional = physical.filter(pl.col("holiday_name").is_not_null())
+    per_year = regional.group_by("store_id", pl.col("date").dt.year()).len()["len"]
+    assert per_year.min() >= 1 and per_year.max() <= 3
+    names = regional.group_by("region").agg(pl.col("holiday_name").unique())
+    by_region = {r: set(n) for r, n in names.iter_rows()}
+    assert len(by_region) >= 2 and not set.intersection(*by_region.values())
+    # School holidays differ by region: some day is a school holiday in one region only.
+    school = physical.group_by("date").agg(pl.col("school_holiday").n_unique().alias("n"))
+    assert (school["n"] > 1).any()
+
+    closed = physical.filter(~pl.col("is_open"))
+    christmas = physical.filter((pl.col("date").dt.month() == 12) & (pl.col("date").dt.day() == 25))
+    assert christmas.height > 0 and not christmas["is_open"].any()
+    refits = truth["store_calendar"]["refit_start_by_store"]
+    assert set(refits) == set(physical["store_id"])
+    for store, first in refits.items():
+        week = [date.fromisoformat(first) + timedelta(days=k) for k in range(7)]
+        rows = closed.filter((pl.col("store_id") == store) & pl.col("date").is_in(week))
+        assert rows.height == 7, store
+    assert truth["store_calendar"]["planned_closed_store_days"] == closed.height
+    events = physical.filter(pl.col("event_name").is_not_null())
+    assert set(events["event_name"]) == {"store_anniversary"}
+
+
+def test_sales_are_zero_on_planned_closed_days(tiny: GenerationResult) -> None:
+    """A planned-closed store-day still has its sales rows, all with zero units and value and
+    no stockout; open days of the same stores sell."""
+    sales = _sales_with_context(tiny)
+    closed = sales.filter(~pl.col("store_open"))
+    assert closed.height > 0
+    assert (closed["units_sold"] == 0).all() and (closed["sales_value"] == 0).all()
+    assert not closed["stockout"].any()
+    assert sales.filter(pl.col("store_open"))["units_sold"].sum() > 0
+    # Sales report both measures: the value is what the units paid.
+    assert sales["sales_value"].null_count() == 0
+    assert (sales["sales_value"] - sales["revenue"]).abs().max() == 0
+
+
+def _expand_plan(plan: pl.DataFrame, stores: pl.DataFrame) -> pl.DataFrame:
+    """Plan rows to store x SKU x day: chain-wide rows for every store, store rows override."""
+    days = plan.with_columns(date=pl.date_ranges("start_date", "end_date")).explode("date")
+    chain = (
+        days.filter(pl.col("store_id").is_null())
+        .drop("store_id")
+        .join(stores.select("store_id"), how="cross")
+        .with_columns(specific=pl.lit(False))
+    )
+    specific = days.filter(pl.col("store_id").is_not_null()).with_columns(specific=pl.lit(True))
+    both = pl.concat([chain, specific.select(chain.columns)])
+    return both.sort("specific").unique(["store_id", "sku", "date"], keep="last")
+
+
+def test_promotion_plan_is_the_truth_past_and_ahead(tiny: GenerationResult) -> None:
+    """The plan, expanded (chain-wide rows for every store, the online store's overrides on
+    in-store-only promotions), is exactly the promotions of the sales feed: same days, price
+    and discount; and it runs 28 days past the last trading day with the promotions the
+    generator plans there."""
+    feeds, truth = tiny.feeds, tiny.ground_truth
+    plan, sales, stores = feeds["promotion_plan"], feeds["sales"], feeds["stores"]
+    assert (plan["end_date"] >= plan["start_date"]).all()
+    assert plan["discount_pct"].is_between(0, 1, closed="left").all()
+    overrides = plan.filter(pl.col("store_id").is_not_null())
+    assert overrides.height > 0 and set(overrides["store_id"]) == {"S001"}
+    assert set(overrides["promo_type"]) == {"regular"} and (overrides["discount_pct"] == 0).all()
+
+    expanded = _expand_plan(plan, stores)
+    joined = sales.join(expanded, on=["store_id", "sku", "date"], how="left")
+    promoted = joined.filter(pl.col("on_promotion"))
+    assert promoted["planned_price"].null_count() == 0, "a promotion the plan does not know"
+    assert (promoted["planned_price"] == promoted["unit_price"]).all()
+    assert (promoted["discount_pct"] == promoted["promo_discount_pct"]).all()
+    planned = joined.filter(pl.col("discount_pct") > 0)
+    assert planned["on_promotion"].all(), "a planned promotion that did not run"
+    # The online store sells in-store-only promotions at the regular price.
+    skipped = joined.filter(pl.col("specific"))
+    assert skipped.height > 0 and not skipped["on_promotion"].any()
+    assert (skipped["unit_price"] == skipped["planned_price"]).all()
+
+    end = date.fromisoformat(truth["config"]["end_date"])
+    ahead = expanded.filter(pl.col("date") > end)
+    assert ahead["date"].max() == end + timedelta(days=28)
+    assert ahead.filter(pl.col("discount_pct") > 0)["sku"].n_unique() >= 3
+    assert truth["pricing"]["promotion_plan"]["plan_ahead_days"] == 28
 
 
 # --- clickstream ---------------------------------------------------------------------------

@@ -4,7 +4,8 @@
 -- day's units would leak the future into history (or drop the past); a competitor price scraped
 -- on day d itself is not known when day d's prices are set. Both are recomputed here from the
 -- staging tables, independently of the mart's own joins (no ASOF join, no fct_daily_sales):
---   * units_sold and stockout equal the sales feed's for the same store, SKU and date;
+--   * units_sold (the demand quantity: units, or sales value in a value series) and stockout
+--     equal the sales feed's for the same store, SKU and date;
 --   * competitor_min_price is the lowest, across competitors, of each competitor's latest price
 --     scraped strictly before d: a scrape of day o is the known price on days o + 1 .. o' (o' the
 --     competitor's next scrape; NULL before the first scrape).
@@ -22,7 +23,7 @@ with features as (
 
 sales as (
 
-    select store_id, sku, date, units_sold, stockout
+    select store_id, sku, date, demand_quantity as units_sold, stockout
     from {{ ref('stg_sales') }}
     where hash(sku) % 10 = 0
 

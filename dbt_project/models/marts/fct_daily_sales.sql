@@ -1,6 +1,9 @@
 -- Daily sales fact. Grain: date x store_id x sku (zero-sale days included, as in the POS feed).
 -- Prices are the day's average selling price against the catalog list price; margin uses the
--- catalog unit cost and is NULL where the catalog does not know it.
+-- catalog unit cost and is NULL where the catalog or the units are not known.
+-- units_sold is what the feed reported (NULL for value-only rows); demand_quantity and
+-- demand_measure are what demand models use (stg_sales: units per series where every row has
+-- units, else sales value).
 with sales as (
 
     select * from {{ ref('int_sales_priced') }}
@@ -12,6 +15,9 @@ select
     store_id,
     sku,
     units_sold,
+    sales_value,
+    demand_quantity,
+    demand_measure,
     revenue,
     unit_price,
     list_price,

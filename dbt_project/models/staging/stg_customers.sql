@@ -1,4 +1,5 @@
--- Loyalty customers, one row per customer_id.
+-- Loyalty customers, one row per customer_id. Segment (the retailer's own words, lower-cased),
+-- region, home store and signup date may be unknown (NULL).
 with source as (
 
     select * from {{ source('raw', 'customers') }}
@@ -9,9 +10,9 @@ typed as (
 
     select
         trim(customer_id)            as customer_id,
-        lower(trim(segment))         as segment,
-        trim(region)                 as region,
-        trim(home_store_id)          as home_store_id,
+        nullif(lower(trim(segment)), '') as segment,
+        nullif(trim(region), '')     as region,
+        nullif(trim(home_store_id), '') as home_store_id,
         cast(signup_date as date)    as signup_date
     from source
 
@@ -25,7 +26,8 @@ deduplicated as (
     from typed
     qualify row_number() over (
         partition by customer_id
-        order by signup_date desc, segment, region, home_store_id
+        order by signup_date desc nulls last, segment nulls last, region nulls last,
+                 home_store_id nulls last
     ) = 1
 
 )

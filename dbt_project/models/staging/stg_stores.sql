@@ -1,4 +1,6 @@
--- Stores (the online shop is one of them), one row per store_id.
+-- Stores (the online shop is one of them), one row per store_id. The format is the retailer's
+-- own word (any non-empty string, lower-cased); 'online' marks the online shop. Name, city,
+-- opening date and size may be unknown (NULL).
 with source as (
 
     select * from {{ source('raw', 'stores') }}
@@ -9,11 +11,12 @@ typed as (
 
     select
         trim(store_id)                 as store_id,
-        trim(store_name)               as store_name,
+        nullif(trim(store_name), '')   as store_name,
         trim(region)                   as region,
         -- "format" is also a SQL function name; store_format reads unambiguously downstream.
-        lower(trim(format))            as store_format,
-        trim(city)                     as city,
+        -- An empty string is no format (NULL), which the not_null test on the model stops.
+        nullif(lower(trim(format)), '') as store_format,
+        nullif(trim(city), '')         as city,
         cast(opened_date as date)      as opened_date,
         cast(size_sqm as double)       as size_sqm
     from source
@@ -27,12 +30,13 @@ deduplicated as (
     from typed
     qualify row_number() over (
         partition by store_id
-        order by opened_date desc, store_name, region, store_format, city, size_sqm desc
+        order by opened_date desc nulls last, store_name nulls last, region, store_format,
+                 city nulls last, size_sqm desc nulls last
     ) = 1
 
 )
 
 select
     *,
-    store_format = 'online' as is_online
+    coalesce(store_format = 'online', false) as is_online
 from deduplicated

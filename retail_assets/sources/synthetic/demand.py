@@ -78,7 +78,8 @@ EVENT_CHANNEL_WEIGHT = {
     "back_to_school": {"physical": 1.0, "online": 1.0},
     "mid_year_sale": {"physical": 1.0, "online": 1.0},
 }
-# Christmas Day: physical stores are closed (zero sales rows are still reported).
+# Christmas Day: physical stores are closed (planned in the store calendar, store_calendar.py;
+# zero sales rows are still reported).
 HOLIDAY_EFFECT = {
     "New Year's Day": {"physical": 0.55, "online": 1.1},
     "Memorial Day": {"physical": 1.2, "online": 1.1},
@@ -99,9 +100,11 @@ RUNDOWN_FLOOR = 0.5
 
 DEMAND_FORMULA = (
     "expected_units(s, k, d) = base(s, k) * weekly(format(s), dow(d)) * holiday(channel(s), d)"
+    " * is_open(s, d) * regional_holiday(format(s), s, d) * store_event(s, d)"
+    " * school_holiday(department(k), s, d)"
     " * season(category(k), d) * event(department(k), channel(s), d) * trend(department(k), d)"
-    " * promo_uplift ** on_promotion(k, d)"
-    " * (unit_price(k, d) / list_price(k)) ** elasticity(category(k))"
+    " * promo_uplift ** on_promotion(k, channel(s), d)"
+    " * (unit_price(k, channel(s), d) / list_price(k)) ** elasticity(category(k))"
     " * (competitor_price(k, d) / regular_price(k, d)) ** competitor_cross_elasticity"
     " * lifecycle(k, d) * demand_shift(department(k), d)"
 )

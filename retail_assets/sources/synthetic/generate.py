@@ -23,6 +23,8 @@ from retail_assets.sources.synthetic.payments import (
     payments_frame,
 )
 from retail_assets.sources.synthetic.sampling import US_PER_DAY
+from retail_assets.sources.synthetic.store_calendar import build_store_calendar
+from retail_assets.sources.synthetic.store_calendar import ground_truth as store_calendar_truth
 from retail_assets.sources.synthetic.stores import build_stores
 
 
@@ -53,9 +55,12 @@ def generate(config: GeneratorConfig | None = None) -> GenerationResult:
         seed, scale.n_skus, start, n_days, facts["warranty"]["years_by_department"]
     )
     stores = build_stores(seed, scale.n_stores, start)
+    store_cal = build_store_calendar(
+        seed, stores, start, n_days + CALENDAR_PLANNING_DAYS, history_days=n_days
+    )
     customers = build_customers(seed, scale.n_customers, start, n_days, stores)
     plan = pricing.build_price_plan(seed, cal, catalog)
-    sold = sales.simulate_sales(seed, cal, catalog, stores, plan, knobs.demand_shift)
+    sold = sales.simulate_sales(seed, cal, catalog, stores, plan, knobs.demand_shift, store_cal)
 
     change = knobs.fraud_pattern_change
     change_day = cal.index_of(change.start) if change else None
@@ -88,6 +93,10 @@ def generate(config: GeneratorConfig | None = None) -> GenerationResult:
         "payments": payments,
         "fraud_labels": fraud_labels,
         "policy_documents": policy_documents(facts),
+        "store_calendar": store_cal.frame,
+        "promotion_plan": pricing.promotion_plan_frame(
+            cal, catalog, plan, stores.store_ids[stores.online]
+        ),
     }
     if set(feeds) != set(FEEDS):
         missing = sorted(set(FEEDS) - set(feeds))
@@ -99,7 +108,12 @@ def generate(config: GeneratorConfig | None = None) -> GenerationResult:
         "demand": demand.ground_truth(),
         "pricing": pricing.ground_truth(),
         "sales": sales.ground_truth(sold.stockout_rate),
-        "calendar": {"holidays": list(HOLIDAYS), "events": EVENT_DEFINITIONS},
+        "calendar": {
+            "holidays": list(HOLIDAYS),
+            "events": EVENT_DEFINITIONS,
+            "planning_days_ahead": CALENDAR_PLANNING_DAYS,
+        },
+        "store_calendar": store_calendar_truth(store_cal),
         "clickstream": clickstream.ground_truth(),
         "fraud": fraud.ground_truth(
             payments,

@@ -2,9 +2,10 @@
 
 Each store runs an order-up-to policy: on review days it orders enough to cover its demand
 forecast over lead time plus review period, plus safety stock. The planner knows the plan
-(calendar, seasonality, promotions and prices) but has to learn each SKU's base rate from what
-it sold, so stockouts come from demand noise, from learning lag after launches, and from any
-unexpected demand shift — a few percent of days, as in a real store.
+(calendar, store calendar, seasonality, promotions and prices) but has to learn each SKU's base
+rate from what it sold, so stockouts come from demand noise, from learning lag after launches,
+and from any unexpected demand shift — a few percent of days, as in a real store. A store sells
+nothing on a day it is planned closed (its row is still reported, with zero units).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from retail_assets.sources.synthetic.calendar import TradingCalendar
 from retail_assets.sources.synthetic.catalog import Catalog
 from retail_assets.sources.synthetic.config import DemandShift, substream
 from retail_assets.sources.synthetic.pricing import PricePlan
+from retail_assets.sources.synthetic.store_calendar import StoreCalendar
 from retail_assets.sources.synthetic.stores import FORMATS, Stores
 
 # (review period days, lead time days) by format; online is a fulfilment centre replenished daily.
@@ -49,12 +51,12 @@ def _chain_multipliers(
 ) -> np.ndarray:
     """[day, sku] part of expected demand shared by all stores of a channel."""
     cat, dept = catalog.cat, catalog.dept
-    price_effect = (plan.unit_price / catalog.list_price) ** demand.ELASTICITY[cat]
+    price_effect = (plan.unit_price_for(channel) / catalog.list_price) ** demand.ELASTICITY[cat]
     return (
         demand.seasonality(cal)[:, cat]
         * demand.events(cal, channel)[:, dept]
         * demand.trend(cal)[:, dept]
-        * np.where(plan.on_promotion, demand.PROMO_UPLIFT, 1.0)
+        * np.where(plan.discount_for(channel) > 0, demand.PROMO_UPLIFT, 1.0)
         * price_effect
         * plan.competitor_index() ** demand.COMPETITOR_CROSS_ELASTICITY
         * demand.lifecycle(catalog.launch, catalog.last_day, cal.n_days)
@@ -128,6 +130,7 @@ def simulate_sales(
     stores: Stores,
     plan: PricePlan,
     shift: DemandShift | None,
+    store_calendar: StoreCalendar,
 ) -> SalesResult:
     rng = substream(seed, "sales", "setup")
     store_sku = np.exp(rng.normal(0, STORE_SKU_SD, (stores.n, catalog.n)))
@@ -144,8 +147,10 @@ def simulate_sales(
     stockouts = 0
     sku_ids = pl.Series(catalog.sku_ids)
     dates = pl.Series(cal.epoch_days).cast(pl.Date)
-    unit_price = plan.unit_price[act_day, act_sku]
-    discount = plan.discount[act_day, act_sku]
+    prices = {
+        c: (plan.unit_price_for(c)[act_day, act_sku], plan.discount_for(c)[act_day, act_sku])
+        for c in demand.CHANNELS
+    }
     for s in range(stores.n):
         fmt = int(stores.format[s])
         review, lead = REPLENISHMENT[FORMATS[fmt]]
@@ -153,7 +158,17 @@ def simulate_sales(
         review_offset = int(store_rng.integers(review))
         review_days = (np.arange(cal.n_days) + review_offset) % review == 0
         channel = demand.channel(fmt)
-        known = chain[channel] * (demand.weekly(cal, fmt) * demand.holiday(cal, channel))[:, None]
+        unit_price, discount = prices[channel]
+        store_days = (
+            demand.weekly(cal, fmt)
+            * demand.holiday(cal, channel)
+            * store_calendar.store_effect(s, FORMATS[fmt], cal.n_days)
+        )
+        known = (
+            chain[channel]
+            * store_days[:, None]
+            * store_calendar.school_effect(s, catalog.dept, cal.n_days)
+        )
         base = catalog.popularity * stores.volume[s] * store_sku[s]
         sold, stockout, on_hand, on_order = _simulate_store(
             store_rng, known, base, shift_matrix, review_days, lead, review + lead, snapshot_days
@@ -174,6 +189,8 @@ def simulate_sales(
                     "promo_discount_pct": discount,
                     "stockout": out,
                     "revenue": np.round(units * unit_price, 2),
+                    # This retailer's tills record both: the value is what the units paid.
+                    "sales_value": np.round(units * unit_price, 2),
                 }
             )
         )
