@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from retail_assets.artifacts import Artifacts
 from retail_assets.core.store import ArtifactInvalidError
 from retail_assets.models.lifecycle.bundle import validate_bundle
+from retail_assets.models.lifecycle.onnx_export import lightgbm_outputs
 
 MODELS = ("demand", "fraud")
 
@@ -63,14 +64,14 @@ def test_platform_run_registers_promotes_and_publishes_a_servable_bundle(tiny_pl
     )
     boosters = services.registry.load_boosters(model, "1")
     assert set(outputs) == set(signature["outputs"]) == set(boosters)
-    for name, booster in boosters.items():
-        expected = booster.predict(rows)
-        if len(boosters) > 1 and name in {"p10", "p50", "p90"}:
-            stacked = np.sort(
-                np.column_stack([boosters[q].predict(rows) for q in ("p10", "p50", "p90")]), axis=1
-            )
-            expected = stacked[:, ("p10", "p50", "p90").index(name)]
-        assert np.max(np.abs(outputs[name] - expected)) < 1e-5
+    expected = lightgbm_outputs(
+        boosters,
+        rows,
+        signature["sorted_output_groups"],
+        signature.get("interval_calibration"),
+    )
+    for name in boosters:
+        assert np.max(np.abs(outputs[name] - expected[name])) < 1e-5
     entries = _decisions(settings, model)
     assert entries[0]["action"] == "promote" and entries[0]["champion_after"] == "1"
 
@@ -135,3 +136,52 @@ def test_rollback_restores_the_previous_champion_and_a_broken_bundle_is_never_pu
 
     listing = runner.invoke(main, ["models", "list", "demand"])
     assert listing.exit_code == 0 and "champion v1" in listing.output
+
+
+def test_when_no_trained_model_beats_the_best_baseline_the_baseline_is_served(
+    platform_copy, serving_server
+):
+    """A first deployment (no champion) whose trained demand model cannot beat the strongest
+    simple forecast (a negative control trained on permuted labels): the model is refused,
+    the best baseline is registered as its own version, gated, promoted with a reason that
+    says so, and served over HTTP like any model - never the worse model, never nothing."""
+    import httpx
+
+    from retail_assets.models.demand.baseline_model import SOURCES
+    from retail_assets.models.lifecycle.bundle import LoadedBundle
+
+    settings = platform_copy
+    store = _store(settings, "demand")
+    store.roles_path.unlink()  # as if no demand model had ever been promoted
+    summary = _materialize_model(
+        settings, "demand", {"ops": {"demand_model": {"config": {"shuffle_labels_seed": 7}}}}
+    )
+    assert "demand_promotion" in summary.materialized, summary.failures
+    decisions = _decisions(settings, "demand")
+    refused, promoted = decisions[-3], decisions[-1]
+    assert (refused["action"], refused["version"]) == ("refuse", "2")
+    assert "the best of" in refused["reason"]
+    assert promoted["action"] == "promote" and promoted["version"] == "3"
+    baseline = promoted["evidence"]["baseline"]
+    assert baseline in SOURCES
+    assert f"no trained model beat the best simple forecast ({baseline})" in promoted["reason"]
+    assert store.champion() == "3"
+
+    bundle = LoadedBundle(store.version_dir("3"))
+    assert validate_bundle(store.version_dir("3")) == []
+    features = bundle.feature_names
+    rows = np.array(
+        json.loads((store.version_dir("3") / "reference.json").read_text())["self_test"]["features"]
+    )
+    first = rows[:, features.index(SOURCES[baseline][0])]
+    outputs = bundle.predict_matrix(rows)
+    known = ~np.isnan(first)
+    np.testing.assert_allclose(outputs["mean"][known], first[known])
+    assert (outputs["p10"] <= outputs["p50"]).all() and (outputs["p50"] <= outputs["p90"]).all()
+
+    with serving_server(settings) as server:
+        response = httpx.post(
+            f"{server.url}/v1/forecast", json={"store_id": "S001", "sku": "SKU-00004"}
+        )
+    assert response.status_code == 200, response.text
+    assert response.json()["forecasts"][0]["model"]["version"] == "3"

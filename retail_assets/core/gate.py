@@ -51,7 +51,9 @@ class Rule:
     beat: tuple[str, ...] = ()
     """Baselines (predictor names): the candidate must beat the best of them..."""
     margin: float = 0.0
-    """...by this relative margin (0.05 = 5 % better than the best baseline)."""
+    """...by this relative margin (0.05 = 5 % better than the best baseline)..."""
+    beat_per_segment: bool = False
+    """...in every segment with enough support too (each segment's own best baseline)."""
     tolerance: float | None = None
     """Largest allowed regression against the incumbent."""
     relative: bool = False
@@ -165,7 +167,7 @@ def evaluate(
         )
     for rule in rules:
         checks += _overall(rule, scorecard)
-        if rule.per_segment:
+        if rule.per_segment or (rule.beat and rule.beat_per_segment):
             checks += _segments(rule, scorecard)
     return GateResult(all(c.passed for c in checks), checks)
 
@@ -206,11 +208,19 @@ def _overall(rule: Rule, card: Scorecard) -> list[Check]:
 
 
 def _beat(rule: Rule, card: Scorecard, value: float) -> Check:
-    measured = {b: card.value(b, rule.metric) for b in rule.beat}
-    measured = {b: v for b, v in measured.items() if v is not None}
-    name = f"{rule.metric} beats the best of {', '.join(rule.beat)} by {rule.margin:.0%}"
+    return _beat_values(rule, "overall", value, {b: card.value(b, rule.metric) for b in rule.beat})
+
+
+def _beat_values(rule: Rule, scope: str, value: float, baselines: dict) -> Check:
+    measured = {b: v for b, v in baselines.items() if v is not None}
+    others = ", ".join(rule.beat)
+    name = (
+        f"{rule.metric} beats the best of {others} by {rule.margin:.0%}"
+        if rule.margin >= 0
+        else f"{rule.metric} within {-rule.margin:.0%} of the best of {others}"
+    )
     if not measured:
-        return Check(name, "overall", value, None, False, "no baseline was measured", rule.metric)
+        return Check(name, scope, value, None, False, "no baseline was measured", rule.metric)
     best_name, best = (
         max(measured.items(), key=lambda kv: kv[1])
         if rule.higher_is_better
@@ -219,7 +229,7 @@ def _beat(rule: Rule, card: Scorecard, value: float) -> Check:
     target = rule.beaten_target(best)
     strictly = value > target if rule.higher_is_better else value < target
     detail = f"best baseline {best_name} {best:.4g}"
-    return Check(name, "overall", value, target, strictly, detail, rule.metric)
+    return Check(name, scope, value, target, strictly, detail, rule.metric)
 
 
 def _versus(rule: Rule, scope: str, value: float, reference: float) -> Check:
@@ -249,7 +259,7 @@ def _segments(rule: Rule, card: Scorecard) -> list[Check]:
             if value is None:
                 continue
             scope = f"{column}={segment}"
-            if rule.floor is not None:
+            if rule.floor is not None and rule.per_segment:
                 out.append(
                     Check(
                         f"{rule.metric} {rule.sign} {rule.floor:g}",
@@ -260,7 +270,13 @@ def _segments(rule: Rule, card: Scorecard) -> list[Check]:
                         metric=rule.metric,
                     )
                 )
-            if rule.tolerance is not None:
+            if rule.beat and rule.beat_per_segment:
+                baselines = {
+                    b: number(by_predictor.get(b, {}).get(segment, {}).get(rule.metric))
+                    for b in rule.beat
+                }
+                out.append(_beat_values(rule, scope, value, baselines))
+            if rule.tolerance is not None and rule.per_segment:
                 incumbent = by_predictor.get(INCUMBENT, {}).get(segment)
                 reference = number(incumbent.get(rule.metric)) if incumbent else None
                 if reference is not None:

@@ -7,7 +7,9 @@ serving joins into a request is what the model was trained on.
 import dagster as dg
 import polars as pl
 
+from retail_assets.models.demand import demand_family
 from retail_assets.models.demand.online import forecast_feature_table
+from retail_assets.models.demand.training_set import fallback_shares
 from retail_assets.models.fraud.online import FraudFeatureState
 from retail_assets.online_features import DEMAND_FEATURE_SET, FRAUD_FEATURE_SET
 from retail_assets.online_features.store import publish_feature_set
@@ -20,6 +22,8 @@ from retail_assets.resources import ArtifactsResource
     ins={
         "demand_features": dg.AssetIn(key=["marts", "demand_features"]),
         "dim_dates": dg.AssetIn(key=["marts", "dim_dates"]),
+        "dim_store_dates": dg.AssetIn(key=["marts", "dim_store_dates"]),
+        "demand_plan": dg.AssetIn(key=["marts", "demand_plan"]),
         "dim_products": dg.AssetIn(key=["marts", "dim_products"]),
     },
 )
@@ -28,15 +32,21 @@ def demand_online_features(
     artifacts: ArtifactsResource,
     demand_features: pl.DataFrame,
     dim_dates: pl.DataFrame,
+    dim_store_dates: pl.DataFrame,
+    demand_plan: pl.DataFrame,
     dim_products: pl.DataFrame,
 ) -> dg.MaterializeResult:
-    """Model inputs for every store x SKU series for the next 28 days, as of the last sales
-    day, plus cold-start rows keyed `*` (unknown SKU of a known category, unknown store, ...)
-    and the catalog's SKU -> category map, so a SKU launched after the last sales day gets
-    its category's cold-start features.
-    Serving looks a forecast request up here instead of recomputing history features;
-    target days beyond the data use the published calendar at regular price."""
-    table = forecast_feature_table(demand_features, dim_dates)
+    """Model inputs for every store x SKU series for the forecast horizon (28 days, or 8
+    weeks on the weekly grain) as of the last sales period, plus cold-start rows keyed `*`
+    (unknown SKU of a known category, unknown store, ...) and the catalog's SKU -> category
+    map, so a SKU launched after the last sales day gets its category's cold-start features.
+    Serving looks a forecast request up here instead of recomputing history features.
+    Target periods beyond the data use the chain and store calendars and the landed promotion
+    plan (regular price where nothing is planned); a caller may pass their own plan."""
+    grain = demand_family.grain
+    table = forecast_feature_table(
+        demand_features, dim_dates, grain=grain, plan=demand_plan, store_days=dim_store_dates
+    )
     origin = table["origin_date"].max()
     version = publish_feature_set(
         artifacts.artifacts.features(DEMAND_FEATURE_SET),
@@ -47,6 +57,9 @@ def demand_online_features(
         {"origin_date": origin},
     )
     fallback_counts = table.group_by("fallback").len().sort("fallback", nulls_last=False)
+    real = table.filter(pl.col("fallback").is_null())
+    history = fallback_shares(real, grain)
+    plan_sources = dict(real.group_by("plan_source").len().iter_rows())
     context.log.info(f"published {DEMAND_FEATURE_SET} v{version}: {table.height} rows")
     return dg.MaterializeResult(
         metadata={
@@ -57,6 +70,9 @@ def demand_online_features(
             .unique()
             .height,
             "dagster/row_count": table.height,
+            "grain": grain.name,
+            "history_fallbacks": dg.MetadataValue.json(history),
+            "plan_sources": dg.MetadataValue.json(plan_sources),
             "rows_by_fallback": dg.MetadataValue.md(
                 "| fallback | rows |\n|---|---|\n"
                 + "\n".join(

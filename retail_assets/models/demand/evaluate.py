@@ -1,15 +1,23 @@
-"""Evaluation of demand forecasts on the test window (targets in (E-28, E], origin E-28).
+"""Evaluation of demand forecasts on the test window (targets in (E-H, E], origin E-H, H the
+grain's longest horizon).
 
-Predictors: "challenger", "champion" (when given) and two baselines computed here from data
+Predictors: "challenger", "champion" (when given) and four baselines computed here from data
 known at the test origin only (their inputs are history features of the test rows):
 
-* "seasonal_naive": y(t - 7 * ceil(h / 7)), the same weekday of the last week observed at the
-  origin;
-* "last_year": y(t - 364), the same weekday 52 weeks earlier.
+* "seasonal_naive": daily, y(t - 7 * ceil(h / 7)), the same weekday of the last week observed
+  at the origin; weekly, the last observed week;
+* "last_year": the same period a year earlier (daily: y(t - 364), the same weekday 52 weeks
+  earlier; weekly: y(t - 52 weeks));
+* "profile": the store-SKU's mean at the target's point of the season (daily: its weekday)
+  over the last 8 weeks, among periods with the target's planned promotion status (a store x
+  weekday x promotion profile; `features.py`);
+* "last_year_scaled": the same week last year scaled by the year-on-year level.
 
-A baseline value is missing when that day is not in the data (new SKU, gap); it then falls
-back to the 28-day mean at the origin, and to 0 when the series has no history at all. The
-counts are reported in the notes.
+The last two are the strongest simple forecasts on daily retail data with weekly patterns and
+promotions; the gate requires beating the best of the four. A baseline value is missing when
+its data is not there (new SKU, gap); it then falls back (the profile's own chain: any
+promotion status, the 28-day mean; last-year baselines: the profile) and to 0 when the series
+has no history at all. The counts are reported in the notes.
 
 Metrics (`metrics.py`): WAPE (primary, pooled sum|e| / sum y, point forecast = the "mean"
 output), MASE (MAE / pooled in-sample mean |y(d) - y(d-7)| over the training window; per
@@ -27,36 +35,54 @@ import polars as pl
 
 from retail_assets.models.demand import metrics as M
 from retail_assets.models.demand.baselines import with_fallback
+from retail_assets.models.demand.features import closed_to_zero
+from retail_assets.models.demand.grain import DAILY, Grain, grain_named
 from retail_assets.models.lifecycle.spec import Evaluation, TrainedModel, TrainingSet
 
-BASELINES = ("seasonal_naive", "last_year")
+BASELINES = ("seasonal_naive", "last_year", "profile", "last_year_scaled")
 PRIMARY_METRIC = "wape"
 
 
-def baseline_forecasts(frame: pl.DataFrame) -> tuple[dict[str, np.ndarray], list[str]]:
+def baseline_sources(grain: Grain = DAILY) -> dict[str, tuple[str, ...]]:
+    """The feature columns each baseline reads, in fallback order (the served baseline model,
+    `baseline_model.py`, reads the very same columns)."""
+    medium = grain.medium_mean
+    return {
+        "seasonal_naive": (grain.seasonal_naive_column, medium),
+        "last_year": (grain.year_lag, medium),
+        "profile": ("baseline_profile", medium),
+        "last_year_scaled": ("baseline_last_year_scaled", "baseline_profile", medium),
+    }
+
+
+def baseline_forecasts(
+    frame: pl.DataFrame, grain: Grain = DAILY
+) -> tuple[dict[str, np.ndarray], list[str]]:
     """Baseline point forecasts for the rows of `frame` and notes on their fallbacks."""
 
     def col(name: str) -> np.ndarray:
         return frame[name].cast(pl.Float64).fill_null(np.nan).to_numpy()
 
-    mean_28d = col("units_mean_28d")
+    is_open = col("is_open") if "is_open" in frame.columns else None
     out, notes = {}, []
-    for name, source in (
-        ("seasonal_naive", "units_same_weekday_last"),
-        ("last_year", "units_lag_364"),
-    ):
+    for name, (source, *fallbacks) in baseline_sources(grain).items():
+        labels = tuple(f"{c} at origin" if c == grain.medium_mean else c for c in fallbacks)
         values, counts = with_fallback(
-            col(source), mean_28d, names=(source, "units_mean_28d at origin")
+            col(source), *(col(c) for c in fallbacks), names=(source, *labels)
         )
-        out[name] = values
-        fallback = frame.height - counts[source]
-        if fallback:
+        out[name] = closed_to_zero({"mean": values}, is_open)["mean"]
+        missing = frame.height - counts[source]
+        if missing:
+            used = ", ".join(f"{counts[label]} use {label}" for label in labels)
             notes.append(
-                f"baseline {name}: {fallback} of {frame.height} test rows lack {source} "
-                f"({counts['units_mean_28d at origin']} use the 28-day mean at the origin, "
-                f"{counts['zero']} have no history and forecast 0)"
+                f"baseline {name}: {missing} of {frame.height} test rows lack {source} "
+                f"({used}, {counts['zero']} have no history and forecast 0)"
             )
     return out, notes
+
+
+def training_grain(training_set: TrainingSet) -> Grain:
+    return grain_named(training_set.info.get("grain", DAILY.name))
 
 
 def _point(outputs: dict[str, np.ndarray]) -> np.ndarray:
@@ -166,7 +192,8 @@ def evaluate_demand(
                     f"split has {test.height}"
                 )
     y = test[training_set.target_column].cast(pl.Float64).to_numpy()
-    baselines, notes = baseline_forecasts(test)
+    grain = training_grain(training_set)
+    baselines, notes = baseline_forecasts(test, grain)
     predictors: dict[str, dict[str, np.ndarray]] = {
         name: {k: np.asarray(v, dtype=np.float64) for k, v in outputs.items()}
         for name, outputs in predictions.items()
@@ -202,11 +229,17 @@ def evaluate_demand(
         by_segment[column] = rows
 
     horizon = test["horizon"].to_numpy()
-    week = (horizon - 1) // 7 + 1
+    size = grain.horizon_bucket
+    bucket = (horizon - 1) // size + 1
+
+    def label(b: int) -> str:
+        first, last = size * (b - 1) + 1, size * b
+        return f"h{first}" if first == last else f"h{first}-{last}"
+
     by_week = {
         name: {
-            f"h{7 * (w - 1) + 1}-{7 * w}": M.wape(y[week == w], _point(outputs)[week == w])
-            for w in sorted(set(week.tolist()))
+            label(b): M.wape(y[bucket == b], _point(outputs)[bucket == b])
+            for b in sorted(set(bucket.tolist()))
         }
         for name, outputs in predictors.items()
     }
@@ -229,7 +262,8 @@ def evaluate_demand(
     stockouts = int(test["stockout"].fill_null(False).sum())
     notes += [
         "WAPE uses the 'mean' output as the point forecast; wape_p50 scores the p50 output.",
-        f"MASE scale: pooled in-sample mean |y(d) - y(d-7)| over the training target window "
+        f"MASE scale: pooled in-sample mean |y(t) - y(t-{grain.scale_lag})| ({grain.name}s) "
+        f"over the training target window "
         f"({training_set.windows['train']['start']}..{training_set.windows['train']['end']}): "
         f"{scales['overall']:.4g} units overall; per segment the segment's own pooled scale.",
         f"{stockouts} of {test.height} test rows had a stockout: their actual is censored demand.",
@@ -254,3 +288,33 @@ def evaluate_demand(
         },
         notes=notes,
     )
+
+
+def rescore_challenger(
+    training_set: TrainingSet, evaluation: Evaluation, outputs: dict[str, np.ndarray]
+) -> Evaluation:
+    """The same evaluation with the challenger's metrics recomputed for other test-window
+    outputs (e.g. a baseline about to be served as the champion); every other predictor's
+    metrics, the notes and the window stay as they were."""
+    import copy
+
+    test = training_set.split("test")
+    y = test[training_set.target_column].cast(pl.Float64).to_numpy()
+    scales = training_set.info["mase_scale"]
+    rescored = copy.deepcopy(evaluation)
+    rescored.overall["challenger"] = {
+        **_metrics(y, outputs, scales["overall"]),
+        "n": float(test.height),
+        "support": float(y.sum()),
+    }
+    for column, rows in rescored.by_segment.items():
+        labels = test[column].cast(pl.String).fill_null("(unknown)").to_numpy()
+        for row in rows:
+            if row["predictor"] != "challenger":
+                continue
+            mask = labels == row["segment"]
+            sliced = {k: v[mask] for k, v in outputs.items()}
+            row.update(_metrics(y[mask], sliced, scales.get(column, {}).get(row["segment"])))
+    rescored.feature_importance = []
+    rescored.explanations = []
+    return rescored

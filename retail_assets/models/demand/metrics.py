@@ -15,12 +15,16 @@ HIGHER_IS_BETTER = {
     "rmse": False,
     "bias": False,  # signed; the gate never uses it, |bias| closer to 0 is better
     "coverage_p10_p90": True,
+    "coverage_error": False,
     "interval_width_p10_p90": False,
     "pinball_p10": False,
     "pinball_p50": False,
     "pinball_p90": False,
     "mean_pinball": False,
 }
+
+
+NOMINAL_COVERAGE = 0.8  # p10-p90
 
 
 def wape(y: np.ndarray, forecast: np.ndarray) -> float:
@@ -87,5 +91,7 @@ def quantile_metrics(y: np.ndarray, outputs: dict[str, np.ndarray]) -> dict:
         out["wape_p50"] = wape(y, present["p50"])
     if "p10" in present and "p90" in present:
         out["coverage_p10_p90"] = coverage(y, present["p10"], present["p90"])
+        # Distance from the nominal 80 %: too narrow and too wide are both miscalibrated.
+        out["coverage_error"] = abs(out["coverage_p10_p90"] - NOMINAL_COVERAGE)
         out["interval_width_p10_p90"] = float(np.mean(present["p90"] - present["p10"]))
     return out

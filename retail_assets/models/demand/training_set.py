@@ -1,15 +1,18 @@
 """The demand training set: direct multi-horizon examples with time splits.
 
-An example is (store, sku, origin o, horizon h, target day t = o + h), features from
+An example is (store, sku, origin o, horizon h, target period t = o + h), features from
 `features.build_examples` (history known at the end of o, plan known in advance for t).
-With E the last data day:
+With E the last data period and H the grain's longest horizon (28 days, 8 weeks):
 
-* test: targets in (E-28, E], all forecast from origin E-28 (h = 1..28);
-* validation: targets in (E-56, E-28], all from origin E-56 (used for early stopping only);
-* train: targets in (E-56-train_days, E-56]; each target row gets ONE horizon drawn
-  deterministically from 1..28 (a hash of store, sku, target day and the seed, so the draw
-  does not depend on row order or on other rows), origin o = t - h. One example per
-  store-SKU-day keeps the training set the size of the window while covering every horizon.
+* test: targets in (E-H, E], all forecast from origin E-H (h = 1..H);
+* validation: targets in (E-2H, E-H], all from origin E-2H (early stopping and interval
+  calibration only);
+* train: targets in (E-2H-train_days, E-2H]; on the daily grain each target row gets ONE
+  horizon drawn deterministically from 1..H (a hash of store, sku, target day and the seed, so
+  the draw does not depend on row order or on other rows), origin o = t - h: one example per
+  store-SKU-period keeps the training set the size of the window while covering every
+  horizon. The weekly grain, a seventh of the rows, takes every horizon of every target
+  (`Grain.every_horizon`).
 
 No training target lies after the validation origin and no validation target after the test
 origin, so early stopping sees nothing after E-28 and the test window is untouched.
@@ -25,19 +28,77 @@ import numpy as np
 import polars as pl
 
 from retail_assets.models.demand import features as F
+from retail_assets.models.demand.grain import DAILY, Grain
 from retail_assets.models.lifecycle.spec import TrainingSet
 
 TARGET = "units_sold"
 ENTITY_COLUMNS = ["store_id", "sku", "origin_date", "target_date"]
 MIN_TRAIN_DAYS = 28
+# Year-ago features are masked on at least this share of training rows (and on the share of
+# test rows that lack them, when larger): a series that starts, or comes back after a gap,
+# after training still gets a model that has learnt to forecast without last year.
+MIN_YEAR_AGO_MASK = 0.05
+_MASK_SALT = 0x5EED_0F_1A5
 
 ASSUMPTIONS = [
-    "History features use only days <= origin (lags and rolling windows end at the origin day).",
-    "Planned price, promotion and calendar of the target day are known in advance (the "
-    "realised price of the target day stands in for the plan, assumed fixed >= 28 days ahead).",
+    "History features use only periods <= origin (lags and rolling windows end at the origin).",
+    "Planned price, promotion and calendar (chain and store) of the target period are known in "
+    "advance: the realised price and promotion stand in for the plan on past periods (the "
+    "plan was executed), the landed promotion plan supplies them on future periods.",
     "Competitor price: last value known on the origin day (observed on or before origin - 1).",
-    "units_lag_364 / same-week-last-year end at t-361 <= origin because h <= 28.",
+    "Year-ago history of the target ends at or before the origin because the longest horizon "
+    "is shorter than a year.",
+    "Days the store was planned closed are missing history, not zero demand; forecasts for "
+    "planned closed days are 0.",
+    "Training rows have their year-ago features masked at the rate test rows lack them (at "
+    "least 5 %), so gaps at forecast time are a pattern the model has seen.",
 ]
+
+
+def _row_draw(frame: pl.DataFrame, seed: int) -> np.ndarray:
+    """A uniform number in [0, 1) per (store_id, sku, target_date) row, stable across runs."""
+    keys = frame.select(pl.concat_str("store_id", pl.lit("|"), "sku").alias("k"))["k"]
+    crc = {k: zlib.crc32(k.encode()) for k in keys.unique().to_list()}
+    series_hash = keys.replace_strict(crc, return_dtype=pl.UInt64).to_numpy()
+    day = frame["target_date"].cast(pl.Int32).to_numpy().astype(np.uint64)
+    with np.errstate(over="ignore"):
+        mixed = _splitmix64(_splitmix64(series_hash ^ np.uint64(seed)) ^ day)
+    return (mixed >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+def mask_year_ago(
+    frame: pl.DataFrame, rate: float, seed: int, grain: Grain = DAILY
+) -> pl.DataFrame:
+    """Null the year-ago columns (and the baseline built from them) on train rows drawn at
+    `rate`; other splits are left as they are."""
+    drawn = pl.Series("_masked", _row_draw(frame, seed ^ _MASK_SALT) < rate)
+    masked = (pl.col("split") == "train") & pl.col("_masked")
+    return (
+        frame.with_columns(drawn)
+        .with_columns(
+            [
+                pl.when(masked).then(None).otherwise(pl.col(c)).alias(c)
+                for c in grain.year_ago_columns()
+                if c in frame.columns
+            ]
+        )
+        .drop("_masked")
+    )
+
+
+def fallback_shares(rows: pl.DataFrame, grain: Grain = DAILY) -> dict[str, Any]:
+    """How honest the history is on these rows: the profile baseline's source and the share
+    with year-ago history."""
+    n = rows.height or 1
+    sources = dict(rows.group_by("profile_source").len().iter_rows())
+    names = F.profile_source_names(grain)
+    return {
+        "rows": rows.height,
+        "profile_source_share": {names[k]: round(v / n, 4) for k, v in sorted(sources.items())},
+        "year_ago_available_share": round(
+            rows["units_mean_same_week_last_year"].is_not_null().sum() / n, 4
+        ),
+    }
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:
@@ -49,7 +110,7 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
         return x ^ (x >> np.uint64(31))
 
 
-def draw_horizons(frame: pl.DataFrame, seed: int, max_horizon: int = F.MAX_HORIZON) -> pl.Series:
+def draw_horizons(frame: pl.DataFrame, seed: int, max_horizon: int) -> pl.Series:
     """A horizon in 1..max_horizon per (store_id, sku, target_date) row: a stable hash (crc32 of
     the series key, the day number and the seed), independent of row order and other rows."""
     keys = frame.select(pl.concat_str("store_id", pl.lit("|"), "sku").alias("k"))["k"]
@@ -68,14 +129,16 @@ def mase_scales(
     attributes: pl.DataFrame,
     start_exclusive,
     end_inclusive,
-    season: int = F.WEEK,
+    grain: Grain = DAILY,
 ) -> dict[str, Any]:
-    """Pooled in-sample scale for MASE: mean |y(d) - y(d - season)| over every store-SKU day d
-    in the train target window where both days are observed; overall and per segment value."""
+    """Pooled in-sample scale for MASE: mean |y(d) - y(d - lag)| over every store-SKU period d
+    in the train target window where both periods are observed (lag = one season, or one
+    period without a within-year season); overall and per segment value."""
+    season = grain.scale_lag
     lagged = state.select(
         "store_id",
         "sku",
-        (pl.col("date") + pl.duration(days=season)).alias("date"),
+        (pl.col("date") + pl.duration(days=season * grain.days)).alias("date"),
         pl.col("units_sold").alias("_prev"),
     )
     diffs = (
@@ -102,7 +165,7 @@ def build_demand_training_set(
     *,
     train_days: int = 365,
     horizon_seed: int = 0,
-    max_horizon: int = F.MAX_HORIZON,
+    grain: Grain = DAILY,
 ) -> TrainingSet:
     if mart.height == 0:
         raise ValueError("marts.demand_features is empty: nothing to train on")
@@ -110,15 +173,18 @@ def build_demand_training_set(
     missing -= set(mart.columns)
     if missing:
         raise ValueError(f"marts.demand_features lacks column(s): {', '.join(sorted(missing))}")
+    F.check_grain(mart, grain)
+    max_horizon, d = grain.max_horizon, grain.days
     data_start, data_end = mart["date"].min(), mart["date"].max()
-    test_origin = data_end - timedelta(days=max_horizon)
-    val_origin = test_origin - timedelta(days=max_horizon)
+    test_origin = data_end - timedelta(days=max_horizon * d)
+    val_origin = test_origin - timedelta(days=max_horizon * d)
     available = (val_origin - data_start).days
-    effective_days = min(train_days, available)
+    # Whole periods: the training window starts on the grid of the data's dates.
+    effective_days = min(train_days, available) // d * d
     if effective_days < MIN_TRAIN_DAYS:
         raise ValueError(
             f"marts.demand_features spans {data_start}..{data_end}: after holding out "
-            f"2 x {max_horizon} days only {available} training day(s) remain "
+            f"2 x {grain.periods(max_horizon)} only {available} training day(s) remain "
             f"(need >= {MIN_TRAIN_DAYS})"
         )
     train_start = val_origin - timedelta(days=effective_days)  # exclusive
@@ -127,21 +193,28 @@ def build_demand_training_set(
     train_targets = targets.filter(
         (pl.col("target_date") > train_start) & (pl.col("target_date") <= val_origin)
     )
-    train_origins = train_targets.with_columns(
-        draw_horizons(train_targets, horizon_seed, max_horizon)
-    ).with_columns(
-        (pl.col("target_date") - pl.duration(days=pl.col("horizon"))).alias("origin_date"),
+    if grain.every_horizon:
+        horizons = pl.DataFrame(
+            {"horizon": list(range(1, max_horizon + 1))}, schema={"horizon": pl.Int32}
+        )
+        with_horizons = train_targets.join(horizons, how="cross")
+    else:
+        with_horizons = train_targets.with_columns(
+            draw_horizons(train_targets, horizon_seed, max_horizon)
+        )
+    train_origins = with_horizons.with_columns(
+        (pl.col("target_date") - pl.duration(days=pl.col("horizon") * d)).alias("origin_date"),
         pl.lit("train").alias("split"),
     )
 
     def fixed_origin(origin, split: str) -> pl.DataFrame:
         window = targets.filter(
             (pl.col("target_date") > origin)
-            & (pl.col("target_date") <= origin + timedelta(days=max_horizon))
+            & (pl.col("target_date") <= origin + timedelta(days=max_horizon * d))
         )
         return window.with_columns(
             pl.lit(origin).alias("origin_date"),
-            ((pl.col("target_date") - pl.lit(origin)).dt.total_days())
+            ((pl.col("target_date") - pl.lit(origin)).dt.total_days() // d)
             .cast(pl.Int32)
             .alias("horizon"),
             pl.lit(split).alias("split"),
@@ -159,9 +232,9 @@ def build_demand_training_set(
         ]
     )
     encodings = F.build_encodings(mart)
-    state = F.history_state(mart)
-    examples = F.build_examples(mart, origins, encodings, state)
-    feature_cols = F.feature_columns(mart)
+    state = F.history_state(mart, grain)
+    examples = F.build_examples(mart, origins, encodings, state, grain)
+    feature_cols = F.feature_columns(mart, grain)
     split_order = pl.col("split").replace_strict(
         {"train": 0, "validation": 1, "test": 2}, return_dtype=pl.Int8
     )
@@ -171,8 +244,13 @@ def build_demand_training_set(
         *feature_cols,
         TARGET,
         "stockout",
+        "profile_source",
         *[c for c in F.CATEGORICAL_COLUMNS if c != "store_id"],
     )
+    test_rows = frame.filter(pl.col("split") == "test")
+    test_missing = 1.0 - fallback_shares(test_rows, grain)["year_ago_available_share"]
+    mask_rate = max(MIN_YEAR_AGO_MASK, test_missing if test_rows.height else 0.0)
+    frame = mask_year_ago(frame, mask_rate, horizon_seed, grain)
     attributes = mart.select("store_id", "sku", *F.SEGMENT_COLUMNS).unique(
         subset=["store_id", "sku"], keep="last"
     )
@@ -181,8 +259,8 @@ def build_demand_training_set(
         "train": {
             "start": (train_start + timedelta(days=1)).isoformat(),
             "end": val_origin.isoformat(),
-            "origin_start": (train_start + timedelta(days=1 - max_horizon)).isoformat(),
-            "origin_end": (val_origin - timedelta(days=1)).isoformat(),
+            "origin_start": (train_start + timedelta(days=1 - max_horizon * d)).isoformat(),
+            "origin_end": (val_origin - timedelta(days=d)).isoformat(),
         },
         "validation": {
             "start": (val_origin + timedelta(days=1)).isoformat(),
@@ -205,13 +283,16 @@ def build_demand_training_set(
             "train_min": train_rows["origin_date"].min().isoformat() if train_rows.height else None,
             "train_max": train_rows["origin_date"].max().isoformat() if train_rows.height else None,
         },
+        "grain": grain.name,
         "max_horizon": max_horizon,
         "train_days_requested": train_days,
         "train_days": effective_days,
         "horizon_seed": horizon_seed,
         "rows": {s: int(counts.get(s, 0)) for s in ("train", "validation", "test")},
         "mart_rows": mart.height,
-        "mase_scale": mase_scales(state, attributes, train_start, val_origin),
+        "mase_scale": mase_scales(state, attributes, train_start, val_origin, grain),
+        "year_ago_mask_rate": round(mask_rate, 4),
+        "fallbacks_test": fallback_shares(test_rows, grain),
         "assumptions": ASSUMPTIONS,
     }
     return TrainingSet(

@@ -243,7 +243,13 @@ def build_lifecycle_assets(family: ModelFamily) -> tuple[list[dg.AssetsDefinitio
         model, ref = registered.model, registered.ref
         onnx_model = family.to_onnx(model)
         test_features = training_set.features(training_set.split("test"))
-        diffs = parity(onnx_model, model.boosters, test_features, model.sorted_output_groups)
+        diffs = parity(
+            onnx_model,
+            model.boosters,
+            test_features,
+            model.sorted_output_groups,
+            model.interval_calibration,
+        )
         latency = single_row_latency_us(onnx_model, test_features[0]) if len(test_features) else {}
         files = _bundle_files(
             family, ref, model, training_set, evaluation, onnx_model, diffs, latency
@@ -283,12 +289,16 @@ def build_lifecycle_assets(family: ModelFamily) -> tuple[list[dg.AssetsDefinitio
         ins={
             "evaluation": dg.AssetIn(key=f"{name}_evaluation"),
             "exported": dg.AssetIn(key=f"{name}_onnx"),
+            "training_set": training_set_input,
         },
         description=(
-            "The promotion gate: the challenger becomes `champion` (MLflow alias and serving "
-            "pointer) only if absolute thresholds hold, no segment regresses beyond tolerance "
-            "against the champion, ONNX parity passed and the bundle is complete. Every decision "
-            "is appended to the promotion log."
+            "The promotion gate: the challenger becomes `champion` (serving pointer, MLflow "
+            "alias following) only if it beats the strongest baselines, absolute thresholds "
+            "hold, no segment regresses beyond tolerance against the champion, ONNX parity "
+            "passed and the bundle is complete. When the trained model loses to the best simple "
+            "forecast, that forecast is registered, gated and served as the champion instead "
+            "(say so plainly, never serve the worse model). Every decision goes to the "
+            "decision log with the gate's table."
         ),
     )
     def promotion_asset(
@@ -296,13 +306,15 @@ def build_lifecycle_assets(family: ModelFamily) -> tuple[list[dg.AssetsDefinitio
         lifecycle: LifecycleResource,
         evaluation: Evaluation,
         exported: ExportedBundle,
+        training_set: TrainingSet,
     ) -> dict[str, Any]:
         decision, record, champion_before = promote_or_refuse(
-            lifecycle.lifecycle(), family, evaluation, exported, context.run.run_id
+            lifecycle.lifecycle(), family, evaluation, exported, context.run.run_id, training_set
         )
         context.add_output_metadata(
             {
-                "decision": "promoted" if decision.passed else "refused",
+                "decision": record.get("action", "promote" if decision.passed else "refuse"),
+                "served": record.get("reason", ""),
                 "challenger_version": exported.ref.version,
                 "champion_before": champion_before or "none",
                 "champion_after": record["champion_after"] or "none",
@@ -361,6 +373,7 @@ def promote_or_refuse(
     evaluation: Evaluation,
     exported: ExportedBundle,
     run_id: str,
+    training_set: TrainingSet | None = None,
 ) -> tuple[GateResult, dict[str, Any], str | None]:
     """Apply the family's gate; promote the challenger or record the refusal (offering a
     servable refused bundle as challenger). Returns (gate result, decision record, champion
@@ -397,7 +410,133 @@ def promote_or_refuse(
         )
     else:
         record = lifecycle.record_refusal(name, ref.version, decision.reasons, evidence)
+        # The best baseline is served when it is the better model (the challenger lost to it
+        # overall), and on a first deployment whatever refused the challenger: a gated simple
+        # forecast beats serving nothing.
+        lost = _lost_to_baselines(decision)
+        if training_set is not None and (lost or not has_champion):
+            baseline = serve_best_baseline(
+                lifecycle,
+                family,
+                training_set,
+                evaluation,
+                champion_before,
+                run_id,
+                why="no trained model beat the best simple forecast"
+                if lost
+                else "the trained model was refused (" + "; ".join(decision.reasons) + ") and "
+                "nothing is served yet",
+            )
+            if baseline is not None:
+                decision, record = baseline
     return decision, record, champion_before
+
+
+def _lost_to_baselines(decision: GateResult) -> bool:
+    """The challenger did not beat the best baseline overall (a loss in one segment alone
+    refuses the challenger but does not make a baseline the better model)."""
+    return any(
+        not c.passed and c.scope == "overall" and " the best of " in c.rule for c in decision.checks
+    )
+
+
+def serve_best_baseline(
+    lifecycle: Lifecycle,
+    family: ModelFamily,
+    training_set: TrainingSet,
+    evaluation: Evaluation,
+    champion: str | None,
+    run_id: str,
+    why: str = "no trained model beat the best simple forecast",
+) -> tuple[GateResult, dict[str, Any]] | None:
+    """When the trained model does not beat the best simple forecast (or, on a first
+    deployment, is refused for any reason), that forecast is the better model: register it (ONNX graph of the baseline), bundle it, gate it like any
+    candidate (floors and no regression against the champion; it does not have to beat
+    itself) and promote it, saying so plainly. None when the family has no servable
+    baselines or the current champion already beats the best baseline."""
+    build = getattr(family, "baseline_champion", None)
+    if build is None:
+        return None
+    baseline = build(training_set, evaluation)
+    name = family.name
+    metric = evaluation.primary_metric
+    incumbent = evaluation.overall.get("champion", {}).get(metric)
+    candidate = baseline.evaluation.overall["challenger"].get(metric)
+    if champion is not None and incumbent is not None and candidate is not None:
+        better = (
+            candidate > incumbent
+            if evaluation.higher_is_better.get(metric)
+            else (candidate < incumbent)
+        )
+        if not better:
+            return None  # the champion already beats the best baseline: it stays
+    ref = lifecycle.registry.register_onnx(
+        name,
+        baseline.onnx_model,
+        training_set,
+        params={"baseline": baseline.name, **baseline.params},
+        tags={"retail.baseline": baseline.name, "retail.dagster_run_id": run_id},
+    )
+    model = TrainedModel(
+        boosters={},
+        feature_columns=list(training_set.feature_columns),
+        params={"baseline": baseline.name, **baseline.params},
+        validation_metrics={},
+        extras={"baseline": baseline.name},
+    )
+    test_features = training_set.features(training_set.split("test"))
+    onnx_out = _onnx_outputs(baseline.onnx_model, test_features)
+    expected = baseline.predict(test_features)
+    diffs = {k: float(np.max(np.abs(onnx_out[k] - expected[k]))) for k in expected}
+    files = _bundle_files(
+        family,
+        ref,
+        model,
+        training_set,
+        baseline.evaluation,
+        baseline.onnx_model,
+        diffs,
+        {},
+        outputs_fn=baseline.predict,
+    )
+    path = lifecycle.store(name).write(ref.version, files)
+    has_champion = champion is not None
+    decision = decide(
+        baseline.evaluation,
+        [r for r in family.gate_rules if not r.beat_baseline],
+        parity_passed=bool(diffs) and max(diffs.values()) < PARITY_TOLERANCE,
+        bundle_problems=validate_bundle(path),
+        has_champion=has_champion,
+    )
+    evidence = {
+        "mlflow_run_id": ref.run_id,
+        "dagster_run_id": run_id,
+        "baseline": baseline.name,
+        "metrics_challenger": baseline.evaluation.overall.get("challenger", {}),
+        "metrics_champion": baseline.evaluation.overall.get("champion", {}),
+        "gate": decision.table(),
+        "headline": headline(baseline.evaluation),
+    }
+    if not decision.passed:
+        return decision, lifecycle.record_refusal(name, ref.version, decision.reasons, evidence)
+    reason = f"{why} ({baseline.name}); serving {baseline.name} itself as the champion"
+    record = lifecycle.install_champion(
+        name,
+        ref.version,
+        action="promote",
+        reason=reason,
+        actor="promotion_gate",
+        evidence=evidence,
+    )
+    return decision, record
+
+
+def _onnx_outputs(onnx_model, features: np.ndarray) -> dict[str, np.ndarray]:
+    from retail_assets.models.lifecycle.bundle import session
+
+    sess = session(onnx_model)
+    names = [o.name for o in sess.get_outputs()]
+    return dict(zip(names, sess.run(None, {INPUT_NAME: features}), strict=True))
 
 
 def _encoding(training_set: TrainingSet, column: str) -> dict[str, Any]:
@@ -419,16 +558,24 @@ def _bundle_files(
     onnx_model,
     diffs: dict[str, float],
     latency: dict[str, float],
+    outputs_fn=None,
 ) -> dict[str, bytes]:
+    """The bundle's files. `outputs_fn(features) -> outputs` is what the graph must reproduce
+    (default: the model's LightGBM boosters)."""
+    if outputs_fn is None:
+
+        def outputs_fn(x: np.ndarray) -> dict[str, np.ndarray]:
+            return lightgbm_outputs(
+                model.boosters, x, model.sorted_output_groups, model.interval_calibration
+            )
+
     train = training_set.split("train")
     test = training_set.split("test")
     features = training_set.feature_columns
     reference = feature_reference(train, features)
     self_test_rows = training_set.features(test.head(SELF_TEST_ROWS))
-    expected = lightgbm_outputs(model.boosters, self_test_rows, model.sorted_output_groups)
-    test_outputs = lightgbm_outputs(
-        model.boosters, training_set.features(test), model.sorted_output_groups
-    )
+    expected = outputs_fn(self_test_rows)
+    test_outputs = outputs_fn(training_set.features(test))
     signature = {
         "model": ref.name,
         "version": ref.version,
@@ -447,9 +594,14 @@ def _bundle_files(
         ],
         "outputs": {
             output: {"dtype": "float64", "meaning": family.output_meanings.get(output, "")}
-            for output in model.boosters
+            for output in expected
         },
         "sorted_output_groups": model.sorted_output_groups,
+        **(
+            {"interval_calibration": model.interval_calibration}
+            if model.interval_calibration
+            else {}
+        ),
         "entity_columns": training_set.entity_columns,
         "segment_columns": training_set.segment_columns,
         "training_windows": training_set.windows,

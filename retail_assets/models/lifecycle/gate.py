@@ -28,8 +28,13 @@ def core_rule(rule: MetricRule) -> Rule:
         metric=rule.metric,
         higher_is_better=rule.higher_is_better,
         floor=rule.absolute,
-        beat=(rule.beat_baseline,) if rule.beat_baseline else (),
+        beat=(
+            (rule.beat_baseline,)
+            if isinstance(rule.beat_baseline, str)
+            else tuple(rule.beat_baseline or ())
+        ),
         margin=rule.baseline_margin,
+        beat_per_segment=rule.beat_baseline_per_segment,
         tolerance=rule.champion_tolerance,
         relative=rule.tolerance_kind == "relative",
         per_segment=rule.per_segment,

@@ -15,6 +15,7 @@ import re
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -178,15 +179,59 @@ def _tree_ensemble_node(booster: lgb.Booster, n_features: int, output: str) -> o
     )
 
 
+def calibrate_interval(
+    outputs: dict[str, np.ndarray], calibration: Mapping[str, Any] | None
+) -> dict[str, np.ndarray]:
+    """Conformal interval shift (numpy twin of the graph's nodes): with scale = max(scale
+    output, floor), lower -= lower_shift * scale clipped to [0, center], upper += upper_shift *
+    scale and never below center."""
+    if not calibration:
+        return outputs
+    c = calibration
+    scale = np.maximum(outputs[c["scale_output"]], c["scale_floor"])
+    center = outputs[c["center"]]
+    lower = np.maximum(np.minimum(outputs[c["lower"]] - c["lower_shift"] * scale, center), 0.0)
+    upper = np.maximum(outputs[c["upper"]] + c["upper_shift"] * scale, center)
+    return {**outputs, c["lower"]: lower, c["upper"]: upper}
+
+
+def _calibration_nodes(
+    final: dict[str, str], calibration: Mapping[str, Any], nodes: list, initializers: list
+) -> None:
+    c = calibration
+    constants = {
+        "cal_floor": c["scale_floor"],
+        "cal_lower_shift": c["lower_shift"],
+        "cal_upper_shift": c["upper_shift"],
+        "cal_zero": 0.0,
+    }
+    for name, value in constants.items():
+        initializers.append(numpy_helper.from_array(np.array(value, dtype=np.float64), name))
+    lower, center, upper = final[c["lower"]], final[c["center"]], final[c["upper"]]
+    nodes += [
+        helper.make_node("Max", [final[c["scale_output"]], "cal_floor"], ["cal_scale"]),
+        helper.make_node("Mul", ["cal_scale", "cal_lower_shift"], ["cal_lower_step"]),
+        helper.make_node("Sub", [lower, "cal_lower_step"], ["cal_lower_raw"]),
+        helper.make_node("Min", ["cal_lower_raw", center], ["cal_lower_capped"]),
+        helper.make_node("Max", ["cal_lower_capped", "cal_zero"], ["cal_lower"]),
+        helper.make_node("Mul", ["cal_scale", "cal_upper_shift"], ["cal_upper_step"]),
+        helper.make_node("Add", [upper, "cal_upper_step"], ["cal_upper_raw"]),
+        helper.make_node("Max", ["cal_upper_raw", center], ["cal_upper"]),
+    ]
+    final[c["lower"]], final[c["upper"]] = "cal_lower", "cal_upper"
+
+
 def boosters_to_onnx(
     boosters: Mapping[str, lgb.Booster],
     n_features: int,
     sorted_output_groups: Sequence[Sequence[str]] = (),
     doc_string: str = "",
+    calibration: Mapping[str, Any] | None = None,
 ) -> onnx.ModelProto:
     """One graph: input `features` float64 [N, n_features]; one float64 [N] output per booster,
     named like the dict keys. Outputs in a sorted group (e.g. p10, p50, p90) are sorted per row
-    so quantiles never cross."""
+    so quantiles never cross; an interval `calibration` (see `calibrate_interval`) is applied
+    after sorting."""
     nodes: list[onnx.NodeProto] = []
     initializers = [numpy_helper.from_array(np.array([-1], dtype=np.int64), "flat_shape")]
     final: dict[str, str] = {}
@@ -239,6 +284,9 @@ def boosters_to_onnx(
         for name, out in zip(group, split_outputs, strict=True):
             final[name] = out
 
+    if calibration:
+        _calibration_nodes(final, calibration, nodes, initializers)
+
     outputs = []
     for name, tensor in final.items():
         nodes.append(
@@ -267,6 +315,7 @@ def lightgbm_outputs(
     boosters: Mapping[str, lgb.Booster],
     features: np.ndarray,
     sorted_output_groups: Sequence[Sequence[str]] = (),
+    calibration: Mapping[str, Any] | None = None,
 ) -> dict[str, np.ndarray]:
     """What the exported graph must reproduce, computed by LightGBM itself."""
     outputs = {name: booster.predict(features) for name, booster in boosters.items()}
@@ -274,7 +323,7 @@ def lightgbm_outputs(
         stacked = np.sort(np.column_stack([outputs[n] for n in group]), axis=1)
         for i, name in enumerate(group):
             outputs[name] = stacked[:, i]
-    return outputs
+    return calibrate_interval(outputs, calibration)
 
 
 def parity(
@@ -282,6 +331,7 @@ def parity(
     boosters: Mapping[str, lgb.Booster],
     features: np.ndarray,
     sorted_output_groups: Sequence[Sequence[str]] = (),
+    calibration: Mapping[str, Any] | None = None,
 ) -> dict[str, float]:
     """Max absolute difference per output between onnxruntime and LightGBM on `features`."""
     onnx_out = dict(
@@ -291,7 +341,7 @@ def parity(
             strict=True,
         )
     )
-    reference = lightgbm_outputs(boosters, features, sorted_output_groups)
+    reference = lightgbm_outputs(boosters, features, sorted_output_groups, calibration)
     return {
         name: float(np.max(np.abs(onnx_out[name] - reference[name]))) if len(features) else 0.0
         for name in reference

@@ -142,6 +142,38 @@ class ModelRegistry:
         self.client.set_registered_model_alias(name, CHALLENGER, version)
         return ref
 
+    def register_onnx(
+        self,
+        name: str,
+        onnx_model: Any,
+        training_set: TrainingSet,
+        params: dict[str, Any],
+        tags: dict[str, str] | None = None,
+    ) -> ModelVersionRef:
+        """Register a model that exists only as an ONNX graph (a baseline served as the
+        champion) as a new version of `name`, with its parameters and data windows."""
+        with self._active() as mlflow:
+            experiment_id = self._experiment_id(mlflow, name)
+            with mlflow.start_run(experiment_id=experiment_id, run_name=f"{name}-baseline") as run:
+                flat: dict[str, Any] = {}
+                _flatten("", params, flat)
+                _flatten("window", training_set.windows, flat)
+                mlflow.log_params({k: str(v)[:500] for k, v in flat.items()})
+                mlflow.set_tags({"retail.model": name, **(tags or {})})
+                info = mlflow.onnx.log_model(
+                    onnx_model,
+                    name="model",
+                    registered_model_name=name,
+                    pip_requirements=["onnxruntime", "numpy"],
+                )
+                version = str(info.registered_model_version)
+                return ModelVersionRef(
+                    name=name,
+                    version=version,
+                    run_id=run.info.run_id,
+                    artifact_uri=run.info.artifact_uri,
+                )
+
     def log_evaluation(
         self, ref: ModelVersionRef, evaluation: Evaluation, extra: dict[str, float] | None = None
     ) -> None:

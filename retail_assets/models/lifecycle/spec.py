@@ -61,6 +61,9 @@ class TrainedModel:
     extras: dict[str, Any] = field(default_factory=dict)
     output_transforms: dict[str, str] = field(default_factory=dict)
     sorted_output_groups: list[list[str]] = field(default_factory=list)
+    interval_calibration: dict[str, Any] | None = None
+    """Conformal shift of an output interval, applied after sorting (see
+    `onnx_export.calibrate_interval`); part of the exported graph."""
 
     @property
     def primary_output(self) -> str:
@@ -103,8 +106,9 @@ class MetricRule:
 
     - `absolute`: challenger overall (and per segment if `per_segment`) must be at least (higher
       is better) / at most (lower is better) this value.
-    - `beat_baseline`: challenger overall must beat this baseline predictor, by
-      `baseline_margin` (relative: 0.15 = 15 % better).
+    - `beat_baseline`: challenger must beat this baseline predictor (or the best of several),
+      by `baseline_margin` (relative: 0.15 = 15 % better); overall, and in every segment with
+      enough support too if `beat_baseline_per_segment`.
     - `champion_tolerance`: challenger may be worse than the champion by at most this much
       (`tolerance_kind` "absolute" or "relative"), overall and, if `per_segment`, per segment.
     Segments with `support` below `min_segment_support` are reported but not gated.
@@ -113,8 +117,9 @@ class MetricRule:
     metric: str
     higher_is_better: bool
     absolute: float | None = None
-    beat_baseline: str | None = None
+    beat_baseline: str | tuple[str, ...] | None = None
     baseline_margin: float = 0.0
+    beat_baseline_per_segment: bool = False
     champion_tolerance: float | None = None
     tolerance_kind: str = "absolute"
     per_segment: bool = True
