@@ -26,6 +26,8 @@ import polars as pl
 
 from retail_assets.artifacts import Artifacts
 from retail_assets.core.slot import Slot
+from retail_assets.models.demand.features import apply_plan
+from retail_assets.models.demand.grain import Grain, grain_for_period
 from retail_assets.models.demand.online import WILDCARD
 from retail_assets.models.fraud.online import FraudFeatureState
 from retail_assets.online_features import DEMAND_FEATURE_SET, FRAUD_FEATURE_SET
@@ -70,6 +72,20 @@ class DemandFeatures:
         self.table = table
         self.origin_date: date = table["origin_date"].max()
         self.target_dates: list[date] = table["target_date"].to_list()
+        first = table.row(0, named=True) if table.height else None
+        self.grain: Grain = grain_for_period(
+            (first["target_date"] - first["origin_date"]).days // first["horizon"] if first else 1
+        )
+        self.max_horizon = int(table["horizon"].max() or 0)
+        self.plan_sources: list[str] = (
+            table["plan_source"].to_list()
+            if "plan_source" in table.columns
+            else ["regular price"] * table.height
+        )
+        # Planned closing days are forecast 0 (`closed_to_zero`); None: no store calendar.
+        self.is_open: np.ndarray | None = (
+            table["is_open"].cast(pl.Float64).to_numpy() if "is_open" in table.columns else None
+        )
         self.index: dict[tuple[str, str], SeriesRows] = {}
         keys = table.select("store_id", "sku", "fallback").with_row_index("row")
         firsts = keys.group_by("store_id", "sku", maintain_order=True).agg(
@@ -119,6 +135,19 @@ class DemandFeatures:
 
     def dates(self, rows: SeriesRows, horizon: int) -> list[date]:
         return self.target_dates[rows.start : rows.start + min(horizon, rows.horizons)]
+
+    def span(self, rows: SeriesRows, horizon: int) -> slice:
+        return slice(rows.start, rows.start + min(horizon, rows.horizons))
+
+    def planned_rows(
+        self, model: Encodable, rows: SeriesRows, horizon: int, plan: pl.DataFrame
+    ) -> tuple[np.ndarray, list[str]]:
+        """`model`'s input rows for a series with a caller's plan applied (the plan-dependent
+        features recomputed by the training code), and the plan source of each day."""
+        frame = apply_plan(
+            self.table.slice(rows.start, min(horizon, rows.horizons)), plan, self.grain
+        )
+        return encode_matrix(frame, model.signature), frame["plan_source"].to_list()
 
 
 # -- fraud ----------------------------------------------------------------------------------

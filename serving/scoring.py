@@ -14,7 +14,9 @@ from datetime import date, datetime
 from typing import Any
 
 import numpy as np
+import polars as pl
 
+from retail_assets.models.demand.features import closed_to_zero
 from serving.features import DemandFeatures
 from serving.model_store import ServedModel
 from serving.state import DEMAND_MODEL, FRAUD_MODEL, ServingState
@@ -59,16 +61,23 @@ class SeriesForecastResult:
     arm: str
     dates: list[date]
     outputs: dict[str, np.ndarray]
+    plan_sources: list[str]
 
 
 def forecast(
-    state: ServingState, items: list[tuple[str, str, str | None]], horizon: int
+    state: ServingState,
+    items: list[tuple[str, str, str | None]],
+    horizon: int,
+    plans: dict[tuple[str, str], pl.DataFrame] | None = None,
+    table: DemandFeatures | None = None,
 ) -> tuple[DemandFeatures, list[SeriesForecastResult], list[Any]]:
-    """Forecasts for (store_id, sku, category hint) items over days 1..horizon.
+    """Forecasts for (store_id, sku, category hint) items over periods 1..horizon; `plans`:
+    a caller's plan per (store_id, sku) (`features.apply_plan`). Planned closing days are 0.
     Returns the feature table used, the results, and shadow work to run after responding."""
-    table = state.demand
+    table = table or state.demand
     if table is None:
         raise NotReadyError("demand online features are not loaded")
+    plans = plans or {}
     started = time.perf_counter()
     planned = []
     for store_id, sku, category in items:
@@ -85,18 +94,35 @@ def forecast(
     for indices in by_version.values():
         model = planned[indices[0]][5]
         matrix = table.matrix(model)
-        slices = [
-            matrix[planned[i][2].start : planned[i][2].start + min(horizon, planned[i][2].horizons)]
-            for i in indices
-        ]
+        slices, sources = [], []
+        for i in indices:
+            store_id, sku, series = planned[i][:3]
+            plan = plans.get((store_id, sku))
+            if plan is None:
+                span = table.span(series, horizon)
+                slices.append(matrix[span])
+                sources.append(table.plan_sources[span])
+            else:
+                rows, plan_sources = table.planned_rows(model, series, horizon, plan)
+                slices.append(rows)
+                sources.append(plan_sources)
         outputs = model.bundle.predict_matrix(np.vstack(slices))
         offset = 0
-        for i, rows in zip(indices, slices, strict=True):
+        for i, rows, plan_sources in zip(indices, slices, sources, strict=True):
             store_id, sku, series, fallback, arm, model, shadow = planned[i]
             mine = {k: v[offset : offset + len(rows)] for k, v in outputs.items()}
             offset += len(rows)
+            if table.is_open is not None:
+                mine = closed_to_zero(mine, table.is_open[table.span(series, horizon)])
             result = SeriesForecastResult(
-                store_id, sku, fallback, model, arm, table.dates(series, horizon), mine
+                store_id,
+                sku,
+                fallback,
+                model,
+                arm,
+                table.dates(series, horizon),
+                mine,
+                plan_sources,
             )
             scored[i] = (result, rows)
             if shadow is not None:

@@ -66,12 +66,13 @@ def field_errors(payload: Any, struct_type: type, path: str = "$") -> list[Field
         if finite_errors:
             errors.extend(finite_errors)
             continue
-        inner = getattr(field.type, "cls", None)
+        field_type = _without_none(field.type)
+        inner = getattr(field_type, "cls", None)
         if isinstance(value, dict) and inner is not None and issubclass(inner, msgspec.Struct):
             errors.extend(field_errors(value, inner, field_path))
             continue
-        if isinstance(field.type, msgspec.inspect.ListType) and isinstance(value, list):
-            item = getattr(field.type.item_type, "cls", None)
+        if isinstance(field_type, msgspec.inspect.ListType) and isinstance(value, list):
+            item = getattr(field_type.item_type, "cls", None)
             if item is not None and issubclass(item, msgspec.Struct):
                 for i, element in enumerate(value):
                     errors.extend(field_errors(element, item, f"{field_path}[{i}]"))
@@ -89,6 +90,16 @@ def field_errors(payload: Any, struct_type: type, path: str = "$") -> list[Field
             if name not in known:
                 errors.append(FieldError(f"{path}.{name}", "unknown field"))
     return errors
+
+
+def _without_none(field_type: msgspec.inspect.Type) -> msgspec.inspect.Type:
+    """`X | None` -> X (an optional list of structs is checked element by element, like a
+    required one); any other type as it is."""
+    if isinstance(field_type, msgspec.inspect.UnionType):
+        types = [t for t in field_type.types if not isinstance(t, msgspec.inspect.NoneType)]
+        if len(types) == 1:
+            return types[0]
+    return field_type
 
 
 @functools.cache

@@ -13,7 +13,7 @@ import polars as pl
 
 from retail_assets.artifacts import Artifacts
 from retail_assets.models.demand import demand_family
-from retail_assets.models.demand.features import encode_categoricals
+from retail_assets.models.demand.features import apply_plan, closed_to_zero, encode_categoricals
 from retail_assets.models.fraud import fraud_family
 from retail_assets.models.fraud.training_set import prepare_features
 from retail_assets.online_features.store import load_feature_set
@@ -69,6 +69,101 @@ def test_forecasts_over_http_equal_the_training_code_path_and_cold_start_is_name
     assert new["fallback"] == "category"
     assert "category" in new["fallback_detail"]
     assert len(new["days"]) == 7
+
+
+def test_a_forecast_is_at_the_callers_plan_where_given_and_zero_on_planned_closed_days(
+    tiny_platform, serving_server
+):
+    """The caller's plan moves the forecast exactly as the training code says it should: the
+    served numbers equal LightGBM on the online rows with the plan applied by `apply_plan`
+    (the function training's plan features come from), and each period names its plan's
+    source. A 30 % discount raises the forecast. A day the store calendar plans closed is 0
+    whatever the plan. Plan entries for periods, stores or SKUs outside the request, and the
+    same series planned twice, are 422s naming the entry."""
+    settings, _ = tiny_platform
+    store = Artifacts.from_settings(settings).features("demand_forecast")
+    table = load_feature_set(store.version_dir(store.champion()))["forecast_features"]
+    real = table.filter(pl.col("fallback").is_null())
+    closed = real.filter(pl.col("is_open").cast(pl.Float64) == 0).sort("store_id", "sku", "horizon")
+    assert closed.height, "the synthetic store calendar plans a refit inside the horizon"
+    store_id, sku = closed["store_id"][0], closed["sku"][0]
+    closed_dates = set(
+        closed.filter(pl.col("store_id") == store_id, pl.col("sku") == sku)["target_date"]
+    )
+    rows = real.filter(pl.col("store_id") == store_id, pl.col("sku") == sku).sort("horizon")
+    regular = rows.filter(
+        pl.col("is_open").cast(pl.Float64) != 0, pl.col("plan_source") == "regular price"
+    )["target_date"]
+    assert regular.len() >= 2, "some open days are at the regular price"
+    promoted_day, priced_day = regular[0], regular[1]
+    plan = [
+        {"date": str(promoted_day), "discount_pct": 0.3},
+        {"date": str(priced_day), "store_id": store_id, "sku": sku, "price": 1.0},
+        {"date": str(min(closed_dates)), "discount_pct": 0.5},
+    ]
+
+    with serving_server(settings) as server:
+        url = f"{server.url}/v1/forecast"
+        request = {"store_id": store_id, "sku": sku, "horizon": 28}
+        plain = httpx.post(url, json=request)
+        planned = httpx.post(url, json={**request, "plan": plan})
+        bad = [
+            ({"date": str(rows["origin_date"][0]), "discount_pct": 0.1}, "$.plan[0].date"),
+            (
+                {"date": str(promoted_day), "store_id": "S-NOT-ASKED", "discount_pct": 0.1},
+                "$.plan[0].store_id",
+            ),
+            ({"date": str(promoted_day)}, "$.plan[0]"),
+            ({"date": str(promoted_day), "discount_pct": 1.0}, "$.plan[0].discount_pct"),
+            ({"date": str(promoted_day), "price": -2}, "$.plan[0].price"),
+        ]
+        refused = [(httpx.post(url, json={**request, "plan": [e]}), f) for e, f in bad]
+        twice = httpx.post(
+            url,
+            json={**request, "plan": [plan[0], {"date": str(promoted_day), "sku": sku}]},
+        )
+    assert plain.status_code == 200, plain.text
+    assert planned.status_code == 200, planned.text
+    before = {d["date"]: d for d in plain.json()["forecasts"][0]["days"]}
+    after = {d["date"]: d for d in planned.json()["forecasts"][0]["days"]}
+    assert after[str(promoted_day)]["plan_source"] == "request"
+    assert after[str(priced_day)]["plan_source"] == "request"
+    assert before[str(promoted_day)]["plan_source"] == "regular price"
+    assert after[str(promoted_day)]["mean"] > before[str(promoted_day)]["mean"]
+    for day in closed_dates:
+        for output in ("p10", "p50", "p90", "mean"):
+            assert before[str(day)][output] == 0.0 and after[str(day)][output] == 0.0
+
+    model = _asset(settings, "demand_model").model
+    encodings = _asset(settings, "demand_training_set").encodings
+    plan_frame = pl.DataFrame(
+        {
+            "target_date": [promoted_day, priced_day, min(closed_dates)],
+            "price": [None, 1.0, None],
+            "discount_pct": [0.3, None, 0.5],
+            "on_promotion": [None, None, None],
+        },
+        schema={
+            "target_date": pl.Date,
+            "price": pl.Float64,
+            "discount_pct": pl.Float64,
+            "on_promotion": pl.Boolean,
+        },
+    )
+    with_plan = apply_plan(rows, plan_frame, demand_family.grain)
+    expected = closed_to_zero(
+        demand_family.predict(model, encode_categoricals(with_plan, encodings)),
+        with_plan["is_open"].cast(pl.Float64).to_numpy(),
+    )
+    served = planned.json()["forecasts"][0]["days"]
+    for output in ("p10", "p50", "p90", "mean"):
+        np.testing.assert_allclose([d[output] for d in served], expected[output], atol=1e-3)
+
+    for response, field in refused:
+        assert response.status_code == 422, (field, response.text)
+        assert field in {f["field"] for f in response.json()["fields"]}, response.text
+    assert twice.status_code == 422
+    assert "$.plan[1]" in {f["field"] for f in twice.json()["fields"]}
 
 
 def test_fraud_scores_join_live_velocity_and_log_features_that_reproduce_the_score(
