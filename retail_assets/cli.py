@@ -1,9 +1,14 @@
 """The `retail` command line.
 
 retail up                      generate data, materialize everything, summarise, open the UI
+retail land FEED FILE          land a retailer's own CSV/Parquet file (mapped onto the contract)
 retail generate                land synthetic feeds (with optional drift knobs and faults)
 retail materialize             materialize assets in-process with a progress display
 retail ui                      Dagster webserver + daemon on workspace.yaml
+
+Neither `retail up` nor `retail generate` ever overwrites a feed landed from a retailer's own
+file (manifest source kind other than "synthetic"): `up` then skips generation and says so,
+`generate` refuses unless --force.
 """
 
 from __future__ import annotations
@@ -75,44 +80,112 @@ def _land(
 
 
 def _landed_scale(settings: Settings) -> str | None:
+    """The scale of the synthetic feeds in the landing zone (None: none landed, or mixed)."""
+    from retail_assets.sources.landing_zone import SYNTHETIC_KIND, LandingZone
+
+    sources = LandingZone(settings.landing_dir).feed_sources().values()
+    scales = {s.get("scale") for s in sources if s.get("kind") == SYNTHETIC_KIND}
+    return scales.pop() if len(scales) == 1 else None
+
+
+def _user_feeds(settings: Settings) -> list[str]:
+    """Feeds landed from the retailer's own files (never overwritten by the generator)."""
     from retail_assets.sources.landing_zone import LandingZone
 
-    manifest = LandingZone(settings.landing_dir).manifest()
-    return manifest["source"].get("scale") if manifest else None
+    return LandingZone(settings.landing_dir).user_feeds()
+
+
+def _land_synthetic_unless_user_data(settings: Settings, reason: str | None = None) -> None:
+    """`retail up` / `retail materialize --scale`: (re)generate synthetic feeds unless the
+    landing zone holds the user's own, which are never overwritten."""
+    users = _user_feeds(settings)
+    if users:
+        console.print(
+            f"not generating synthetic feeds: the landing zone holds your own "
+            f"({', '.join(users)}, landed from files); running on what landed",
+            markup=False,
+            soft_wrap=True,
+        )
+        return
+    if _landed_scale(settings) != settings.scale:
+        if reason:
+            console.print(reason, markup=False, soft_wrap=True)
+        _land(settings)
+
+
+def _print_domains(resolution) -> None:
+    console.print(f"domains ({resolution.how}):", markup=False, soft_wrap=True)
+    for line in resolution.describe():
+        console.print(f"  {line}", markup=False, soft_wrap=True)
 
 
 def _print_summary(summary, settings: Settings) -> None:
+    resolution = summary.domains
+    if resolution is not None:
+        on = ", ".join(resolution.enabled) or "none"
+        explicit = resolution.how == "RETAIL_DOMAINS"
+        off = "; ".join(
+            f"{name} off"
+            + (
+                f" (needs {', '.join(resolution.missing[name])})"
+                if resolution.missing.get(name) and not explicit
+                else ""
+            )
+            for name in resolution.disabled
+        )
+        console.print(
+            f"domains on: {on}" + (f"; {off}" if off else ""), markup=False, soft_wrap=True
+        )
     table = Table(title=f"run {summary.run_id[:8]} in {summary.seconds:.1f}s", show_lines=False)
     table.add_column("asset")
     table.add_column("rows", justify="right")
     for key, rows in summary.materialized.items():
-        table.add_row(key, f"{rows:,}" if rows is not None else "")
+        if key in summary.optional_feeds:
+            table.add_row(key, "empty (optional, not landed)")
+        else:
+            table.add_row(key, f"{rows:,}" if rows is not None else "")
     console.print(table)
     passed = sum(c.passed for c in summary.checks)
     console.print(f"checks: {passed} passed, {len(summary.failed_checks)} failed")
-    for check in summary.failed_checks:
-        console.print(f"  [red]FAILED[/red] {check.asset}:{check.check} {check.description}")
+    if summary.excluded_tests:
+        console.print(
+            f"{len(summary.excluded_tests)} dbt test(s) left out (they check references into "
+            f"feeds that did not land): {', '.join(summary.excluded_tests[:4])}"
+            + (" ..." if len(summary.excluded_tests) > 4 else ""),
+            markup=False,
+            soft_wrap=True,
+        )
     if summary.not_materialized:
         console.print(
-            f"[yellow]{len(summary.not_materialized)} asset(s) not materialized:[/yellow] "
+            f"{len(summary.not_materialized)} asset(s) not materialized (a step they need "
+            "failed): "
             + ", ".join(summary.not_materialized[:10])
-            + (" ..." if len(summary.not_materialized) > 10 else "")
+            + (" ..." if len(summary.not_materialized) > 10 else ""),
+            markup=False,
+            soft_wrap=True,
+            style="yellow",
         )
-    for failure in summary.failures:
-        console.print(f"  [red]{failure.splitlines()[0]}[/red]")
-    _print_artifacts(settings)
+    for problem in summary.problems:
+        console.print(f"  FAILED {problem.line()}", markup=False, soft_wrap=True, style="red")
+    _print_artifacts(settings, resolution.enabled if resolution is not None else None)
     status = "[green]succeeded[/green]" if summary.success else "[red]failed[/red]"
     console.print(f"platform run {status}; warehouse: {settings.warehouse_path}")
     if summary.log_path:
-        console.print(f"step output (dbt logs): {summary.log_path}")
+        console.print(
+            f"run log (tracebacks, dbt output): {summary.log_path}", markup=False, soft_wrap=True
+        )
 
 
-def _print_artifacts(settings: Settings) -> None:
-    """What serves now and why: champion, last gated decision, headline metric."""
+def _print_artifacts(settings: Settings, domains=None) -> None:
+    """What serves now and why: champion, last gated decision, headline metric (of the enabled
+    domains only, when given)."""
     from retail_assets.artifacts import Artifacts
+    from retail_assets.domains import owns_artifact
     from retail_assets.summary import summarize
 
     rows = summarize(Artifacts.from_settings(settings))
+    if domains is not None:
+        rows = [row for row in rows if owns_artifact(domains, row.artifact)]
     if not rows:
         return
     table = Table(title="models, indices and prompts")
@@ -130,12 +203,25 @@ def _print_artifacts(settings: Settings) -> None:
 
 
 def _materialize(settings: Settings, selection: str | None):
+    from retail_assets.domains import resolve_for
     from retail_assets.runner import materialize_platform
 
-    # Runs send tool output (dbt) to a log file while they execute; progress lines go to the
-    # stdout we have now.
+    if selection is None and not resolve_for(settings).enabled:
+        resolution = resolve_for(settings)
+        _print_domains(resolution)
+        console.print(
+            "[red]no domain is enabled[/red]: land the feeds a domain needs "
+            "(`retail land FEED FILE`) or name the domains with RETAIL_DOMAINS"
+        )
+        sys.exit(1)
+    # Runs send tool output (dbt) and Dagster's own log to a log file while they execute;
+    # progress lines go to the stdout we have now.
     progress = Console(highlight=False, file=sys.stdout)
-    summary = materialize_platform(settings, selection=selection, on_event=progress.print)
+
+    def on_event(message: str) -> None:
+        progress.print(message, markup=False, soft_wrap=True)
+
+    summary = materialize_platform(settings, selection=selection, on_event=on_event)
     _print_summary(summary, settings)
     return summary
 
@@ -154,6 +240,84 @@ scale_option = click.option(
 
 
 @main.command()
+@click.argument("feed")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--map",
+    "mapping",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="YAML mapping: rename, constants, values, date_format, measure (see README).",
+)
+@click.option(
+    "--drop-synthetic",
+    is_flag=True,
+    help="Also take out the feeds `retail generate` landed, so only your own data is used.",
+)
+def land(feed, file, mapping, drop_synthetic) -> None:
+    """Land FILE (CSV or Parquet) as feed FEED, mapped onto the feed's contract.
+
+    The whole file is checked first; any problem is printed (file, line or row, column) and
+    nothing is written."""
+    from retail_assets.domains import resolve_for, write_record
+    from retail_assets.sources.land import LandError, land_file
+    from retail_assets.sources.landing_zone import LandingZone
+
+    settings = _settings_for(None)
+    zone = LandingZone(settings.landing_dir)
+    try:
+        result = land_file(zone, feed, file, mapping)
+    except LandError as exc:
+        click.echo(f"nothing landed: {len(exc.problems)} problem(s) in {exc.path.name}", err=True)
+        for problem in exc.problems:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(1)
+    via = f" with mapping {result.mapping.name}" if result.mapping else ""
+    console.print(
+        f"landed {result.feed}: {result.rows:,} rows from {result.source.name}{via} -> "
+        f"{result.landed_path}",
+        markup=False,
+        soft_wrap=True,
+    )
+    if result.rows == 0:
+        console.print(
+            f"  the file has no rows: {result.feed} counts as not landed for the domains",
+            markup=False,
+            soft_wrap=True,
+        )
+    if result.null_columns:
+        console.print(
+            f"  null (not in the file): {', '.join(result.null_columns)}",
+            markup=False,
+            soft_wrap=True,
+        )
+    if result.ignored_columns:
+        console.print(
+            f"  ignored source columns: {', '.join(result.ignored_columns)}",
+            markup=False,
+            soft_wrap=True,
+        )
+    if result.other_synthetic_feeds:
+        if drop_synthetic:
+            zone.remove(result.other_synthetic_feeds)
+            console.print(
+                f"  removed synthetic feeds: {', '.join(result.other_synthetic_feeds)}",
+                markup=False,
+                soft_wrap=True,
+            )
+        else:
+            console.print(
+                "  the landing zone also holds synthetic feeds from `retail generate` "
+                f"({', '.join(result.other_synthetic_feeds)}); they are used with yours "
+                "(--drop-synthetic removes them)",
+                markup=False,
+                soft_wrap=True,
+            )
+    resolution = resolve_for(settings)
+    write_record(settings, resolution)
+    _print_domains(resolution)
+
+
+@main.command()
 @scale_option
 @click.option("--seed", type=int, default=None, help="Generator seed (default: RETAIL_SEED or 42).")
 @click.option(
@@ -166,13 +330,27 @@ scale_option = click.option(
 @click.option(
     "--fraud-change", type=click.DateTime(["%Y-%m-%d"]), help="Date a new fraud pattern appears."
 )
-def generate(scale, seed, faults, feeds, demand_shift, fraud_change) -> None:
-    """Land synthetic feeds in the landing zone (deterministic for a seed)."""
+@click.option(
+    "--force", is_flag=True, help="Overwrite feeds landed from your own files (`retail land`)."
+)
+def generate(scale, seed, faults, feeds, demand_shift, fraud_change, force) -> None:
+    """Land synthetic feeds in the landing zone (deterministic for a seed).
+
+    Refuses to overwrite a feed landed from your own file unless --force."""
+    from retail_assets.sources.contracts import FEEDS
     from retail_assets.sources.synthetic import DemandShift, FraudPatternChange, Knobs
 
     if seed is not None:
         os.environ["RETAIL_SEED"] = str(seed)
     settings = _settings_for(scale)
+    targets = set(feeds) if feeds else set(FEEDS)
+    clobbered = [feed for feed in _user_feeds(settings) if feed in targets]
+    if clobbered and not force:
+        raise click.ClickException(
+            f"refusing to overwrite feeds landed from your own files: {', '.join(clobbered)}; "
+            "generate other feeds with --only FEED, or pass --force to replace them with "
+            "synthetic data"
+        )
     shift = None
     if demand_shift:
         day, _, factor = demand_shift.partition(":")
@@ -189,6 +367,11 @@ def generate(scale, seed, faults, feeds, demand_shift, fraud_change) -> None:
         knobs=Knobs(demand_shift=shift, fraud_pattern_change=change),
         feeds=feeds,
     )
+    from retail_assets.domains import resolve_for, write_record
+
+    resolution = resolve_for(settings)
+    write_record(settings, resolution)
+    _print_domains(resolution)
 
 
 @main.command()
@@ -203,7 +386,9 @@ def materialize(scale, selection) -> None:
     """Materialize assets in-process against the instance in RETAIL_HOME."""
     settings = _settings_for(scale)
     if scale and _landed_scale(settings) not in (None, scale):
-        _land(settings)
+        _land_synthetic_unless_user_data(
+            settings, f"the landing zone holds another scale: generating scale {scale}"
+        )
     summary = _materialize(settings, selection)
     sys.exit(0 if summary.success else 1)
 
@@ -294,8 +479,7 @@ def up(scale, no_ui, host, port, serve_port) -> None:
     """The main job: generate data, materialize every asset, summarise, then start the
     serving API next to the Dagster UI."""
     settings = _settings_for(scale)
-    if _landed_scale(settings) != settings.scale:
-        _land(settings)
+    _land_synthetic_unless_user_data(settings)
     summary = _materialize(settings, None)
     if not summary.success:
         console.print(

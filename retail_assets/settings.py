@@ -29,6 +29,13 @@ class Settings:
     real_data_dir: Path
     scale: str
     seed: int
+    domains: tuple[str, ...] | None = None
+    """`RETAIL_DOMAINS`: the domains to run, set explicitly (None: derived from the landed
+    feeds, see `retail_assets/domains.py`)."""
+    demand_grain: str = "day"
+    """`RETAIL_DEMAND_GRAIN`: the period of the sales feed, `day` or `week` (weekly sales are
+    dated on the last day of their week). Season length, lags and horizons follow from it
+    (`retail_assets/models/demand/grain.py`); the dbt marts read the same variable."""
 
     @property
     def mlflow_tracking_uri(self) -> str:
@@ -69,6 +76,12 @@ class Settings:
         return _path("RETAIL_ASSISTANT_DIR", self.home / "assistant")
 
     @property
+    def domains_record_path(self) -> Path:
+        """The enabled domains as the pipeline last resolved them (read by serving, which never
+        reads the landing zone; see `retail_assets/domains.py`)."""
+        return self.home / "domains.json"
+
+    @property
     def asset_storage_dir(self) -> Path:
         """Pickled non-tabular asset values (training sets, evaluations, decisions)."""
         return self.home / "assets"
@@ -83,6 +96,26 @@ class Settings:
             dagster_yaml.write_text(
                 "telemetry:\n  enabled: false\nauto_materialize:\n  use_sensors: true\n"
             )
+
+
+def explicit_domains() -> tuple[str, ...] | None:
+    """`RETAIL_DOMAINS=demand,fraud` (or `all`): the domains to run whatever has landed (unset
+    or empty: derived from the landed feeds). Unknown names are an error naming the known ones."""
+    from retail_assets.domains import DOMAIN_NAMES
+
+    text = os.environ.get("RETAIL_DOMAINS", "").strip()
+    if not text:
+        return None
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if names == ["all"]:
+        return DOMAIN_NAMES
+    unknown = [name for name in names if name not in DOMAIN_NAMES]
+    if unknown:
+        raise ValueError(
+            f"RETAIL_DOMAINS names unknown domain(s) {', '.join(unknown)}; "
+            f"known: {', '.join(DOMAIN_NAMES)}"
+        )
+    return tuple(name for name in DOMAIN_NAMES if name in names)
 
 
 def get_settings() -> Settings:
@@ -106,7 +139,16 @@ def get_settings() -> Settings:
         ),
         scale=scale,
         seed=seed,
+        domains=explicit_domains(),
+        demand_grain=_demand_grain(),
     )
+
+
+def _demand_grain() -> str:
+    grain = os.environ.get("RETAIL_DEMAND_GRAIN", "day").strip() or "day"
+    if grain not in ("day", "week"):
+        raise ValueError(f"RETAIL_DEMAND_GRAIN must be day or week; got {grain!r}")
+    return grain
 
 
 # Variables that move one path away from its place under RETAIL_HOME.

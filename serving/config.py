@@ -1,4 +1,10 @@
-"""Serving configuration, read once from the environment (through the platform settings)."""
+"""Serving configuration, read once from the environment (through the platform settings).
+
+The enabled domains come from `RETAIL_DOMAINS`, else from the record the pipeline writes
+(`$RETAIL_HOME/domains.json`), else every domain: serving never reads the landing zone (see
+`retail_assets/domains.py`). They are read once, at start-up; restart serving after enabling a
+domain (its routes are registered when the app is built).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from retail_assets.artifacts import Artifacts
+from retail_assets.domains import DOMAIN_NAMES, serving_domains
 from retail_assets.settings import Settings, get_settings
 from serving.clock import DEFAULT_MAX_AGE, DEFAULT_MAX_AHEAD, PaymentClock
 
@@ -34,10 +41,15 @@ class ServingConfig:
     log_buffer_rows: int
     max_body_bytes: int
     payment_clock: PaymentClock = field(default_factory=PaymentClock)
+    domains: tuple[str, ...] = DOMAIN_NAMES
+    """The domains this deployment serves (`retail_assets/domains.py`): `/ready` waits only for
+    their models, feature tables and extensions, and only their extensions are loaded."""
+    domains_source: str = "every domain"
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> ServingConfig:
         settings = settings or get_settings()
+        domains, domains_source = serving_domains(settings)
         return cls(
             artifacts=Artifacts.from_settings(settings),
             search_dir=settings.search_dir,
@@ -53,4 +65,6 @@ class ServingConfig:
                 max_age=_seconds("RETAIL_PAYMENT_MAX_AGE_SECONDS", DEFAULT_MAX_AGE),
                 max_ahead=_seconds("RETAIL_PAYMENT_MAX_AHEAD_SECONDS", DEFAULT_MAX_AHEAD),
             ),
+            domains=domains,
+            domains_source=domains_source,
         )

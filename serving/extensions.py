@@ -35,9 +35,20 @@ class ServingExtension(Protocol):
 
 
 def load_extensions(config: ServingConfig) -> list[ServingExtension]:
+    """The extensions of the enabled domains (`config.domains`); a disabled domain's extension
+    is not built, so its runtime is never imported and its routes do not exist."""
+    from retail_assets.domains import DOMAINS
+
+    wanted = {name for domain in config.domains for name in DOMAINS[domain].extensions}
+    extensions: list[ServingExtension] = []
     # Imported here, not at module level: each extension imports its runtime (usearch,
     # llama-cpp) only when the app actually assembles it.
-    from serving.assistant import extension as assistant
-    from serving.search import extension as search
+    if "search" in wanted:
+        from serving.search import extension as search
 
-    return [search(config), assistant(config)]
+        extensions.append(search(config))
+    if "assistant" in wanted:
+        from serving.assistant import extension as assistant
+
+        extensions.append(assistant(config))
+    return extensions

@@ -6,6 +6,11 @@ One refresh loop serves every slot: the poller (every `poll_seconds`) and an adm
 `refresh()`, which lets each slot load what its store names now, beside what it serves, and
 swap by reference. Request handlers take one reference per request, so a swap never affects a
 request in flight.
+
+Only the enabled domains' slots are served (`config.domains`, see `serving/config.py`): a
+disabled domain's model and feature table are never loaded (an old bundle left from another
+dataset must not answer), `/ready` does not wait for them, and `/health` lists the domain as
+disabled rather than as a problem.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from litestar.di import NamedDependency
 from litestar.params import SkipValidation
 
 from retail_assets.core.slot import Slot
+from retail_assets.domains import DOMAIN_NAMES, DOMAINS
 from serving.config import ServingConfig
 from serving.features import (
     DemandFeatures,
@@ -66,10 +72,33 @@ class ServingState:
     # -- slots ---------------------------------------------------------------------------------
 
     @property
+    def domains(self) -> tuple[str, ...]:
+        """The enabled domains."""
+        return self.config.domains
+
+    def domain_status(self) -> dict[str, str]:
+        return {name: "enabled" if name in self.domains else "disabled" for name in DOMAIN_NAMES}
+
+    def domain_slots(self, domain: str) -> list[Slot]:
+        """The slots of one domain's models and feature tables (extensions hold their own)."""
+        spec = DOMAINS[domain]
+        features = [self.demand_features, self.fraud_features]
+        return [self.models[name] for name in spec.models if name in self.models] + [
+            slot for slot in features if slot.name in spec.feature_sets
+        ]
+
+    @property
     def slots(self) -> list[Slot]:
-        """Every slot the app serves from, the extensions' included."""
-        own = [*self.models.values(), self.demand_features, self.fraud_features]
-        return own + [slot for extension in self.extensions for slot in extension.slots]
+        """Every slot the app serves from: the enabled domains' and the extensions'."""
+        own = [slot for domain in self.domains for slot in self.domain_slots(domain)]
+        slots = own + [slot for extension in self.extensions for slot in extension.slots]
+        return list(dict.fromkeys(slots))  # a slot two domains share is refreshed once
+
+    @property
+    def served_models(self) -> dict[str, Slot[ServedModel]]:
+        """The model slots of the enabled domains."""
+        names = {name for domain in self.domains for name in DOMAINS[domain].models}
+        return {name: slot for name, slot in self.models.items() if name in names}
 
     def model(self, name: str) -> Slot[ServedModel]:
         return self.models[name]

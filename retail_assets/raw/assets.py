@@ -3,6 +3,12 @@
 The raw tables keep the data exactly as received (plus ``_feed_row``, the row's position in
 the landed file, so every quality problem can name its row). Typing, renaming and
 deduplication happen in dbt staging, after the blocking checks in ``raw/checks.py`` pass.
+
+Not every retailer has every feed (`retail_assets/domains.py`). A feed that has not landed, or
+landed without rows, fails loudly when an enabled domain needs it (naming the feed, the domain
+and `retail land`); otherwise it is optional and loads as an empty table of the contract's
+schema, with the reason in the materialization's `optional_feed` metadata, which the blocking
+checks read to pass it.
 """
 
 from datetime import timedelta
@@ -10,10 +16,14 @@ from datetime import timedelta
 import dagster as dg
 import polars as pl
 
+from retail_assets.domains import RequiredFeedError, resolve
 from retail_assets.resources import LandingZoneResource
+from retail_assets.settings import explicit_domains
 from retail_assets.sources.contracts import FEEDS, FeedContract
 
 FEED_ROW_COLUMN = "_feed_row"
+OPTIONAL_FEED_METADATA = "optional_feed"
+OPTIONAL_FEED_REASON = "optional feed not landed: no enabled domain needs it"
 
 # Feeds land daily; a raw table older than a day means a source system stopped delivering.
 RAW_FRESHNESS = dg.FreshnessPolicy.time_window(
@@ -57,12 +67,13 @@ def build_raw_feed_asset(contract: FeedContract) -> dg.AssetsDefinition:
     )
     def raw_feed(context: dg.AssetExecutionContext, landing_zone: LandingZoneResource):
         zone = landing_zone.ensure_landed(context.log)
-        entry = zone.feed_entry(contract.name)
+        manifest = zone.manifest() or {"feeds": {}}
+        entry = manifest["feeds"].get(contract.name)
+        if entry is None or not entry.get("control_total"):
+            return _not_landed(context, contract, manifest, entry)
         frame = zone.read(contract.name)
-        frame = frame.with_row_index(FEED_ROW_COLUMN, offset=1).with_columns(
-            pl.col(FEED_ROW_COLUMN).cast(pl.Int64)
-        )
-        source = (zone.manifest() or {}).get("source", {})
+        frame = _with_feed_row(frame)
+        source = zone.feed_sources().get(contract.name, {})
         return dg.Output(
             frame,
             metadata={
@@ -76,6 +87,36 @@ def build_raw_feed_asset(contract: FeedContract) -> dg.AssetsDefinition:
         )
 
     return raw_feed
+
+
+def _with_feed_row(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.with_row_index(FEED_ROW_COLUMN, offset=1).with_columns(
+        pl.col(FEED_ROW_COLUMN).cast(pl.Int64)
+    )
+
+
+def _not_landed(
+    context: dg.AssetExecutionContext,
+    contract: FeedContract,
+    manifest: dict,
+    entry: dict | None,
+) -> dg.Output:
+    """A feed that has not landed (or landed without rows): an error when an enabled domain
+    needs it, else an empty table of the contract's schema."""
+    problem = "has not landed" if entry is None else "landed without rows"
+    needed_by = resolve(manifest, explicit_domains()).needed_by(contract.name)
+    if needed_by:
+        raise RequiredFeedError(contract.name, needed_by, problem)
+    context.log.info(f"{contract.name}: {OPTIONAL_FEED_REASON} ({problem})")
+    frame = _with_feed_row(contract.empty_frame())
+    return dg.Output(
+        frame,
+        metadata={
+            "control_total": 0,
+            "landed_rows": 0,
+            OPTIONAL_FEED_METADATA: f"{OPTIONAL_FEED_REASON} ({problem})",
+        },
+    )
 
 
 raw_feed_assets = [build_raw_feed_asset(contract) for contract in FEEDS.values()]

@@ -2,8 +2,31 @@
 
 Each feed is one Parquet file. A ``_manifest.json`` written last (after every feed file is in
 place) records, per feed, the producer's control total (the number of rows it meant to send),
-the file checksum and where the data came from. The raw assets compare what they load against
-those control totals, the way a retailer's ETL checks vendor feeds.
+the file checksum and where the data came from (``source``: ``{"kind": "synthetic", ...}`` from
+the generator, ``{"kind": "file", "path": ..., "landed_by": "retail land"}`` from a retailer's
+own file). The raw assets compare what they load against those control totals, the way a
+retailer's ETL checks vendor feeds.
+
+Format of ``_manifest.json`` (any producer may write it, e.g. with ``LandingZone.write``)::
+
+    {
+      "landed_at": "2026-05-01T06:00:00+00:00",     # the last landing
+      "source": {"kind": "file", ...},              # the last landing's source
+      "feeds": {
+        "sales": {
+          "file": "sales.parquet",                  # next to the manifest
+          "control_total": 1234,                    # rows the producer sent
+          "sha256": "...",                          # of the file
+          "faults": [],                             # injected faults (generator only)
+          "landed_at": "2026-05-01T06:00:00+00:00",
+          "source": {"kind": "file", "path": "/data/sales.csv", "mapping": "/data/sales.yaml",
+                     "landed_by": "retail land"}
+        }
+      }
+    }
+
+A feed entry without its own ``source`` (manifests written before feeds recorded one) has the
+manifest's ``source``.
 """
 
 from __future__ import annotations
@@ -22,6 +45,7 @@ from retail_assets.atomic_files import atomic_write
 from retail_assets.sources.contracts import FEEDS
 
 MANIFEST_NAME = "_manifest.json"
+SYNTHETIC_KIND = "synthetic"
 GROUND_TRUTH_NAME = "ground_truth.json"
 
 
@@ -59,12 +83,42 @@ class LandingZone:
         path = self.directory / GROUND_TRUTH_NAME
         return json.loads(path.read_text()) if path.exists() else None
 
+    def feed_sources(self) -> dict[str, dict[str, Any]]:
+        """Where each landed feed came from (its own ``source``, else the manifest's)."""
+        manifest = self.manifest()
+        if manifest is None:
+            return {}
+        default = manifest.get("source") or {}
+        return {feed: entry.get("source") or default for feed, entry in manifest["feeds"].items()}
+
+    def user_feeds(self) -> list[str]:
+        """Feeds not landed by the synthetic generator (a retailer's own data): generating
+        synthetic feeds must never overwrite them."""
+        return sorted(
+            feed
+            for feed, source in self.feed_sources().items()
+            if source.get("kind") != SYNTHETIC_KIND
+        )
+
+    def remove(self, feeds: Sequence[str]) -> dict[str, Any] | None:
+        """Take feeds out of the landing zone (manifest entry first, then the file)."""
+        manifest = self.manifest()
+        if manifest is None:
+            return None
+        gone = [feed for feed in feeds if feed in manifest["feeds"]]
+        for feed in gone:
+            del manifest["feeds"][feed]
+        atomic_write(self.manifest_path, json.dumps(manifest, indent=2).encode())
+        for feed in gone:
+            self.feed_path(feed).unlink(missing_ok=True)
+        return manifest
+
     def feed_entry(self, feed: str) -> dict[str, Any]:
         manifest = self.manifest()
         if manifest is None or feed not in manifest["feeds"]:
             raise FeedNotLandedError(
                 f"feed '{feed}' has not landed in {self.directory} (no manifest entry); "
-                "run `retail generate` or drop the feed with a manifest"
+                f"land it with `retail land {feed} FILE` (or `retail generate` for synthetic data)"
             )
         return manifest["feeds"][feed]
 
@@ -119,6 +173,7 @@ class LandingZone:
                 "sha256": _sha256(path),
                 "faults": list(faults.get(name, [])),
                 "landed_at": landed_at,
+                "source": dict(source),
             }
         manifest = {
             "landed_at": landed_at,

@@ -31,8 +31,13 @@ class Health(msgspec.Struct):
     """'ok', or 'degraded' while a refused bundle or table keeps the previous one in service."""
     problems: list[str]
     models: dict[str, str | None]
+    """Champion version of each enabled domain's model."""
     prediction_log_pending: int
     prediction_log_rows_written: int
+    domains: dict[str, str]
+    """'enabled' or 'disabled' per domain: a disabled domain is not served and is no problem."""
+    domains_source: str
+    """Where the enabled domains came from (RETAIL_DOMAINS or the pipeline's record)."""
 
 
 class Ready(msgspec.Struct):
@@ -48,7 +53,7 @@ class ModelsController(Controller):
     def list_models(self, serving: ServingDependency) -> ModelsResponse:
         """Every loaded model version with its alias, load time and rollout mode."""
         models = []
-        for name, slot in serving.models.items():
+        for name, slot in serving.served_models.items():
             active = slot.active
             for role in ("champion", "challenger"):
                 loaded = getattr(active, role)
@@ -72,6 +77,7 @@ class ModelsController(Controller):
             feature_sets={
                 slot.name: slot.champion.version if slot.champion else None
                 for slot in (serving.demand_features, serving.fraud_features)
+                if any(slot in serving.domain_slots(domain) for domain in serving.domains)
             },
         )
 
@@ -90,10 +96,12 @@ class HealthController(Controller):
             problems=problems,
             models={
                 name: slot.champion.version if slot.champion else None
-                for name, slot in serving.models.items()
+                for name, slot in serving.served_models.items()
             },
             prediction_log_pending=serving.prediction_log.pending,
             prediction_log_rows_written=serving.prediction_log.rows_written,
+            domains=serving.domain_status(),
+            domains_source=serving.config.domains_source,
         )
 
     @get(
@@ -102,7 +110,8 @@ class HealthController(Controller):
         responses={503: ResponseSpec(Ready, description="Not ready: `missing` says what.")},
     )
     def ready(self, serving: ServingDependency) -> Response[Ready]:
-        """200 once every model has a champion and every feature table is loaded, else 503."""
+        """200 once every enabled domain's model has a champion and its feature tables and
+        extensions are loaded, else 503."""
         missing = serving.missing()
         return Response(Ready(not missing, missing), status_code=200 if not missing else 503)
 

@@ -113,13 +113,7 @@ def read_records(path: Path, header: Sequence[str]) -> Iterator[CsvRecord]:
     ``RealDataFormatError``.
     """
     width = len(header)
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise RealDataFormatError(path, line, None, f"not valid UTF-8: {exc.reason}") from None
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    reader = csv.reader(io.StringIO(_decode(path), newline=""), strict=True)
     records = _records_with_lines(path, reader)
     first = next(records, None)
     if first is None:
@@ -134,6 +128,37 @@ def read_records(path: Path, header: Sequence[str]) -> Iterator[CsvRecord]:
                 path, line, None, f"expected {width} fields ({', '.join(header)}), got {got}"
             )
         yield CsvRecord(path, line, dict(zip(header, values, strict=True)))
+
+
+def _decode(path: Path) -> str:
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise RealDataFormatError(path, line, None, f"not valid UTF-8: {exc.reason}") from None
+
+
+def record_lines(path: Path) -> list[int]:
+    """The physical line each data record of a CSV starts on (the header, line 1, excluded):
+    index ``i`` is the line of data row ``i`` as a columnar reader (polars) numbers the rows,
+    quoted fields spanning lines and blank lines included. Undecodable bytes, CSV syntax
+    errors and records with more or fewer fields than the header raise
+    ``RealDataFormatError``."""
+    reader = csv.reader(io.StringIO(_decode(path), newline=""), strict=True)
+    records = _records_with_lines(path, reader)
+    first = next(records, None)
+    if first is None:
+        raise RealDataFormatError(path, 1, None, "file is empty, expected a header line")
+    width = len(first[1])
+    lines = []
+    for line, values in records:
+        if values and len(values) != width:
+            raise RealDataFormatError(
+                path, line, None, f"expected {width} fields like the header, got {len(values)}"
+            )
+        lines.append(line)
+    return lines
 
 
 def _records_with_lines(path: Path, reader) -> Iterator[tuple[int, list[str]]]:

@@ -19,21 +19,32 @@ class RealDataFormatError(ValueError):
     ``line`` is the 1-based physical line in the file (the header is line 1; a quoted field
     spanning several lines is reported at the line where its record starts). ``column`` is the
     header name of the offending field, or ``None`` when the problem is the whole record
-    (wrong number of fields, duplicate key).
+    (wrong number of fields, duplicate key). Files without lines (Parquet) report ``unit="row"``
+    (the 1-based data row); ``line=None`` for a problem of a whole column (a wrong type).
     """
 
-    def __init__(self, path: Path | str, line: int, column: str | None, message: str):
+    def __init__(
+        self,
+        path: Path | str,
+        line: int | None,
+        column: str | None,
+        message: str,
+        unit: str = "line",
+    ):
         self.path = Path(path)
         self.line = line
         self.column = column
         self.message = message
-        where = f"{self.path.name} line {line}"
+        self.unit = unit
+        where = self.path.name
+        if line is not None:
+            where += f" {unit} {line}"
         if column is not None:
-            where += f", column {column!r}"
+            where += f"{',' if line is not None else ''} column {column!r}"
         super().__init__(f"{where}: {message}")
 
     def __reduce__(self):
-        return (type(self), (self.path, self.line, self.column, self.message))
+        return (type(self), (self.path, self.line, self.column, self.message, self.unit))
 
 
 class RealDataMissingError(FileNotFoundError):
