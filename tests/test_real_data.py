@@ -11,14 +11,27 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 import pytest
+from click.testing import CliRunner
 
+from retail_assets.cli import main as cli_main
+from retail_assets.domains import DOMAINS
 from retail_assets.settings import get_settings
-from retail_assets.sources.contracts import CUSTOMERS, PRODUCTS, SALES, STORES, FeedContract
+from retail_assets.sources.contracts import (
+    CALENDAR,
+    CUSTOMERS,
+    FEEDS,
+    PRODUCTS,
+    SALES,
+    STORES,
+    FeedContract,
+)
+from retail_assets.sources.land import load_mapping
+from retail_assets.sources.landing_zone import LandingZone
 from retail_assets.sources.real import (
     CREDITCARD_TRUE_FRAUD_RATE,
     REAL_DATASETS,
@@ -29,10 +42,12 @@ from retail_assets.sources.real import (
     load_online_retail,
     load_online_retail_lines,
     load_walmart_store_sales,
+    online_retail_as_raw_feeds,
     online_retail_exclusions,
     real_dataset_path,
     walmart_as_raw_feeds,
 )
+from retail_assets.sources.real.landing import DERIVATIONS, MAPPINGS_DIR, landing_plan, mapping_path
 from retail_assets.sources.real.online_retail import NON_PRODUCT_CODES
 
 WALMART = "walmart_store_sales"
@@ -135,16 +150,15 @@ def test_walmart_loads_complete_panel(real_file):
     assert flags[date(2010, 12, 31)] is True and flags[date(2010, 12, 24)] is False
 
 
-def test_walmart_raw_feeds_do_not_invent_store_sizes(real_file):
-    """Without real store sizes no stores feed is produced (size_sqm is required and unknown);
-    with sizes supplied the stores feed conforms to the contract and keeps the unknown fields
-    as 'unknown' and opened_date as the first week in the file."""
+def test_walmart_raw_feeds_leave_unknowns_null(real_file):
+    """The stores feed conforms with what the file does not know left null (city, opening
+    date, size unless sizes are supplied) and the required region / format as 'unknown';
+    supplied sizes must cover every store."""
     real_file(WALMART)
     df = load_walmart_store_sales()
-    assert walmart_as_raw_feeds(df) == {}
-
-    sizes = {f"W{i:02d}": 1000.0 + i for i in range(1, 46)}
-    stores = walmart_as_raw_feeds(df, store_sizes_sqm=sizes)["stores"]
+    feeds = walmart_as_raw_feeds(df)
+    assert set(feeds) == {"stores", "calendar"}
+    stores = feeds["stores"]
     _assert_conforms(stores, STORES)
     assert stores.height == 45
     assert stores.row(0, named=True) == {
@@ -152,12 +166,57 @@ def test_walmart_raw_feeds_do_not_invent_store_sizes(real_file):
         "store_name": "Walmart store 1",
         "region": "unknown",
         "format": "unknown",
-        "city": "unknown",
-        "opened_date": date(2010, 2, 5),
-        "size_sqm": 1001.0,
+        "city": None,
+        "opened_date": None,
+        "size_sqm": None,
     }
+
+    sizes = {f"W{i:02d}": 1000.0 + i for i in range(1, 46)}
+    sized = walmart_as_raw_feeds(df, store_sizes_sqm=sizes)["stores"]
+    _assert_conforms(sized, STORES)
+    assert sized.row(0, named=True)["size_sqm"] == 1001.0
     with pytest.raises(ValueError, match="W45"):
         walmart_as_raw_feeds(df, store_sizes_sqm={k: v for k, v in sizes.items() if k != "W45"})
+
+
+def test_walmart_calendar_names_the_flagged_holidays(real_file):
+    """The weekly Holiday_Flag becomes a daily chain calendar over the file's weeks
+    (Saturday-Friday): each flagged week holds exactly one of the documented holidays, which
+    is the holiday day; Christmas is flagged on the week after the peak week (SOURCE.md)."""
+    real_file(WALMART)
+    df = load_walmart_store_sales()
+    calendar = walmart_as_raw_feeds(df)["calendar"]
+    _assert_conforms(calendar, CALENDAR)
+    assert calendar["date"].min() == date(2010, 1, 30) and calendar["date"].max() == date(
+        2012, 10, 26
+    )
+    assert calendar.height == (date(2012, 10, 26) - date(2010, 1, 30)).days + 1
+    holidays = dict(calendar.filter(pl.col("is_holiday")).select("date", "holiday_name").rows())
+    assert len(holidays) == 10 == df["holiday_flag"].sum() // 45
+    assert holidays[date(2010, 2, 7)] == "Super Bowl"
+    assert holidays[date(2011, 9, 5)] == "Labor Day"
+    assert holidays[date(2011, 11, 24)] == "Thanksgiving"
+    assert holidays[date(2010, 12, 25)] == "Christmas Day"
+    assert date(2012, 12, 25) not in holidays  # after the data
+    assert calendar["event_name"].null_count() == calendar.height
+
+
+def test_walmart_calendar_rejects_flags_it_cannot_place(real_file):
+    """A flag that differs between stores (not chain-wide) or a flagged week without one of the
+    documented holidays is an error naming the week, never a guessed holiday."""
+    real_file(WALMART)
+    df = load_walmart_store_sales()
+    one_store = (pl.col("store_id") == "W07") & (pl.col("week_date") == date(2010, 2, 12))
+    mixed = df.with_columns(holiday_flag=pl.when(one_store).then(False).otherwise("holiday_flag"))
+    with pytest.raises(ValueError, match="2010-02-12"):
+        walmart_as_raw_feeds(mixed)
+    stray = df.with_columns(
+        holiday_flag=pl.when(pl.col("week_date") == date(2010, 3, 5))
+        .then(True)
+        .otherwise("holiday_flag")
+    )
+    with pytest.raises(ValueError, match=r"2010-03-05.*flagged"):
+        walmart_as_raw_feeds(stray)
 
 
 def test_walmart_loader_accepts_folder_file_and_env_var(real_file, tmp_path, monkeypatch):
@@ -312,8 +371,11 @@ def test_online_retail_feeds_exclude_non_sales_and_conform(real_file):
     assert (sales["store_id"] == "UK-ONLINE").all()
     assert (sales["units_sold"] > 0).all() and (sales["unit_price"] > 0).all()
     assert (sales["revenue"] - sales["units_sold"] * sales["unit_price"]).abs().max() < 1e-9
+    assert (sales["sales_value"] == sales["revenue"]).all()
     assert sales["units_sold"].sum() == lines["quantity"].sum() - exclusions["quantity"].sum()
-    assert not sales["on_promotion"].any() and not sales["stockout"].any()
+    # The source records no promotions or stock: "not recorded", not "none".
+    for column in ("on_promotion", "promo_discount_pct", "stockout"):
+        assert sales[column].null_count() == sales.height, column
     codes = set(sales["sku"])
     assert not codes & NON_PRODUCT_CODES
     assert not any(c.startswith("GIFT_") for c in codes)
@@ -326,10 +388,11 @@ def test_online_retail_feeds_exclude_non_sales_and_conform(real_file):
 
     customers = feeds["customers"]
     assert customers.height == 3_049
-    assert set(customers["segment"]) == {"unknown"}
+    assert customers["segment"].null_count() == customers["signup_date"].null_count() == 3_049
     assert set(customers["home_store_id"]) == {"UK-ONLINE"}
-    assert feeds["stores"].row(0, named=True)["format"] == "online"
-    assert feeds["stores"].row(0, named=True)["size_sqm"] == 0.0
+    store = feeds["stores"].row(0, named=True)
+    assert store["format"] == "online" and store["size_sqm"] == 0.0
+    assert store["city"] is None and store["opened_date"] is None
 
 
 @pytest.mark.parametrize(
@@ -507,3 +570,197 @@ def test_missing_explicit_path_and_registry_path(tmp_path, monkeypatch):
     with pytest.raises(RealDataMissingError) as caught:
         real_dataset_path(AMAZON)
     assert caught.value.path == tmp_path.resolve() / AMAZON / "amazon.csv"
+
+
+# --- Landing through `retail land` -----------------------------------------------------------
+#
+# Each dataset's files (retail_assets/sources/real/landing.py) are landed with the command
+# itself (the click entry point of `retail land`, in-process) and the mappings shipped in
+# benchmarks/landing/<dataset>/. Small slices of the real files keep these fast; what lands is
+# compared with the loaders' own mapping of the same slice.
+
+
+def _slice(src: Path, tmp_path: Path, records: int) -> Path:
+    """The header and the first ``records`` data lines of ``src`` (none of the files has a
+    record spanning lines), line endings kept, in a folder named like the dataset's."""
+    lines = src.read_bytes().split(b"\n")
+    folder = tmp_path / "slice" / src.parent.name
+    folder.mkdir(parents=True)
+    dst = folder / src.name
+    dst.write_bytes(b"\n".join(lines[: records + 1]) + b"\n")
+    return dst
+
+
+def _land_all(dataset: str, source: Path, tmp_path: Path, monkeypatch) -> LandingZone:
+    """Derive the files of ``source`` and land every feed with `retail land`."""
+    monkeypatch.setenv("RETAIL_HOME", str(tmp_path / "home"))
+    for var in ("RETAIL_LANDING_DIR", "RETAIL_DOMAINS"):
+        monkeypatch.delenv(var, raising=False)
+    runner = CliRunner()
+    for step in landing_plan(dataset, tmp_path / "files", source):
+        result = runner.invoke(cli_main, step.command()[1:])
+        assert result.exit_code == 0, f"{step.feed}: {result.output}"
+        assert f"landed {step.feed}: " in result.output
+    return LandingZone(get_settings().landing_dir)
+
+
+def _assert_landed_from_files(zone: LandingZone, dataset: str, feeds: set[str]) -> None:
+    sources = zone.feed_sources()
+    assert set(sources) == feeds
+    for feed, origin in sources.items():
+        assert origin["kind"] == "file" and origin["landed_by"] == "retail land"
+        assert origin["mapping"] == str(mapping_path(dataset, feed).resolve())
+        _assert_conforms(zone.read(feed), FEEDS[feed])
+
+
+def _domains(zone: LandingZone) -> list[str]:
+    """The domains `retail land` resolved from what landed (its record for serving)."""
+    return json.loads(get_settings().domains_record_path.read_text())["domains"]
+
+
+@pytest.mark.parametrize(
+    ("dataset", "feed"),
+    [(d, p.stem) for d in DERIVATIONS for p in sorted((MAPPINGS_DIR / d).glob("*.yaml"))],
+)
+def test_shipped_mappings_fit_their_contracts(dataset, feed):
+    """Every shipped mapping names a feed and only that feed's contract columns, and parses
+    (its constants are values of the column's type); no data needed."""
+    assert feed in FEEDS
+    mapping = load_mapping(mapping_path(dataset, feed), FEEDS[feed])
+    assert mapping.path == mapping_path(dataset, feed)
+
+
+def test_every_dataset_has_mappings_for_the_feeds_it_lands():
+    """The datasets known to the registry all have a derivation, and a mapping per feed."""
+    assert set(DERIVATIONS) == set(REAL_DATASETS)
+    expected = {
+        WALMART: {"sales", "stores", "calendar", "products"},
+        ONLINE_RETAIL: {"sales", "products", "customers", "stores", "calendar"},
+        CREDITCARD: {"payments", "fraud_labels"},
+        AMAZON: {"products"},
+    }
+    for dataset, feeds in expected.items():
+        assert {p.stem for p in (MAPPINGS_DIR / dataset).glob("*.yaml")} == feeds
+
+
+def test_walmart_lands_for_a_weekly_demand_only_retailer(real_file, tmp_path, monkeypatch):
+    """Three stores of the Walmart file land through the command: the sales feed straight from
+    the raw CSV (store number as id, sales value with `measure: value`, day-first Friday
+    dates, SKU STORE-TOTAL), stores / calendar / products from the derived files; demand is
+    enabled, fraud is not."""
+    source = _slice(real_file(WALMART), tmp_path, 3 * 143)
+    zone = _land_all(WALMART, source, tmp_path, monkeypatch)
+    _assert_landed_from_files(zone, WALMART, {"sales", "stores", "calendar", "products"})
+    assert zone.feed_sources()["sales"]["path"] == str(source.resolve())
+
+    panel = load_walmart_store_sales(source)
+    sales = zone.read("sales").sort("store_id", "date")
+    assert sales.height == panel.height == 429
+    assert sales["store_id"].unique().sort().to_list() == ["1", "2", "3"]
+    assert set(sales["sku"]) == {"STORE-TOTAL"}
+    assert sales["units_sold"].null_count() == sales.height
+    assert sales["date"].to_list() == panel["week_date"].to_list()
+    assert sales["sales_value"].to_list() == panel["weekly_sales"].to_list()
+    assert (sales["date"].dt.weekday() == 5).all()  # Fridays: the last day of each week
+
+    stores = zone.read("stores")
+    assert set(stores["store_id"]) == set(sales["store_id"])
+    assert set(stores["region"]) == set(stores["format"]) == {"unknown"}
+    assert stores["size_sqm"].null_count() == 3
+    calendar = zone.read("calendar")
+    assert calendar["date"].min() == date(2010, 1, 30)
+    assert calendar["date"].max() == date(2012, 10, 26) + timedelta(weeks=8)
+    holidays = dict(
+        calendar.filter(pl.col("holiday_name").is_not_null()).select("date", "holiday_name").rows()
+    )
+    assert holidays[date(2011, 11, 24)] == "Thanksgiving"
+    assert holidays[date(2012, 11, 22)] == "Thanksgiving"  # ahead of the data, by rule
+    assert len(holidays) == 11
+    products = zone.read("products")
+    assert products["sku"].to_list() == ["STORE-TOTAL"] and products["list_price"][0] == 1.0
+    assert "demand" in _domains(zone) and "fraud" not in _domains(zone)
+
+
+def test_walmart_month_first_date_fails_landing_with_file_line_and_column(
+    real_file, tmp_path, monkeypatch
+):
+    """The sales mapping's day-first date format is enforced by the command: a month-first
+    date is reported with the file, its line and the column, and nothing lands."""
+    source = _slice(real_file(WALMART), tmp_path, 20)
+    broken = _broken_copy(source, tmp_path, 17, _set_field(1, "05-21-2010"))
+    monkeypatch.setenv("RETAIL_HOME", str(tmp_path / "home"))
+    result = CliRunner().invoke(
+        cli_main, ["land", "sales", str(broken), "--map", str(mapping_path(WALMART, "sales"))]
+    )
+    assert result.exit_code == 1
+    assert "Walmart_Store_sales.csv line 17, column 'Date': expected a date in format " in (
+        result.output
+    )
+    assert not LandingZone(get_settings().landing_dir).feed_sources()
+
+
+def test_online_retail_lands_demand_and_search_feeds(real_file, tmp_path, monkeypatch):
+    """3,000 lines of the UCI sample land as sales, products, customers, stores and a dates-only
+    calendar, each equal to the loader's own mapping of the same lines; demand is enabled."""
+    source = _slice(real_file(ONLINE_RETAIL), tmp_path, 3000)
+    zone = _land_all(ONLINE_RETAIL, source, tmp_path, monkeypatch)
+    feeds = {"sales", "products", "customers", "stores", "calendar"}
+    _assert_landed_from_files(zone, ONLINE_RETAIL, feeds)
+    lines = load_online_retail_lines(source)
+    expected = online_retail_as_raw_feeds(lines)
+    for feed in ("sales", "products", "customers", "stores"):
+        key = list(FEEDS[feed].key)
+        landed = zone.read(feed).sort(key)
+        assert landed.equals(expected[feed].sort(key)), feed
+    calendar = zone.read("calendar")
+    days = lines["invoice_ts"].dt.date()
+    assert calendar.height == (days.max() - days.min()).days + 1
+    assert calendar["holiday_name"].null_count() == calendar.height
+    assert "demand" in _domains(zone) and "fraud" not in _domains(zone)
+
+
+def test_creditcard_lands_payments_and_labels_for_a_fraud_only_retailer(
+    real_file, tmp_path, monkeypatch
+):
+    """800 transactions land as payments and fraud labels: ids that point back to the source
+    line, amounts and labels as in the file, placeholders from the mapping; fraud is the only
+    domain enabled."""
+    source = _slice(real_file(CREDITCARD), tmp_path, 800)
+    zone = _land_all(CREDITCARD, source, tmp_path, monkeypatch)
+    _assert_landed_from_files(zone, CREDITCARD, {"payments", "fraud_labels"})
+    payments, labels = zone.read("payments"), zone.read("fraud_labels")
+    assert payments.height == labels.height == 800
+    raw = pl.read_csv(source).with_row_index("line", offset=2)
+    by_id = raw.select(
+        pl.format("ULB-{}", "line").alias("transaction_id"),
+        "Time",
+        "Amount",
+        (pl.col("Class") == 1).alias("Class"),
+    )
+    joined = payments.join(labels, on="transaction_id").join(by_id, on="transaction_id")
+    assert joined.height == 800
+    assert (joined["amount"] == joined["Amount"]).all()
+    assert (joined["is_fraud"] == joined["Class"]).all()
+    seconds = (joined["event_ts"] - datetime(2013, 9, 1)).dt.total_microseconds() / 1e6
+    assert ((seconds - joined["Time"]).abs() < 1e-6).all()
+    assert ((joined["label_available_at"] - joined["event_ts"]).dt.total_days() == 60).all()
+    assert payments["card_id"].n_unique() == 800
+    assert set(payments["currency"]) == {"EUR"} and set(payments["channel"]) == {"online"}
+    assert set(labels["label_source"]) == {"dataset_label"}
+    assert _domains(zone) == ["fraud"]  # nothing else has the feeds it needs
+
+
+def test_amazon_catalog_lands_as_products_for_search(real_file, tmp_path, monkeypatch):
+    """300 catalog rows land as products equal to the loader's catalog (duplicates dropped,
+    rupee prices parsed, JSON attributes, multi-line descriptions): what search needs."""
+    source = _slice(real_file(AMAZON), tmp_path, 300)
+    zone = _land_all(AMAZON, source, tmp_path, monkeypatch)
+    _assert_landed_from_files(zone, AMAZON, {"products"})
+    landed = zone.read("products").sort("sku")
+    expected = load_amazon_catalog(source).sort("sku")
+    assert landed.equals(expected)
+    assert landed["description"].str.contains("\n").any()
+    # Search needs only the catalog; it turns on by itself only when the retailer also shows
+    # an online shop (domains.py), otherwise with RETAIL_DOMAINS=search.
+    assert set(DOMAINS["search"].needs) <= set(zone.feed_sources())
+    assert "demand" not in _domains(zone)

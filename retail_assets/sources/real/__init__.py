@@ -9,6 +9,9 @@ or ``RealDataMissingError`` when the dataset is not where the settings point.
 - ``amazon``: ``load_amazon_catalog`` (``products`` feed)
 - ``creditcard``: ``load_creditcard_fraud``, ``CREDITCARD_TRUE_FRAUD_RATE``
 - ``registry``: ``REAL_DATASETS``, ``real_dataset_path``
+- ``landing``: each dataset's ``derive_landing_files`` and the mappings in
+  ``benchmarks/landing/<dataset>/``, to land it with `retail land` (``docs/real_data.md``;
+  ``python -m retail_assets.sources.real derive DATASET OUT_DIR [--land]``)
 """
 
 from retail_assets.sources.real.amazon import load_amazon_catalog

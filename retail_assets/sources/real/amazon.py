@@ -202,3 +202,25 @@ def _rating_count(record: CsvRecord) -> int | None:
 def _brand(title: str) -> str:
     first_word = title.split()[0]
     return first_word.rstrip(_BRAND_TRAILING) or first_word
+
+
+# --- files for `retail land` ----------------------------------------------------------------
+
+
+def derive_landing_files(out_dir: Path | str, path: Path | str | None = None) -> dict[str, Path]:
+    """Write the catalog as ``products.csv`` for `retail land` (with
+    ``benchmarks/landing/amazon_india_product_catalog/products.yaml``) and return it.
+
+    The raw file cannot be landed row for row: 114 ASINs appear twice (the products key must
+    be unique; the first row is kept), prices are text like ``₹1,39,900`` (Indian digit
+    grouping, which a plain number parser rejects), the ``|`` category path is three columns
+    of the contract, and ``attributes`` is JSON built from several columns. The columns are
+    those of ``load_amazon_catalog``; the ones the catalog has no data for are left out and
+    land as null.
+    """
+    catalog = load_amazon_catalog(path)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"products": out / "products.csv"}
+    catalog.select(list(_ROW_SCHEMA)).write_csv(files["products"])
+    return files

@@ -187,11 +187,13 @@ def online_retail_as_raw_feeds(lines: pl.DataFrame) -> dict[str, pl.DataFrame]:
     same description in this data.
 
     - ``sales`` (one store, ``UK-ONLINE``; one row per day and SKU that has sampled lines):
-      ``units_sold`` summed, ``revenue`` = sum(quantity x unit_price), ``unit_price`` =
-      revenue / units (the quantity-weighted mean price, so revenue = units x price holds as
-      the contract states). ``on_promotion`` False, ``promo_discount_pct`` 0.0 and
-      ``stockout`` False mean "none recorded": the source has no promotion or stock data.
-      Days without sampled lines are absent, NOT zero-sale days (this is a ~3.7% line sample).
+      ``units_sold`` summed, ``sales_value`` = ``revenue`` = sum(quantity x unit_price) in GBP
+      (the source reports both units and value), ``unit_price`` = revenue / units (the
+      quantity-weighted mean price, so revenue = units x price holds as the contract states).
+      ``on_promotion``, ``promo_discount_pct`` and ``stockout`` are null: the source records
+      no promotions or stock, and the contract lets a feed say "not recorded" instead of
+      claiming "none". Days without sampled lines are absent, NOT zero-sale days (this is a
+      ~3.7% line sample).
     - ``products``: ``title`` and ``description`` are the SKU's most frequent description on
       its sale lines (ties: the latest); the source has no other text. ``department``,
       ``category``, ``subcategory`` and ``brand`` are "unknown": nothing in the data gives a
@@ -201,14 +203,17 @@ def online_retail_as_raw_feeds(lines: pl.DataFrame) -> dict[str, pl.DataFrame]:
       GBP, every description and stock-code variant seen, the min/max price and line count.
     - ``customers``: every CustomerID in the file (also those with only excluded lines).
       ``region`` is the customer's most frequent Country (2 customers have two; ties: the
-      latest). ``home_store_id`` is ``UK-ONLINE`` (the only store). ``segment`` is "unknown":
-      the data has no segment, and the contract's value/mainstream/premium would be invented.
-      ``signup_date`` is a documented PROXY: the customer's first line in this sample; the
-      real signup date is not in the data and is on or before it.
+      latest). ``home_store_id`` is ``UK-ONLINE`` (the only store). ``segment`` and
+      ``signup_date`` are null: the data has neither (the first sampled line is no signup
+      date; the customer signed up on or before it, and it is in ``load_online_retail_lines``
+      for whoever wants that proxy).
     - ``stores``: the single online store, format "online", ``size_sqm`` 0 (as the contract
-      specifies for online), region "United Kingdom" (SOURCE.md: a UK-based retailer), city
-      "unknown", ``opened_date`` a PROXY: the first invoice date in the file (the retailer
-      traded before the data starts).
+      specifies for online), region "United Kingdom" (SOURCE.md: a UK-based retailer);
+      ``city`` and ``opened_date`` null (not in the data; the retailer traded before it starts).
+
+    Not mapped: ``calendar`` and ``store_calendar`` (the data has no calendar; UK bank
+    holidays would come from elsewhere, not from this file) and ``promotion_plan`` (no
+    promotion data).
     """
     product_lines = (
         lines.with_columns(exclusion_reason(), sku=pl.col("stock_code").str.to_uppercase())
@@ -232,10 +237,11 @@ def _sales(product_lines: pl.DataFrame) -> pl.DataFrame:
         )
         .with_columns(
             unit_price=pl.col("revenue") / pl.col("units_sold"),
+            sales_value=pl.col("revenue"),
             store_id=pl.lit(STORE_ID),
-            on_promotion=pl.lit(False),
-            promo_discount_pct=pl.lit(0.0),
-            stockout=pl.lit(False),
+            on_promotion=pl.lit(None, dtype=pl.Boolean),
+            promo_discount_pct=pl.lit(None, dtype=pl.Float64),
+            stockout=pl.lit(None, dtype=pl.Boolean),
         )
         .sort("date", "sku")
     )
@@ -305,10 +311,14 @@ def _customers(lines: pl.DataFrame) -> pl.DataFrame:
         {"country": "region"}
     )
     customers = (
-        known.group_by("customer_id")
-        .agg(pl.col("invoice_ts").min().dt.date().alias("signup_date"))
+        known.select("customer_id")
+        .unique()
         .join(region, on="customer_id", how="left")
-        .with_columns(segment=pl.lit("unknown"), home_store_id=pl.lit(STORE_ID))
+        .with_columns(
+            segment=pl.lit(None, dtype=pl.String),
+            signup_date=pl.lit(None, dtype=pl.Date),
+            home_store_id=pl.lit(STORE_ID),
+        )
         .sort("customer_id")
     )
     return CUSTOMERS.conform(customers)
@@ -321,10 +331,11 @@ def _stores(lines: pl.DataFrame) -> pl.DataFrame:
             "store_name": ["UCI Online Retail (UK online gift-ware retailer)"],
             "region": ["United Kingdom"],
             "format": ["online"],
-            "city": ["unknown"],
-            "opened_date": [lines["invoice_ts"].min().date()],
+            "city": [None],
+            "opened_date": [None],
             "size_sqm": [0.0],
-        }
+        },
+        schema_overrides={"city": pl.String, "opened_date": pl.Date},
     )
     return STORES.conform(store)
 
@@ -343,3 +354,53 @@ def _most_frequent(frame: pl.DataFrame, *, by: str, value: str, ties: str) -> pl
         .unique(by, keep="first", maintain_order=True)
         .select(by, value)
     )
+
+
+# --- files for `retail land` ----------------------------------------------------------------
+
+
+def derive_landing_files(out_dir: Path | str, path: Path | str | None = None) -> dict[str, Path]:
+    """Write the sample as files for `retail land` (one per feed) and return them; land each
+    with ``benchmarks/landing/uci_online_retail_sample/<feed>.yaml``.
+
+    The invoice lines cannot be landed row for row: the sales feed is one row per day, store
+    and SKU (lines are summed), products and customers are one row per key. The columns come
+    from ``online_retail_as_raw_feeds`` (exclusions and all); what is the same for every row
+    is left to the mappings, where it can be read and changed:
+
+    - ``sales.csv``: date, sku, units_sold, unit_price, revenue, sales_value (units AND value:
+      the demand quantity is units); ``sales.yaml`` sets the store ``UK-ONLINE``. Days without
+      a sampled line are absent - this is a ~3.7 % line sample, not a zero-sale day.
+    - ``products.csv``: sku, title, description, list_price, attributes; ``products.yaml``
+      sets department, category, subcategory and brand "unknown" (the data has none).
+    - ``customers.csv``: customer_id and region (the customer's most frequent country);
+      ``customers.yaml`` sets the home store ``UK-ONLINE``; segment and signup date are null.
+    - ``stores.csv``: the one online store (``store_id``, ``store_name``); ``stores.yaml``
+      sets region "United Kingdom", format "online" and size 0.
+    - ``calendar.csv``: every day from the first to the last invoice day, dates only. The file
+      has no holidays; staging derives the ISO parts, and no day is a holiday. UK bank
+      holidays would come from another source (gov.uk), not from this data.
+    """
+    lines = load_online_retail_lines(path)
+    feeds = online_retail_as_raw_feeds(lines)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    days = lines["invoice_ts"].dt.date()
+    frames = {
+        "sales": feeds["sales"].select(
+            "date", "sku", "units_sold", "unit_price", "revenue", "sales_value"
+        ),
+        "products": feeds["products"].select(
+            "sku", "title", "description", "list_price", "attributes"
+        ),
+        "customers": feeds["customers"].select("customer_id", "region"),
+        "stores": feeds["stores"].select("store_id", "store_name"),
+        "calendar": pl.DataFrame(
+            {"date": pl.date_range(days.min(), days.max(), interval="1d", eager=True)}
+        ),
+    }
+    files = {}
+    for feed, frame in frames.items():
+        files[feed] = out / f"{feed}.csv"
+        frame.write_csv(files[feed])
+    return files
