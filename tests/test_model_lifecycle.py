@@ -147,7 +147,7 @@ def test_when_no_trained_model_beats_the_best_baseline_the_baseline_is_served(
     says so, and served over HTTP like any model - never the worse model, never nothing."""
     import httpx
 
-    from retail_assets.models.demand.baseline_model import SOURCES
+    from retail_assets.models.demand.evaluate import baseline_sources
     from retail_assets.models.lifecycle.bundle import LoadedBundle
 
     settings = platform_copy
@@ -163,7 +163,8 @@ def test_when_no_trained_model_beats_the_best_baseline_the_baseline_is_served(
     assert "the best of" in refused["reason"]
     assert promoted["action"] == "promote" and promoted["version"] == "3"
     baseline = promoted["evidence"]["baseline"]
-    assert baseline in SOURCES
+    sources = baseline_sources()
+    assert baseline in sources
     assert f"no trained model beat the best simple forecast ({baseline})" in promoted["reason"]
     assert store.champion() == "3"
 
@@ -173,10 +174,12 @@ def test_when_no_trained_model_beats_the_best_baseline_the_baseline_is_served(
     rows = np.array(
         json.loads((store.version_dir("3") / "reference.json").read_text())["self_test"]["features"]
     )
-    first = rows[:, features.index(SOURCES[baseline][0])]
+    first = rows[:, features.index(sources[baseline][0])]
     outputs = bundle.predict_matrix(rows)
     known = ~np.isnan(first)
-    np.testing.assert_allclose(outputs["mean"][known], first[known])
+    closed = rows[:, features.index("is_open")] == 0
+    np.testing.assert_allclose(outputs["mean"][known & ~closed], first[known & ~closed])
+    assert (outputs["mean"][closed] == 0).all()  # a planned-closed store sells nothing
     assert (outputs["p10"] <= outputs["p50"]).all() and (outputs["p50"] <= outputs["p90"]).all()
 
     with serving_server(settings) as server:

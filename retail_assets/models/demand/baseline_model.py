@@ -4,7 +4,8 @@ and API as any model.
 
 The baseline's point forecast is one of the model's own input columns (its fallback chain
 ends at the 28-day mean, then 0), so the ONNX graph only selects columns: Gather, IsNaN and
-Where, then multiplies the point by two interval multipliers, split conformal on the
+Where (and 0 where the store is planned closed, as for every model), then multiplies the point
+by two interval multipliers, split conformal on the
 validation split (quantiles of actual / point), so about 80 % of validation actuals fall
 inside [p10, p90].
 """
@@ -65,7 +66,9 @@ def interval_multipliers(y: np.ndarray, point: np.ndarray, tail: float = TAIL) -
     return low, high
 
 
-def _graph(columns: list[int], n_features: int, low: float, high: float) -> onnx.ModelProto:
+def _graph(
+    columns: list[int], n_features: int, low: float, high: float, open_column: int | None = None
+) -> onnx.ModelProto:
     initializers = [
         numpy_helper.from_array(np.array([-1], dtype=np.int64), "flat_shape"),
         numpy_helper.from_array(np.array(0.0, dtype=np.float64), "zero"),
@@ -85,6 +88,18 @@ def _graph(columns: list[int], n_features: int, low: float, high: float) -> onnx
             helper.make_node("Where", [missing, current, column], [chosen]),
         ]
         current = chosen
+    if open_column is not None:
+        # A store planned closed sells nothing (`closed_to_zero`): is_open == 0 -> 0, NaN
+        # (unknown) stays open.
+        initializers.append(
+            numpy_helper.from_array(np.array([open_column], dtype=np.int64), "open_index")
+        )
+        nodes += [
+            helper.make_node("Gather", [INPUT_NAME, "open_index"], ["is_open"], axis=1),
+            helper.make_node("Equal", ["is_open", "zero"], ["closed"]),
+            helper.make_node("Where", ["closed", "zero", current], ["open_only"]),
+        ]
+        current = "open_only"
     nodes += [
         helper.make_node("Reshape", [current, "flat_shape"], ["mean"]),
         helper.make_node("Identity", ["mean"], ["p50"]),
@@ -138,7 +153,7 @@ def build_baseline_champion(
     test = training_set.split("test")
     return BaselineChampion(
         name=name,
-        onnx_model=_graph(columns, len(features), low, high),
+        onnx_model=_graph(columns, len(features), low, high, open_column),
         predict=predict,
         params={
             "sources": list(sources[name]),
