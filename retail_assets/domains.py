@@ -9,7 +9,8 @@ reason (`retail_assets/raw/`).
 
 Which domains are on, in this order:
 
-1. `RETAIL_DOMAINS=demand,fraud` (read in `retail_assets/settings.py`): exactly those, whatever
+1. `RETAIL_DOMAINS=demand,fraud`, or `domains = [...]` in the project file `retail.toml`
+   (`retail_assets/settings.py`, `project_file`): exactly those, whatever
    landed. A feed one of them needs that has not landed (or landed empty) then fails the run,
    naming the feed, the domain and the command that lands it.
 2. Otherwise derived from the landing manifest: a domain is on when every feed it needs has

@@ -98,21 +98,63 @@ class Settings:
             )
 
 
+def project_file() -> Path:
+    """`RETAIL_PROJECT_FILE`, default `retail.toml` in the working directory: a deployment's
+    choices kept with its code rather than in its environment, e.g.
+
+        [retail]
+        domains = ["demand"]     # or "all"; absent: derived from the landed feeds
+        demand_grain = "week"    # "day" (default) or "week"
+
+    An environment variable (`RETAIL_DOMAINS`, `RETAIL_DEMAND_GRAIN`) wins over the file."""
+    return Path(os.environ.get("RETAIL_PROJECT_FILE", "retail.toml")).expanduser()
+
+
+def _project_setting(name: str):
+    """One key of the project file's `[retail]` table (None when the file or key is absent);
+    an unreadable file or an unknown key is an error naming the file."""
+    import tomllib
+
+    path = project_file()
+    if not path.is_file():
+        return None
+    try:
+        table = tomllib.loads(path.read_text()).get("retail", {})
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"project file {path}: {exc}") from exc
+    unknown = sorted(set(table) - {"domains", "demand_grain"})
+    if unknown:
+        raise ValueError(
+            f"project file {path}: unknown key(s) {', '.join(unknown)} in [retail]; "
+            "known: domains, demand_grain"
+        )
+    return table.get(name)
+
+
 def explicit_domains() -> tuple[str, ...] | None:
-    """`RETAIL_DOMAINS=demand,fraud` (or `all`): the domains to run whatever has landed (unset
-    or empty: derived from the landed feeds). Unknown names are an error naming the known ones."""
+    """`RETAIL_DOMAINS=demand,fraud` (or `all`), else `domains` in the project file: the
+    domains to run whatever has landed (neither: derived from the landed feeds). Unknown names
+    are an error naming the known ones."""
     from retail_assets.domains import DOMAIN_NAMES
 
     text = os.environ.get("RETAIL_DOMAINS", "").strip()
-    if not text:
-        return None
-    names = [name.strip() for name in text.split(",") if name.strip()]
+    source = "RETAIL_DOMAINS"
+    if text:
+        names = [name.strip() for name in text.split(",") if name.strip()]
+    else:
+        value = _project_setting("domains")
+        if value is None:
+            return None
+        source = f"domains in {project_file()}"
+        names = [value] if isinstance(value, str) else value
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ValueError(f'{source} must be a list of domain names or "all"')
     if names == ["all"]:
         return DOMAIN_NAMES
     unknown = [name for name in names if name not in DOMAIN_NAMES]
     if unknown:
         raise ValueError(
-            f"RETAIL_DOMAINS names unknown domain(s) {', '.join(unknown)}; "
+            f"{source} names unknown domain(s) {', '.join(unknown)}; "
             f"known: {', '.join(DOMAIN_NAMES)}"
         )
     return tuple(name for name in DOMAIN_NAMES if name in names)
@@ -145,9 +187,13 @@ def get_settings() -> Settings:
 
 
 def _demand_grain() -> str:
-    grain = os.environ.get("RETAIL_DEMAND_GRAIN", "day").strip() or "day"
+    grain = os.environ.get("RETAIL_DEMAND_GRAIN", "").strip()
+    source = "RETAIL_DEMAND_GRAIN"
+    if not grain:
+        grain = _project_setting("demand_grain") or "day"
+        source = f"demand_grain in {project_file()}"
     if grain not in ("day", "week"):
-        raise ValueError(f"RETAIL_DEMAND_GRAIN must be day or week; got {grain!r}")
+        raise ValueError(f"{source} must be day or week; got {grain!r}")
     return grain
 
 

@@ -653,3 +653,31 @@ def test_a_missing_required_feed_fails_with_one_readable_line(tmp_path):
     assert not any("raw/stores" in line or "raw/payments" in line for line in failed)
     trace = log.read_text()
     assert "Stack Trace:" in trace and "raise RequiredFeedError" in trace
+
+
+def test_a_project_file_sets_domains_and_grain_and_the_environment_wins(tmp_path, monkeypatch):
+    """A deployment may keep its choices in `retail.toml` (`[retail]` domains and
+    demand_grain); the environment variables override it, and a typo in the file is an error
+    naming the file and the known keys or domains."""
+    from retail_assets.settings import get_settings
+
+    project = tmp_path / "retail.toml"
+    project.write_text('[retail]\ndomains = ["demand"]\ndemand_grain = "week"\n')
+    monkeypatch.setenv("RETAIL_PROJECT_FILE", str(project))
+    monkeypatch.delenv("RETAIL_DOMAINS", raising=False)
+    monkeypatch.delenv("RETAIL_DEMAND_GRAIN", raising=False)
+    settings = get_settings()
+    assert settings.domains == ("demand",) and settings.demand_grain == "week"
+
+    monkeypatch.setenv("RETAIL_DOMAINS", "fraud")
+    monkeypatch.setenv("RETAIL_DEMAND_GRAIN", "day")
+    settings = get_settings()
+    assert settings.domains == ("fraud",) and settings.demand_grain == "day"
+
+    monkeypatch.delenv("RETAIL_DOMAINS")
+    project.write_text('[retail]\ndomains = ["demand", "forecasting"]\n')
+    with pytest.raises(ValueError, match=r"retail\.toml names unknown domain\(s\) forecasting"):
+        get_settings()
+    project.write_text('[retail]\ndomain = ["demand"]\n')
+    with pytest.raises(ValueError, match=r"unknown key\(s\) domain in \[retail\]"):
+        get_settings()
