@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
 from retail_assets.models.demand.evaluate import (
     BASELINES,
@@ -27,7 +27,7 @@ from retail_assets.models.demand.evaluate import (
     training_grain,
 )
 from retail_assets.models.demand.features import closed_to_zero
-from retail_assets.models.lifecycle.onnx_export import INPUT_NAME, ML_OPSET, OPSET
+from retail_assets.models.lifecycle.onnx_export import INPUT_NAME, assemble_model
 from retail_assets.models.lifecycle.spec import Evaluation, TrainingSet
 
 TAIL = 0.1
@@ -106,25 +106,9 @@ def _graph(
         helper.make_node("Mul", ["mean", "low"], ["p10"]),
         helper.make_node("Mul", ["mean", "high"], ["p90"]),
     ]
-    outputs = [
-        helper.make_tensor_value_info(name, TensorProto.DOUBLE, [None])
-        for name in ("mean", "p10", "p50", "p90")
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "retail_baseline",
-        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.DOUBLE, [None, n_features])],
-        outputs,
-        initializer=initializers,
+    return assemble_model(
+        nodes, initializers, ("mean", "p10", "p50", "p90"), n_features, "retail_baseline"
     )
-    model = helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid("ai.onnx.ml", ML_OPSET)],
-        producer_name="retail-mlops",
-    )
-    model.ir_version = 10
-    onnx.checker.check_model(model)
-    return model
 
 
 def build_baseline_champion(

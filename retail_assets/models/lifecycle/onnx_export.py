@@ -287,17 +287,28 @@ def boosters_to_onnx(
     if calibration:
         _calibration_nodes(final, calibration, nodes, initializers)
 
-    outputs = []
     for name, tensor in final.items():
         nodes.append(
             helper.make_node("Reshape", [tensor, "flat_shape"], [name], name=f"{name}_flat")
         )
-        outputs.append(helper.make_tensor_value_info(name, TensorProto.DOUBLE, [None]))
+    return assemble_model(nodes, initializers, list(final), n_features, "retail_model", doc_string)
+
+
+def assemble_model(
+    nodes: list,
+    initializers: list,
+    outputs: Sequence[str],
+    n_features: int,
+    graph_name: str,
+    doc_string: str = "",
+) -> onnx.ModelProto:
+    """Every bundle's ONNX graph: one float64 matrix input (`INPUT_NAME`, n_features wide) and
+    float64 vector outputs, at the opsets and IR version serving's onnxruntime runs; checked."""
     graph = helper.make_graph(
         nodes,
-        "retail_model",
+        graph_name,
         [helper.make_tensor_value_info(INPUT_NAME, TensorProto.DOUBLE, [None, n_features])],
-        outputs,
+        [helper.make_tensor_value_info(name, TensorProto.DOUBLE, [None]) for name in outputs],
         initializer=initializers,
     )
     model = helper.make_model(
