@@ -69,7 +69,13 @@ def bench_family(family, sources: dict) -> dict:
     evaluation, eval_s = timed(family.evaluate, training_set, predictions, model)
     onnx_model, export_s = timed(family.to_onnx, model)
     features = training_set.features(test)
-    diffs = parity(onnx_model, model.boosters, features, model.sorted_output_groups)
+    diffs = parity(
+        onnx_model,
+        model.boosters,
+        features,
+        model.sorted_output_groups,
+        getattr(model, "interval_calibration", None),
+    )
     sess = session(onnx_model)
     one = features[:1]
     batch = (
