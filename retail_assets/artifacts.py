@@ -62,6 +62,7 @@ class Artifacts:
     search_dir: Path
     assistant_dir: Path
     decision_log_path: Path
+    monitoring_dir: Path | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Artifacts:
@@ -71,6 +72,7 @@ class Artifacts:
             search_dir=settings.search_dir,
             assistant_dir=settings.assistant_dir,
             decision_log_path=settings.decision_log_path,
+            monitoring_dir=settings.monitoring_dir,
         )
 
     @property
@@ -98,6 +100,14 @@ class Artifacts:
             f"features/{name}",
             self.log,
             _validate_feature_set,
+        )
+
+    def monitoring(self, name: str) -> ArtifactStore:
+        """Monitoring reports of one model (`monitoring/<name>`), one version per evaluation,
+        newest last; the decisions they lead to go to the shared decision log."""
+        root = self.monitoring_dir or Path(self.decision_log_path).parent / "monitoring"
+        return ArtifactStore(
+            Path(root) / check_name(name, "model name"), f"monitoring/{name}", self.log, keep=60
         )
 
     # -- search (validators: retail_assets/search/) ------------------------------------------

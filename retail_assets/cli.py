@@ -13,6 +13,7 @@ file (manifest source kind other than "synthetic"): `up` then skips generation a
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -509,6 +510,108 @@ def up(scale, no_ui, host, port, serve_port) -> None:
         server.terminate()
         server.wait(timeout=20)
     sys.exit(code)
+
+
+def _monitoring_status(settings: Settings) -> dict[str, dict]:
+    """Per monitored model: its newest report (drift, live vs offline, verdict) and the last
+    automatic decision about it."""
+    from retail_assets.artifacts import Artifacts
+    from retail_assets.monitoring.assets import MONITORED_MODELS, latest_report
+
+    artifacts = Artifacts.from_settings(settings)
+    out = {}
+    for model in MONITORED_MODELS:
+        latest = latest_report(artifacts.monitoring(model))
+        if latest is None:
+            continue
+        version, report = latest
+        automatic = [
+            e
+            for artifact in (f"monitoring/{model}", f"model/{model}")
+            for e in artifacts.log.entries(artifact)
+            if e.get("actor") in ("monitoring", "monitoring_retrain_sensor", "promotion_gate")
+        ]
+        last = max(automatic, key=lambda e: e["at"], default=None)
+        out[model] = {
+            "report": version,
+            "version": report["version"],
+            "as_of": report["as_of"],
+            "actions": report["actions"],
+            "reasons": report["reasons"],
+            "drift": [
+                {k: d[k] for k in ("feature", "segment", "psi", "p_value", "test")}
+                for d in report["feature_drift"]
+                if d["drifted"]
+            ]
+            + [
+                {
+                    "feature": "level",
+                    "segment": d["segment"],
+                    "change": d["change"],
+                    "p_value": d["p_value"],
+                    "test": "wilcoxon",
+                }
+                for d in report["level_drift"]
+                if d["drifted"]
+            ],
+            "live": report["live"],
+            "offline": report["offline"],
+            "notes": report["notes"],
+            "last_action": None
+            if last is None
+            else {
+                k: last.get(k) for k in ("at", "artifact", "action", "version", "reason", "actor")
+            },
+        }
+    return out
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def monitor(as_json) -> None:
+    """Per model: drift (which features, how far), live metrics against the offline
+    evaluation, and the last automatic action with its reason (from the newest monitoring
+    report; `retail materialize` or the daemon produce them)."""
+    settings = _settings_for(None)
+    status = _monitoring_status(settings)
+    if as_json:
+        click.echo(json.dumps(status, indent=2, default=str))
+        return
+    if not status:
+        console.print("no monitoring report yet: run `retail materialize` (or `retail up`)")
+        return
+    for model, entry in status.items():
+        verdict = ", ".join(entry["actions"]) or "no action"
+        console.print(
+            f"[bold]{model}[/bold] champion v{entry['version'] or '-'}, report "
+            f"{entry['report']} as of {entry['as_of']}: {verdict}"
+        )
+        for reason in entry["reasons"]:
+            console.print(f"  - {reason}")
+        live, offline = entry["live"], entry["offline"]
+        keys = [k for k in ("wape", "recall_at_threshold", "precision_at_threshold", "pr_auc",
+                            "roc_auc") if k in live or k in offline]  # fmt: skip
+        table = Table(title=f"{model}: live (since {live.get('since', '-')}) vs offline test")
+        for column in ("metric", "live", "offline"):
+            table.add_column(column)
+        for key in keys:
+            table.add_row(key, _fmt(live.get(key)), _fmt(offline.get(key)))
+        table.add_row("rows", str(live.get("rows", 0)), "")
+        if "positives" in live:
+            table.add_row("labelled frauds", str(live["positives"]), _fmt(offline.get("support")))
+        console.print(table)
+        for note in entry["notes"]:
+            console.print(f"  note: {note}")
+        last = entry["last_action"]
+        if last:
+            console.print(
+                f"  last automatic action: {last['action']} {last['artifact']} "
+                f"v{last['version']} at {last['at']} by {last['actor']}: {last['reason']}"
+            )
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 def _lifecycle(settings: Settings):

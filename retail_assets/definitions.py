@@ -18,7 +18,8 @@ from retail_assets.assistant import assets as assistant_domain
 from retail_assets.assistant.assets import AssistantResource
 from retail_assets.models import definitions as model_domain
 from retail_assets.models.lifecycle.resource import LifecycleResource
-from retail_assets.monitoring import prediction_log as monitoring_domain
+from retail_assets.monitoring import assets as monitoring_domain
+from retail_assets.monitoring import prediction_log as prediction_log_domain
 from retail_assets.monitoring.prediction_log import PredictionLogResource
 from retail_assets.online_features import assets as online_feature_domain
 from retail_assets.raw import definitions as raw_domain
@@ -36,6 +37,7 @@ DOMAINS = (
     transform_domain,
     model_domain,
     online_feature_domain,
+    prediction_log_domain,
     monitoring_domain,
     search_domain,
     assistant_domain,

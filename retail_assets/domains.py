@@ -50,7 +50,8 @@ if TYPE_CHECKING:
 def _model_chain(model: str) -> tuple[str, ...]:
     """The asset keys of one model family's lifecycle (models/lifecycle/assets.py)."""
     return tuple(
-        f"{model}_{step}" for step in ("training_set", "model", "evaluation", "onnx", "promotion")
+        f"{model}_{step}"
+        for step in ("training_set", "model", "evaluation", "onnx", "promotion", "monitoring")
     )
 
 
@@ -103,7 +104,11 @@ DOMAINS: dict[str, Domain] = {
             asset_keys=(*_model_chain("demand"), "demand_online_features", _PREDICTION_LOG),
             models=("demand",),
             feature_sets=(DEMAND_FEATURE_SET,),
-            artifacts=("model/demand", f"features/{DEMAND_FEATURE_SET}"),
+            artifacts=(
+                "model/demand",
+                f"features/{DEMAND_FEATURE_SET}",
+                "monitoring/demand",
+            ),
         ),
         Domain(
             "fraud",
@@ -113,7 +118,7 @@ DOMAINS: dict[str, Domain] = {
             asset_keys=(*_model_chain("fraud"), "fraud_online_features", _PREDICTION_LOG),
             models=("fraud",),
             feature_sets=(FRAUD_FEATURE_SET,),
-            artifacts=("model/fraud", f"features/{FRAUD_FEATURE_SET}"),
+            artifacts=("model/fraud", f"features/{FRAUD_FEATURE_SET}", "monitoring/fraud"),
         ),
         Domain(
             "search",

@@ -46,6 +46,7 @@ class ArtifactsResource(dg.ConfigurableResource):
     search_dir: str
     assistant_dir: str
     decision_log: str
+    monitoring_dir: str = ""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ArtifactsResource:
@@ -55,6 +56,7 @@ class ArtifactsResource(dg.ConfigurableResource):
             search_dir=str(settings.search_dir),
             assistant_dir=str(settings.assistant_dir),
             decision_log=str(settings.decision_log_path),
+            monitoring_dir=str(settings.monitoring_dir),
         )
 
     @property
@@ -65,4 +67,5 @@ class ArtifactsResource(dg.ConfigurableResource):
             search_dir=Path(self.search_dir),
             assistant_dir=Path(self.assistant_dir),
             decision_log_path=Path(self.decision_log),
+            monitoring_dir=Path(self.monitoring_dir) if self.monitoring_dir else None,
         )

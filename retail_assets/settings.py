@@ -56,6 +56,11 @@ class Settings:
         return self.home / "decisions.jsonl"
 
     @property
+    def monitoring_dir(self) -> Path:
+        """Monitoring reports per model (drift, live performance, the verdict)."""
+        return self.home / "monitoring"
+
+    @property
     def online_features_dir(self) -> Path:
         """Published online feature tables (one folder per model, versions + CURRENT)."""
         return _path("RETAIL_ONLINE_FEATURES_DIR", self.home / "online_features")

@@ -1,0 +1,324 @@
+"""Monitoring assets (one per model), their checks, and the sensor that turns a verdict into a
+retraining run of exactly that model.
+
+    demand_training_set, marts/fct_daily_sales, marts/dim_products
+                                    (+ after demand_promotion) -> demand_monitoring
+    marts/transaction_features, marts/dim_customers (+ after fraud_promotion) -> fraud_monitoring
+
+Each materialization evaluates the champion (`monitors.py`), publishes the report as a version
+of the `monitoring/<model>` store, records a decision (`drift_detected`, `live_degraded`) when
+the report calls for a retrain, and shows drift and live metrics as metadata with a plot of
+the reports over time. `monitoring_retrain_sensor` reads the newest report of each model and
+requests a run of that model's chain (`<model>_model` and what follows it in group `models`),
+keyed by the report, so one report never retrains twice and one model's drift never retrains
+another.
+"""
+
+import base64
+import io
+import json
+from typing import Any
+
+import dagster as dg
+import polars as pl
+
+from retail_assets.artifacts import Artifacts
+from retail_assets.core.markdown import markdown_table
+from retail_assets.core.store import ArtifactStore
+from retail_assets.models.lifecycle.spec import TrainingSet
+from retail_assets.monitoring.monitors import ModelReport, monitor_demand, monitor_fraud
+from retail_assets.resources import ArtifactsResource
+
+MONITORED_MODELS = ("demand", "fraud")
+REPORT_FILE = "report.json"
+# Reports shown in the plot of each monitoring asset.
+PLOT_REPORTS = 30
+
+
+def publish_report(artifacts: Artifacts, report: ModelReport) -> tuple[str, dict[str, Any] | None]:
+    """Store the report as a new version of `monitoring/<model>`; when it calls for a retrain,
+    append the decision with its evidence. Returns (report version, decision or None)."""
+    store = artifacts.monitoring(report.model)
+    existing = store.versions()
+    version = f"{len(existing) + 1:05d}"
+    document = report.as_dict()
+    store.write(version, {REPORT_FILE: json.dumps(document, indent=2, default=str).encode()})
+    store.prune()
+    decision = None
+    if report.actions:
+        decision = store.record(
+            "live_degraded" if report.degraded and not report.drifted else "drift_detected",
+            version,
+            reason="; ".join(report.reasons()),
+            actor="monitoring",
+            evidence={
+                "model": report.model,
+                "champion": report.version,
+                "actions": report.actions,
+                "windows": report.windows,
+                "live": report.live,
+                "offline": report.offline,
+            },
+        )
+    return version, decision
+
+
+def latest_report(store: ArtifactStore) -> tuple[str, dict[str, Any]] | None:
+    versions = store.versions()
+    if not versions:
+        return None
+    version = max(versions)
+    return version, json.loads((store.version_dir(version) / REPORT_FILE).read_text())
+
+
+def report_history(store: ArtifactStore, limit: int = PLOT_REPORTS) -> list[dict[str, Any]]:
+    out = []
+    for version in sorted(store.versions())[-limit:]:
+        path = store.version_dir(version) / REPORT_FILE
+        if path.exists():
+            out.append({"version": version, **json.loads(path.read_text())})
+    return out
+
+
+def _plot(history: list[dict[str, Any]], live_metric: str) -> str:
+    """Markdown with an embedded PNG: the largest PSI and the live metric per report."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    xs = list(range(1, len(history) + 1))
+    psi = [
+        max((d["psi"] or 0.0 for d in h["feature_drift"] if d["segment"] == "overall"), default=0)
+        for h in history
+    ]
+    live = [h.get("live", {}).get(live_metric) for h in history]
+    figure, left = plt.subplots(figsize=(7, 3), dpi=90)
+    left.plot(xs, psi, marker="o", color="tab:blue", label="largest feature PSI")
+    left.axhline(0.2, color="tab:blue", linestyle=":", linewidth=1)
+    left.set_xlabel("report")
+    left.set_ylabel("PSI", color="tab:blue")
+    right = left.twinx()
+    right.plot(
+        xs, [v if v is not None else float("nan") for v in live], marker="s", color="tab:red"
+    )
+    right.set_ylabel(f"live {live_metric}", color="tab:red")
+    for x, h in zip(xs, history, strict=True):
+        if h.get("actions"):
+            left.axvline(x, color="tab:orange", alpha=0.4)
+    left.set_title("drift and live performance (orange: retrain requested)")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    encoded = base64.b64encode(buffer.getvalue()).decode()
+    return f"![monitoring](data:image/png;base64,{encoded})"
+
+
+def _metadata(report: ModelReport, version: str, store: ArtifactStore, live_metric: str):
+    drift_rows = sorted(
+        (d for d in report.feature_drift if d.psi is not None),
+        key=lambda d: (not d.drifted, -(d.psi or 0)),
+    )[:15]
+    return {
+        "report_version": version,
+        "champion": report.version or "none",
+        "verdict": ", ".join(report.actions) or "no action",
+        "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in report.reasons()) or "none"),
+        "windows": dg.MetadataValue.json(report.windows),
+        "feature_drift": dg.MetadataValue.md(
+            markdown_table([d.as_dict() for d in drift_rows]) if drift_rows else "nothing tested"
+        ),
+        "level_drift": dg.MetadataValue.md(
+            markdown_table([d.as_dict() for d in report.level_drift])
+            if report.level_drift
+            else "not applicable"
+        ),
+        "live": dg.MetadataValue.json(json.loads(json.dumps(report.live, default=str))),
+        "offline": dg.MetadataValue.json(json.loads(json.dumps(report.offline, default=str))),
+        "notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in report.notes) or "none"),
+        "plot": dg.MetadataValue.md(_plot(report_history(store), live_metric)),
+    }
+
+
+def _checks(model: str, report: ModelReport) -> list[dg.AssetCheckResult]:
+    drift_reasons = [r for r in report.reasons() if r != report.degradation]
+    return [
+        dg.AssetCheckResult(
+            check_name="no_unexpected_drift",
+            passed=not report.drifted,
+            severity=dg.AssetCheckSeverity.WARN,
+            description="; ".join(drift_reasons) or "no feature or level drift beyond the season",
+            metadata={"drifted_features": ", ".join(d.feature for d in report.drifted_features)},
+        ),
+        dg.AssetCheckResult(
+            check_name="live_performance_holds",
+            passed=not report.degraded,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=report.degradation or "; ".join(report.notes) or "within margin",
+        ),
+    ]
+
+
+def _check_specs(asset: str) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(
+            "no_unexpected_drift",
+            asset=asset,
+            description=(
+                "No feature (overall) drifted against both the same weeks a year earlier and "
+                "the weeks just before (PSI >= 0.2 and test p < 0.001), and no seasonally "
+                "adjusted level change of 25 % or more (Wilcoxon p < 0.001)."
+            ),
+        ),
+        dg.AssetCheckSpec(
+            "live_performance_holds",
+            asset=asset,
+            description=(
+                "The champion's live metric since its test window is within margin of its "
+                "offline evaluation (see `monitors.py` for the margins and tests)."
+            ),
+        ),
+    ]
+
+
+def _finish(context, artifacts: Artifacts, report: ModelReport, live_metric: str):
+    version, decision = publish_report(artifacts, report)
+    if decision is not None:
+        context.log.warning(f"{report.model}: {decision['reason']}")
+    yield dg.Output(
+        report.as_dict(),
+        metadata=_metadata(report, version, artifacts.monitoring(report.model), live_metric),
+    )
+    yield from _checks(report.model, report)
+
+
+@dg.asset(
+    group_name="monitoring",
+    ins={
+        "training_set": dg.AssetIn(key="demand_training_set"),
+        "fct_daily_sales": dg.AssetIn(key=["marts", "fct_daily_sales"]),
+        "dim_products": dg.AssetIn(key=["marts", "dim_products"]),
+    },
+    deps=["demand_promotion"],  # monitors the champion the gate left serving
+    io_manager_key="artifact_io_manager",
+    check_specs=_check_specs("demand_monitoring"),
+    kinds={"scipy"},
+)
+def demand_monitoring(
+    context: dg.AssetExecutionContext,
+    artifacts: ArtifactsResource,
+    training_set: TrainingSet,
+    fct_daily_sales: pl.DataFrame,
+    dim_products: pl.DataFrame,
+):
+    """Demand drift and live accuracy of the serving champion: seasonally adjusted sales level
+    per series (overall, per department and category) and feature drift against the same
+    weeks a year earlier and the weeks just before; live WAPE on days after the champion's
+    test window against its offline WAPE. A verdict of `retrain` is recorded in the decision
+    log and picked up by `monitoring_retrain_sensor`."""
+    store = artifacts.artifacts.model("demand")
+    champion = store.champion()
+    daily = fct_daily_sales.select("date", "store_id", "sku", "demand_quantity").join(
+        dim_products.select("sku", "department", "category"), on="sku", how="left"
+    )
+    report = monitor_demand(
+        daily,
+        training_set.frame,
+        training_set.feature_columns,
+        store.version_dir(champion) if champion else None,
+        champion,
+    )
+    yield from _finish(context, artifacts.artifacts, report, "wape")
+
+
+@dg.asset(
+    group_name="monitoring",
+    ins={
+        "transaction_features": dg.AssetIn(key=["marts", "transaction_features"]),
+        "dim_customers": dg.AssetIn(key=["marts", "dim_customers"]),
+    },
+    deps=["fraud_promotion"],  # monitors the champion the gate left serving
+    io_manager_key="artifact_io_manager",
+    check_specs=_check_specs("fraud_monitoring"),
+    kinds={"scipy"},
+)
+def fraud_monitoring(
+    context: dg.AssetExecutionContext,
+    artifacts: ArtifactsResource,
+    transaction_features: pl.DataFrame,
+    dim_customers: pl.DataFrame,
+):
+    """Fraud drift and live detection of the serving champion: features of recent payments
+    (replayed through the online feature state) against the same weeks a year earlier and the
+    weeks just before; live recall, precision, ROC and PR AUC on payments after the champion's
+    test window whose labels have arrived, with a one-sided Fisher test of the recall drop. A
+    verdict of `retrain` is recorded in the decision log and picked up by
+    `monitoring_retrain_sensor`."""
+    store = artifacts.artifacts.model("fraud")
+    champion = store.champion()
+    report = monitor_fraud(
+        transaction_features,
+        dim_customers,
+        store.version_dir(champion) if champion else None,
+        champion,
+    )
+    yield from _finish(context, artifacts.artifacts, report, "recall_at_threshold")
+
+
+# A model's chain after its training set: train, evaluate, export, gate.
+RETRAIN_STEPS = ("model", "evaluation", "onnx", "promotion")
+
+
+def retrain_selection(model: str) -> dg.AssetSelection:
+    return dg.AssetSelection.assets(*(f"{model}_{step}" for step in RETRAIN_STEPS))
+
+
+@dg.sensor(
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    target=retrain_selection("demand") | retrain_selection("fraud"),
+    description=(
+        "Requests a retraining run of exactly the model whose newest monitoring report calls "
+        "for it (drift beyond the season or live performance below its offline evaluation), "
+        "once per report, and records `retrain_requested` in the decision log."
+    ),
+)
+def monitoring_retrain_sensor(context: dg.SensorEvaluationContext, artifacts: ArtifactsResource):
+    requests = []
+    for model in MONITORED_MODELS:
+        store = artifacts.artifacts.monitoring(model)
+        latest = latest_report(store)
+        if latest is None:
+            continue
+        version, report = latest
+        if "retrain" not in report.get("actions", []):
+            continue
+        run_key = f"retrain-{model}-{version}"
+        if any(
+            e.get("evidence", {}).get("run_key") == run_key
+            for e in store.log.entries(f"monitoring/{model}", {"retrain_requested"})
+        ):
+            continue
+        store.record(
+            "retrain_requested",
+            version,
+            reason="; ".join(report["reasons"]),
+            actor="monitoring_retrain_sensor",
+            evidence={"run_key": run_key, "model": model, "champion": report.get("version")},
+        )
+        requests.append(
+            dg.RunRequest(
+                run_key=run_key,
+                asset_selection=[dg.AssetKey(f"{model}_{step}") for step in RETRAIN_STEPS],
+                tags={"retail/trigger": "monitoring", "retail/model": model},
+            )
+        )
+    if not requests:
+        return dg.SkipReason("no monitoring report calls for a retrain that was not requested")
+    return requests
+
+
+defs = dg.Definitions(
+    assets=[demand_monitoring, fraud_monitoring], sensors=[monitoring_retrain_sensor]
+)

@@ -1,0 +1,428 @@
+"""Per-model monitoring: drift of what the champion sees and how well it does since it was
+trained, and the verdict that drives retraining. Plain functions (no Dagster): the monitoring
+assets call them, tests call them directly.
+
+* Demand: the seasonally adjusted level of sales per series (overall, per department and
+  category) and the model's features against the same weeks a year earlier and the weeks just
+  before (`drift.py`); live WAPE of the champion on target days after its test window, with
+  a bootstrap interval, against its own offline test WAPE.
+* Fraud: the features of recent payments (replayed through `FraudFeatureState`, the code
+  serving computes them with) against the same weeks a year earlier and the weeks before; live
+  ROC AUC, PR AUC, precision and recall at the bundle's threshold on payments after its test
+  window whose labels have arrived, and a one-sided Fisher exact test of live recall against
+  the offline test recall (labels arrive 2-60 days late; recall among the frauds known so far
+  does not depend on how many are still to come).
+
+"Live" is the champion scored on data it never saw, exactly as serving would (same bundle,
+same feature code). Where serving's prediction log holds those predictions they are the same
+numbers; the log is the source once serving has scored a full window.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+from scipy import stats
+
+from retail_assets.monitoring.drift import (
+    P_VALUE,
+    SEASON_DAYS,
+    WINDOW_DAYS,
+    FeatureDrift,
+    LevelChange,
+    Windows,
+    level_change,
+    seasonal_feature_drift,
+)
+
+# Live WAPE may exceed the champion's offline test WAPE by this much (relative) before the
+# model counts as degraded: across retrains on the tiny and small data the test WAPE of
+# successive champions moves by about 5-10 %, so 20 % is well outside that noise.
+WAPE_MARGIN = 0.20
+# Live recall at the threshold may fall this far (absolute) below offline before the model
+# counts as degraded, and the drop must also be significant (one-sided Fisher exact test).
+RECALL_DROP = 0.10
+LIVE_P_VALUE = 0.05
+# Fewer labelled frauds (or forecast rows) than this in the live window: reported, not judged.
+MIN_LIVE_POSITIVES = 20
+MIN_LIVE_ROWS = 200
+# The rate of frauds known so far may change by this much (relative, either way) against the
+# same weeks a year earlier, with labels as known the same time after, before it is drift.
+# Weekly fraud rates on the generator's stationary data move by about 20 %; a new pattern
+# running at half the usual fraud rate adds 50 %.
+FRAUD_RATE_CHANGE = 0.5
+# Features that grow with time by construction (a product's age, a customer's tenure): they
+# always differ from a year ago and from last month, and that is not drift.
+AGE_FEATURES = frozenset(
+    {
+        "days_since_launch",
+        "days_of_history",
+        "customer_tenure_days",
+        "customer_prior_txn_count",
+        "horizon",
+    }
+)
+# Calendar features are the same function of the date every year: nothing to monitor.
+CALENDAR_FEATURES = frozenset(
+    {
+        "day_of_week",
+        "week_of_year",
+        "month",
+        "is_holiday",
+        "is_event_day",
+        "days_to_christmas",
+        "is_black_friday",
+        "is_cyber_monday",
+        "is_christmas_peak",
+        "is_back_to_school",
+        "is_mid_year_sale",
+        "school_holiday",
+        "is_store_event",
+        "is_open",
+        "hour_of_day",
+    }
+)
+
+
+@dataclass
+class ModelReport:
+    """One model's monitoring result: what drifted, how the champion does live, and whether
+    that calls for a retrain (`actions`), with the reasons."""
+
+    model: str
+    version: str | None
+    as_of: str
+    windows: dict[str, str]
+    feature_drift: list[FeatureDrift] = field(default_factory=list)
+    level_drift: list[LevelChange] = field(default_factory=list)
+    live: dict[str, Any] = field(default_factory=dict)
+    offline: dict[str, Any] = field(default_factory=dict)
+    degraded: bool = False
+    degradation: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def drifted_features(self) -> list[FeatureDrift]:
+        return [d for d in self.feature_drift if d.drifted and d.segment == "overall"]
+
+    @property
+    def drifted_levels(self) -> list[LevelChange]:
+        return [d for d in self.level_drift if d.drifted]
+
+    @property
+    def drifted(self) -> bool:
+        return bool(self.drifted_features or self.drifted_levels)
+
+    @property
+    def actions(self) -> list[str]:
+        return ["retrain"] if self.drifted or self.degraded else []
+
+    def reasons(self) -> list[str]:
+        out = []
+        for d in self.drifted_levels:
+            out.append(
+                f"{d.what} drift in {d.segment}: {d.change:+.0%} against the season "
+                f"({d.test} p={d.p_value:.2g}, n={d.series}){'; ' + d.note if d.note else ''}"
+            )
+        for d in self.drifted_features:
+            out.append(
+                f"feature {d.feature} drifted: PSI {d.psi:.2f} against the same weeks a year "
+                f"earlier ({d.test} p={d.p_value:.2g}); {d.note}"
+            )
+        if self.degraded:
+            out.append(self.degradation)
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "version": self.version,
+            "as_of": self.as_of,
+            "windows": self.windows,
+            "drifted": self.drifted,
+            "degraded": self.degraded,
+            "actions": self.actions,
+            "reasons": self.reasons(),
+            "live": self.live,
+            "offline": self.offline,
+            "feature_drift": [d.as_dict() for d in self.feature_drift],
+            "level_drift": [d.as_dict() for d in self.level_drift],
+            "notes": self.notes,
+        }
+
+
+def _bundle(bundle_dir: Path | None):
+    if bundle_dir is None:
+        return None, {}, {}
+    from retail_assets.models.lifecycle.bundle import LoadedBundle
+
+    bundle = LoadedBundle(bundle_dir)
+    metrics = json.loads((bundle_dir / "metrics.json").read_text())
+    return bundle, bundle.signature, metrics.get("evaluation", {})
+
+
+def _monitored(features: list[str]) -> list[str]:
+    return [
+        f
+        for f in features
+        if f not in AGE_FEATURES and f not in CALENDAR_FEATURES and not f.endswith("_code")
+    ]
+
+
+# -- demand ---------------------------------------------------------------------------------
+
+
+def monitor_demand(
+    daily: pl.DataFrame,
+    frame: pl.DataFrame,
+    feature_columns: list[str],
+    bundle_dir: Path | None,
+    version: str | None,
+) -> ModelReport:
+    """`daily`: the whole sales history per series and period (date, store_id, sku,
+    demand_quantity, department, category), for the level; `frame`: the demand training set's
+    rows (one per series and target date: target_date, features, units_sold), for feature
+    drift and live accuracy; `bundle_dir`: the champion's bundle (None: drift only)."""
+    end: date = daily["date"].max()
+    windows = Windows.ending(end)
+    report = ModelReport("demand", version, end.isoformat(), windows.as_dict())
+    report.level_drift = level_change(
+        daily,
+        "date",
+        "demand_quantity",
+        ["store_id", "sku"],
+        end,
+        segment_columns=tuple(c for c in ("department", "category") if c in daily.columns),
+    )
+    report.feature_drift = seasonal_feature_drift(
+        frame,
+        "target_date",
+        _monitored(feature_columns),
+        [],
+        windows,
+        segment_column="department" if "department" in frame.columns else None,
+    )
+    bundle, signature, evaluation = _bundle(bundle_dir)
+    if bundle is None:
+        report.notes.append("no champion yet: drift only")
+        return report
+    offline_wape = evaluation.get("overall", {}).get("challenger", {}).get("wape")
+    report.offline = {"wape": offline_wape, "test_window": evaluation.get("test_window")}
+    test_end = date.fromisoformat(signature["training_windows"]["test"]["end"])
+    live = frame.filter(pl.col("target_date") > test_end)
+    if live.height < MIN_LIVE_ROWS:
+        report.live = {"rows": live.height, "since": str(test_end + timedelta(days=1))}
+        report.notes.append(
+            f"{live.height} forecast rows after the champion's test window (ends {test_end}): "
+            f"live WAPE needs {MIN_LIVE_ROWS}"
+        )
+        return report
+    predicted = bundle.predict_frame(live)[
+        "p50" if "p50" in bundle.output_names else bundle.output_names[0]
+    ]
+    actual = live["units_sold"].cast(pl.Float64).to_numpy()
+    errors = np.abs(predicted - actual)
+    wape = float(errors.sum() / max(actual.sum(), 1e-9))
+    interval = stats.bootstrap(
+        (errors, actual),
+        lambda e, a: e.sum() / max(a.sum(), 1e-9),
+        paired=True,
+        vectorized=False,
+        n_resamples=400,
+        confidence_level=0.95,
+        random_state=0,
+    ).confidence_interval
+    report.live = {
+        "rows": live.height,
+        "since": str(test_end + timedelta(days=1)),
+        "wape": wape,
+        "wape_ci95": [float(interval.low), float(interval.high)],
+    }
+    if offline_wape is not None and interval.low > offline_wape * (1 + WAPE_MARGIN):
+        report.degraded = True
+        report.degradation = (
+            f"live WAPE {wape:.3f} (95 % CI {interval.low:.3f}-{interval.high:.3f}) exceeds the "
+            f"champion's offline {offline_wape:.3f} by more than {WAPE_MARGIN:.0%}"
+        )
+    return report
+
+
+# -- fraud ----------------------------------------------------------------------------------
+
+
+def fraud_monitoring_frame(
+    transactions: pl.DataFrame, customers: pl.DataFrame, since: datetime
+) -> pl.DataFrame:
+    """Payments from `since` on with every model input, computed by replaying the whole
+    history through the online feature state (as serving computes them)."""
+    from retail_assets.models.fraud.online import replay_features
+    from retail_assets.models.fraud.training_set import join_customers
+
+    score = transactions["transaction_ts"] >= since
+    features = replay_features(transactions, customers, score=score)
+    frame = transactions.filter(score).join(
+        features, on="transaction_id", how="left", maintain_order="left"
+    )
+    return join_customers(frame, customers)
+
+
+def monitor_fraud(
+    transactions: pl.DataFrame,
+    customers: pl.DataFrame,
+    bundle_dir: Path | None,
+    version: str | None,
+) -> ModelReport:
+    from retail_assets.models.fraud.training_set import (
+        CATEGORICAL_FEATURES,
+        NUMERIC_FEATURES,
+        prepare_features,
+    )
+
+    now: datetime = transactions["transaction_ts"].max()
+    end = now.date()
+    windows = Windows.ending(end)
+    bundle, signature, evaluation = _bundle(bundle_dir)
+    test_end = (
+        datetime.fromisoformat(signature["training_windows"]["test"]["end"]) if signature else None
+    )
+    earliest = datetime.combine(windows.season[0], datetime.min.time())
+    frame = fraud_monitoring_frame(transactions, customers, earliest)
+    report = ModelReport("fraud", version, now.isoformat(), windows.as_dict())
+    report.feature_drift = seasonal_feature_drift(
+        frame.with_columns(pl.col("transaction_ts").dt.date().alias("_day")),
+        "_day",
+        _monitored(NUMERIC_FEATURES),
+        [c for c in CATEGORICAL_FEATURES.values()],
+        windows,
+        segment_column="channel",
+    )
+    if bundle is None:
+        report.notes.append("no champion yet: drift only")
+        return report
+    report.level_drift = [fraud_rate_change(transactions, test_end, now)]
+    offline = evaluation.get("overall", {}).get("challenger", {})
+    report.offline = {
+        k: offline.get(k)
+        for k in ("roc_auc", "pr_auc", "precision_at_threshold", "recall_at_threshold", "support")
+    } | {"test_window": evaluation.get("test_window")}
+    # Known now: a fraud from its chargeback or investigation on, a genuine payment only once
+    # its dispute window closed. Payments with no label yet count as genuine (provisional), so
+    # live precision is a lower bound; recall among the frauds known so far is not biased.
+    known = pl.col("label_available_at") <= now
+    live_frame = frame.filter(pl.col("transaction_ts") >= test_end).with_columns(
+        (pl.col("is_fraud").fill_null(False) & known).alias("is_fraud"),
+        known.fill_null(False).alias("_final"),
+    )
+    report.live = _fraud_live(live_frame, bundle, signature, prepare_features, test_end)
+    positives = report.live.get("positives", 0)
+    if positives < MIN_LIVE_POSITIVES:
+        report.notes.append(
+            f"{positives} labelled frauds after the champion's test window: live metrics need "
+            f"{MIN_LIVE_POSITIVES} to judge"
+        )
+        return report
+    offline_recall, offline_support = offline.get("recall_at_threshold"), offline.get("support")
+    if offline_recall is None or not offline_support:
+        return report
+    caught_offline = round(offline_recall * offline_support)
+    table = [
+        [caught_offline, int(offline_support) - caught_offline],
+        [report.live["caught"], positives - report.live["caught"]],
+    ]
+    p_value = float(stats.fisher_exact(table, alternative="greater").pvalue)
+    drop = offline_recall - report.live["recall_at_threshold"]
+    report.live["recall_drop_p_value"] = p_value
+    if drop >= RECALL_DROP and p_value < LIVE_P_VALUE:
+        report.degraded = True
+        report.degradation = (
+            f"live recall at threshold {report.live['recall_at_threshold']:.2f} on "
+            f"{positives} labelled frauds since {test_end:%Y-%m-%d} is {drop:.2f} below the "
+            f"offline {offline_recall:.2f} (one-sided Fisher exact p={p_value:.2g})"
+        )
+    return report
+
+
+def fraud_rate_change(transactions: pl.DataFrame, since: datetime, now: datetime) -> LevelChange:
+    """Frauds known by `now` among payments since `since`, against the same weeks a year
+    earlier with labels as known the same time after (so label delay cancels out); a
+    two-sided Fisher exact test on the two 2x2 counts."""
+    year = timedelta(days=SEASON_DAYS)
+
+    def counts(start: datetime, end: datetime) -> tuple[int, int]:
+        rows = transactions.filter(pl.col("transaction_ts").is_between(start, end))
+        known = rows.filter(
+            pl.col("is_fraud").fill_null(False) & (pl.col("label_available_at") <= end)
+        )
+        return known.height, rows.height
+
+    frauds, n = counts(since, now)
+    ref_frauds, ref_n = counts(since - year, now - year)
+    segment = f"{since:%Y-%m-%d}..{now:%Y-%m-%d} vs a year earlier"
+    if min(n, ref_n) < MIN_LIVE_ROWS or ref_frauds == 0:
+        return LevelChange(
+            segment, n, None, None, False,
+            f"{n} payments now, {ref_n} ({ref_frauds} frauds) a year earlier: not tested",
+            what="known fraud rate", test="Fisher exact",
+        )  # fmt: skip
+    ratio = (frauds / n) / (ref_frauds / ref_n)
+    p_value = float(
+        stats.fisher_exact([[frauds, n - frauds], [ref_frauds, ref_n - ref_frauds]]).pvalue
+    )
+    drifted = bool(abs(np.log(ratio)) >= np.log1p(FRAUD_RATE_CHANGE) and p_value < P_VALUE)
+    return LevelChange(
+        segment, n, ratio - 1, p_value, drifted,
+        f"{frauds} of {n} payments vs {ref_frauds} of {ref_n}",
+        what="known fraud rate", test="Fisher exact",
+    )  # fmt: skip
+
+
+def _fraud_live(
+    frame: pl.DataFrame, bundle, signature: dict[str, Any], prepare_features, since: datetime
+) -> dict[str, Any]:
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    if frame.height == 0:
+        return {"rows": 0, "positives": 0, "since": since.isoformat()}
+    encodings = {f["name"]: f["categories"] for f in signature["features"] if "categories" in f}
+    prepared = prepare_features(frame, encodings)
+    probability = bundle.predict_frame(prepared)["probability"]
+    labels = frame["is_fraud"].cast(pl.Int8).to_numpy()
+    threshold = signature.get("decision_threshold", 0.5)
+    flagged = probability >= threshold
+    positives = int(labels.sum())
+    caught = int((flagged & (labels == 1)).sum())
+    live: dict[str, Any] = {
+        "rows": frame.height,
+        "labels_final_share": float(frame["_final"].mean()),
+        "positives": positives,
+        "caught": caught,
+        "since": since.isoformat(),
+        "threshold": threshold,
+        "recall_at_threshold": caught / positives if positives else None,
+        "precision_at_threshold": caught / int(flagged.sum()) if flagged.any() else None,
+    }
+    if 0 < positives < frame.height:
+        live["roc_auc"] = float(roc_auc_score(labels, probability))
+        live["pr_auc"] = float(average_precision_score(labels, probability))
+    by_type = (
+        frame.with_columns(pl.Series("_flagged", flagged))
+        .filter(pl.col("is_fraud"))
+        .group_by(pl.col("fraud_type").fill_null("unknown"))
+        .agg(pl.len().alias("frauds"), pl.col("_flagged").mean().alias("recall"))
+        .sort("frauds", descending=True)
+    )
+    live["recall_by_fraud_type"] = by_type.to_dicts()
+    live["note"] = (
+        "payments without a label yet count as genuine: precision and AUCs are lower bounds "
+        "until every dispute window has closed; recall is over the frauds known so far"
+    )
+    return live
+
+
+__all__ = ["WINDOW_DAYS", "ModelReport", "monitor_demand", "monitor_fraud"]
