@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 
+import numpy as np
 import pytest
 
 from retail_assets.core.decisions import DecisionLog
@@ -217,3 +218,51 @@ def test_a_slot_swaps_only_to_versions_that_load_and_retries_a_refusal_after_a_r
     store.write("2", {"payload.txt": b"ok fixed"})
     assert slot.refresh() == ["thing: champion v1 -> v2"]
     assert slot.champion.value == "ok fixed" and slot.problems == []
+
+
+# -- the sequential canary test ---------------------------------------------------------------
+
+
+def _canary(rng, scale_challenger: float, per_look: int = 80, max_looks: int = 14):
+    """Run one canary look by look on gamma losses; returns (action, look)."""
+    from retail_assets.core.sequential import EXTEND, decide
+
+    champion, challenger = np.empty(0), np.empty(0)
+    for look in range(1, max_looks + 1):
+        champion = np.concatenate([champion, rng.gamma(2.0, 1.0, per_look)])
+        challenger = np.concatenate([challenger, rng.gamma(2.0, scale_challenger, per_look)])
+        result = decide(champion, challenger, look, max_looks)
+        if result.action != EXTEND:
+            return result.action, look
+    raise AssertionError("the last look must decide")
+
+
+def test_sequential_canary_rarely_rolls_back_an_equal_challenger_however_often_it_looks():
+    """A/A: 300 canaries, each looked at 14 times. Rolling back an equally good challenger is
+    the wrong decision; its rate must stay within alpha (5 %) plus sampling slack, while a test
+    at 5 % on every look would do it far more often."""
+    from retail_assets.core.sequential import ALPHA, ROLLBACK
+
+    rng = np.random.default_rng(7)
+    outcomes = [_canary(rng, 1.0) for _ in range(300)]
+    false_rollbacks = sum(action == ROLLBACK and look < 14 for action, look in outcomes)
+    assert false_rollbacks / 300 <= ALPHA + 0.03
+
+
+def test_sequential_canary_promotes_a_better_challenger_and_rolls_back_a_worse_one():
+    from retail_assets.core.sequential import PROMOTE, ROLLBACK
+
+    rng = np.random.default_rng(11)
+    better = [_canary(rng, 0.8) for _ in range(40)]
+    worse = [_canary(rng, 1.25) for _ in range(40)]
+    assert sum(a == PROMOTE for a, _ in better) >= 38
+    assert sum(a == ROLLBACK for a, _ in worse) >= 38
+    assert np.median([look for _, look in worse]) < 14, "harm is caught before the last look"
+
+
+def test_sequential_canary_extends_without_enough_data_and_spends_no_alpha():
+    from retail_assets.core.sequential import EXTEND, decide
+
+    result = decide(np.ones(10), np.ones(10), look=3)
+    assert result.action == EXTEND and result.alpha_this_look == 0.0
+    assert "need 50 each" in result.reason

@@ -1,0 +1,111 @@
+"""A sequential champion/challenger test that stays valid however often it is checked.
+
+A canary is looked at again and again as traffic and labels accrue. Testing at level alpha on
+every look would roll back (or promote) far more often than alpha by chance. This design
+spends alpha across a fixed maximum number of looks: look k may use `alpha * (k/K)^2 -
+alpha * ((k-1)/K)^2` (the power-family spending function with rho = 2, which keeps early looks
+strict), and by the union bound the chance of any wrong decision over all K looks is at most
+alpha, whatever the looks' timing or the correlation between them. Each look runs two
+one-sided Mann-Whitney U tests from scipy on per-prediction losses (lower is better; the arms
+see disjoint entities, so the samples are independent):
+
+* **harm**: challenger losses are stochastically larger than the champion's -> roll back;
+* **non-inferiority**: challenger losses are smaller than the champion's inflated by the
+  margin -> promote.
+
+Neither, and looks remain: extend. The last look without a promotion rolls back (no evidence
+that the challenger is at least as good is not a reason to serve it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import stats
+
+PROMOTE, EXTEND, ROLLBACK = "promote", "extend", "rollback"
+# Family-wise error over all looks: at most 5 % of canaries get a decision the data do not
+# support (a good challenger rolled back, or a worse one promoted).
+ALPHA = 0.05
+# Looks a canary may take before it must end; at one look per monitoring run (daily), about
+# two weeks.
+MAX_LOOKS = 14
+# The challenger may be up to 2 % worse (losses inflated by 2 %) and still count as "at least
+# as good": closer than that is within the run-to-run noise of retraining.
+MARGIN = 0.02
+# Fewer losses than this in either arm: the look does not spend alpha (extend).
+MIN_PER_ARM = 50
+
+
+@dataclass(frozen=True)
+class Look:
+    action: str
+    look: int
+    max_looks: int
+    n_champion: int
+    n_challenger: int
+    alpha_this_look: float
+    alpha_spent: float
+    p_harm: float | None
+    p_noninferior: float | None
+    mean_loss_champion: float | None
+    mean_loss_challenger: float | None
+    reason: str
+
+    @property
+    def test(self) -> str:
+        return (
+            f"group-sequential one-sided Mann-Whitney U on per-prediction loss, alpha {ALPHA} "
+            f"spent as alpha*(k/K)^2 over K={self.max_looks} looks (union bound), margin "
+            f"{MARGIN:.0%}"
+        )
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "test": self.test}
+
+
+def spending(look: int, max_looks: int = MAX_LOOKS, alpha: float = ALPHA) -> float:
+    """Alpha this look may use (power family, rho = 2)."""
+    k = min(look, max_looks)
+    return alpha * ((k / max_looks) ** 2 - ((k - 1) / max_looks) ** 2)
+
+
+def decide(
+    champion_losses: np.ndarray,
+    challenger_losses: np.ndarray,
+    look: int,
+    max_looks: int = MAX_LOOKS,
+    margin: float = MARGIN,
+) -> Look:
+    """Promote, extend or roll back the challenger at look `look` (1-based)."""
+    champion = np.asarray(champion_losses, dtype=float)
+    challenger = np.asarray(challenger_losses, dtype=float)
+    champion, challenger = champion[~np.isnan(champion)], challenger[~np.isnan(challenger)]
+    level = spending(look, max_looks)
+    spent = ALPHA * (min(look, max_looks) / max_looks) ** 2
+    means = (
+        float(champion.mean()) if champion.size else None,
+        float(challenger.mean()) if challenger.size else None,
+    )
+    last = look >= max_looks
+    if min(champion.size, challenger.size) < MIN_PER_ARM:
+        action = ROLLBACK if last else EXTEND
+        why = (
+            f"{champion.size} champion and {challenger.size} challenger losses (need "
+            f"{MIN_PER_ARM} each)" + ("; last look: rolled back" if last else "")
+        )
+        return Look(action, look, max_looks, champion.size, challenger.size, 0.0,
+                    spent, None, None, *means, why)  # fmt: skip
+    p_harm = float(stats.mannwhitneyu(challenger, champion, alternative="greater").pvalue)
+    p_ok = float(stats.mannwhitneyu(challenger, champion * (1 + margin), alternative="less").pvalue)
+    if p_harm < level:
+        action, why = ROLLBACK, f"challenger worse (p={p_harm:.2g} < {level:.3g})"
+    elif p_ok < level:
+        action, why = PROMOTE, f"challenger at least as good (p={p_ok:.2g} < {level:.3g})"
+    elif last:
+        action, why = ROLLBACK, f"last of {max_looks} looks without evidence it is as good"
+    else:
+        action, why = EXTEND, f"no decision yet (p harm {p_harm:.2g}, p ok {p_ok:.2g})"
+    return Look(action, look, max_looks, champion.size, challenger.size, level, spent,
+                p_harm, p_ok, *means, why)  # fmt: skip
