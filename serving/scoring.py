@@ -143,6 +143,7 @@ def forecast(
             entity_id=f"{result.store_id}:{result.sku}",
             features={
                 "feature_set": table.version,
+                "dates": [d.isoformat() for d in result.dates],
                 "rows": rows,
             },
             output={k: v for k, v in result.outputs.items()},

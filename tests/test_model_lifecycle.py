@@ -100,15 +100,18 @@ def test_challenger_trained_on_shuffled_labels_is_refused_and_champion_stays(pla
 def test_rollback_restores_the_previous_champion_and_a_broken_bundle_is_never_published(
     platform_copy,
 ):
-    """Retraining on the same data yields v2, promoted over v1. A corrupted v1 bundle cannot be
-    promoted back by hand (pointer stays on v2); once repaired, `retail models rollback`
-    restores v1 as champion in MLflow and for serving, and both steps are logged."""
+    """Retraining on the same data yields v2, which passes the gate and starts as a canary;
+    promoted by hand over v1. A corrupted v1 bundle cannot be promoted back by hand (pointer
+    stays on v2); once repaired, `retail models rollback` restores v1 as champion in MLflow
+    and for serving, and both steps are logged."""
     from retail_assets.cli import main
 
     settings = platform_copy
     summary = _materialize_model(settings, "demand")
     assert summary.success, summary.failures
     services = _services(settings)
+    assert services.champion("demand") == "1" and _store(settings, "demand").challenger() == "2"
+    services.manual_promote("demand", "2", reason="test: canary accepted by hand")
     assert services.champion("demand") == "2"
 
     store = _store(settings, "demand")

@@ -364,12 +364,19 @@ class ArtifactStore:
         return self._decide(action, version, change, reason=reason, actor=actor, evidence=evidence)
 
     def retire_challenger(
-        self, *, reason: str, actor: str, action: str = "retire_challenger"
+        self,
+        *,
+        reason: str,
+        actor: str,
+        action: str = "retire_challenger",
+        evidence: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         def change(roles: Roles) -> Roles:
             return Roles(champion=roles.champion, challenger=None, rollout=roles.rollout.stopped())
 
-        return self._decide(action, self.challenger(), change, reason=reason, actor=actor)
+        return self._decide(
+            action, self.challenger(), change, reason=reason, actor=actor, evidence=evidence
+        )
 
     def set_rollout(self, rollout: Rollout, *, reason: str, actor: str) -> dict[str, Any]:
         def change(roles: Roles) -> Roles:

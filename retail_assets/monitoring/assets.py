@@ -25,7 +25,9 @@ import polars as pl
 from retail_assets.artifacts import Artifacts
 from retail_assets.core.markdown import markdown_table
 from retail_assets.core.store import ArtifactStore
+from retail_assets.models.lifecycle.resource import LifecycleResource
 from retail_assets.models.lifecycle.spec import TrainingSet
+from retail_assets.monitoring import canary
 from retail_assets.monitoring.monitors import ModelReport, monitor_demand, monitor_fraud
 from retail_assets.resources import ArtifactsResource
 
@@ -182,14 +184,38 @@ def _check_specs(asset: str) -> list[dg.AssetCheckSpec]:
     ]
 
 
-def _finish(context, artifacts: Artifacts, report: ModelReport, live_metric: str):
+def _canary(context, lifecycle, store: ArtifactStore, model: str, log: pl.DataFrame, losses_of):
+    """Look at the running canary (if any) and act on the sequential test's decision."""
+    since = canary.canary_since(store)
+    roles = store.roles()
+    if since is None or roles.rollout.mode != "canary" or roles.champion is None:
+        return None
+    rows = canary.logged_rows(log, model, roles.champion.version, roles.challenger.version, since)
+    losses = losses_of(rows)
+    look = canary.look_at_canary(
+        store, model, losses, {"predictions_logged": rows.height, "losses": losses.height}
+    )
+    if look is not None:
+        record = canary.act(lifecycle.lifecycle(), store, look)
+        context.log.info(f"{model} canary v{look.challenger}: {record['action']}")
+    return look
+
+
+def _finish(
+    context,
+    artifacts: Artifacts,
+    report: ModelReport,
+    live_metric: str,
+    look: canary.CanaryLook | None = None,
+):
     version, decision = publish_report(artifacts, report)
     if decision is not None:
         context.log.warning(f"{report.model}: {decision['reason']}")
-    yield dg.Output(
-        report.as_dict(),
-        metadata=_metadata(report, version, artifacts.monitoring(report.model), live_metric),
+    metadata = _metadata(report, version, artifacts.monitoring(report.model), live_metric)
+    metadata["canary"] = dg.MetadataValue.json(
+        {"challenger": look.challenger, **look.look.as_dict()} if look else {"running": False}
     )
+    yield dg.Output(report.as_dict(), metadata=metadata)
     yield from _checks(report.model, report)
 
 
@@ -199,6 +225,7 @@ def _finish(context, artifacts: Artifacts, report: ModelReport, live_metric: str
         "training_set": dg.AssetIn(key="demand_training_set"),
         "fct_daily_sales": dg.AssetIn(key=["marts", "fct_daily_sales"]),
         "dim_products": dg.AssetIn(key=["marts", "dim_products"]),
+        "prediction_log": dg.AssetIn(key=["serving", "prediction_log"]),
     },
     deps=["demand_promotion"],  # monitors the champion the gate left serving
     io_manager_key="artifact_io_manager",
@@ -208,9 +235,11 @@ def _finish(context, artifacts: Artifacts, report: ModelReport, live_metric: str
 def demand_monitoring(
     context: dg.AssetExecutionContext,
     artifacts: ArtifactsResource,
+    lifecycle: LifecycleResource,
     training_set: TrainingSet,
     fct_daily_sales: pl.DataFrame,
     dim_products: pl.DataFrame,
+    prediction_log: pl.DataFrame,
 ):
     """Demand drift and live accuracy of the serving champion: seasonally adjusted sales level
     per series (overall, per department and category) and feature drift against the same
@@ -229,7 +258,15 @@ def demand_monitoring(
         store.version_dir(champion) if champion else None,
         champion,
     )
-    yield from _finish(context, artifacts.artifacts, report, "wape")
+    look = _canary(
+        context,
+        lifecycle,
+        store,
+        "demand",
+        prediction_log,
+        lambda rows: canary.demand_losses(rows, daily),
+    )
+    yield from _finish(context, artifacts.artifacts, report, "wape", look)
 
 
 @dg.asset(
@@ -237,6 +274,7 @@ def demand_monitoring(
     ins={
         "transaction_features": dg.AssetIn(key=["marts", "transaction_features"]),
         "dim_customers": dg.AssetIn(key=["marts", "dim_customers"]),
+        "prediction_log": dg.AssetIn(key=["serving", "prediction_log"]),
     },
     deps=["fraud_promotion"],  # monitors the champion the gate left serving
     io_manager_key="artifact_io_manager",
@@ -246,8 +284,10 @@ def demand_monitoring(
 def fraud_monitoring(
     context: dg.AssetExecutionContext,
     artifacts: ArtifactsResource,
+    lifecycle: LifecycleResource,
     transaction_features: pl.DataFrame,
     dim_customers: pl.DataFrame,
+    prediction_log: pl.DataFrame,
 ):
     """Fraud drift and live detection of the serving champion: features of recent payments
     (replayed through the online feature state) against the same weeks a year earlier and the
@@ -263,7 +303,16 @@ def fraud_monitoring(
         store.version_dir(champion) if champion else None,
         champion,
     )
-    yield from _finish(context, artifacts.artifacts, report, "recall_at_threshold")
+    now = transaction_features["transaction_ts"].max()
+    look = _canary(
+        context,
+        lifecycle,
+        store,
+        "fraud",
+        prediction_log,
+        lambda rows: canary.fraud_losses(rows, transaction_features, now),
+    )
+    yield from _finish(context, artifacts.artifacts, report, "recall_at_threshold", look)
 
 
 # A model's chain after its training set: train, evaluate, export, gate.

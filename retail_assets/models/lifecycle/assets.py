@@ -18,7 +18,7 @@ import polars as pl
 
 from retail_assets.core.gate import GateResult
 from retail_assets.core.markdown import markdown_table
-from retail_assets.core.store import ArtifactStore
+from retail_assets.core.store import ArtifactStore, Rollout
 from retail_assets.models.lifecycle.bundle import (
     EXPLAIN_FILE,
     LoadedBundle,
@@ -396,15 +396,27 @@ def promote_or_refuse(
         "gate": decision.table(),
         "headline": headline(evaluation),
     }
-    if decision.passed:
-        reason = "passed every gate rule" + (
-            "" if has_champion else " (first champion: beats its baseline)"
+    if decision.passed and has_champion:
+        # Never straight to 100 %: a canary share first; the sequential test on live traffic
+        # (monitoring/canary.py) promotes it, keeps it going or rolls it back.
+        store = lifecycle.store(name)
+        rollout = canary_rollout(store)
+        record = store.offer(
+            ref.version,
+            reason=f"passed every gate rule: canary on {rollout.share:.0%} of traffic until "
+            "the sequential test on live data decides",
+            actor="promotion_gate",
+            rollout=rollout,
+            action="canary_started",
+            evidence=evidence,
         )
+        lifecycle.sync_aliases(name)
+    elif decision.passed:
         record = lifecycle.install_champion(
             name,
             ref.version,
             action="promote",
-            reason=reason,
+            reason="passed every gate rule (first champion: beats its baseline)",
             actor="promotion_gate",
             evidence=evidence,
         )
@@ -430,6 +442,19 @@ def promote_or_refuse(
             if baseline is not None:
                 decision, record = baseline
     return decision, record, champion_before
+
+
+# Share of traffic a challenger that passed the gate serves first (sticky by entity), unless
+# the store's rollout names another share (`retail models` / the admin API set it): enough
+# predictions for the sequential test within days at the tiny scale, small enough that a bad
+# model harms one customer in five at most until the test rolls it back.
+DEFAULT_CANARY_SHARE = 0.2
+
+
+def canary_rollout(store: ArtifactStore) -> Rollout:
+    configured = store.roles().rollout
+    share = configured.share if configured.share > 0 else DEFAULT_CANARY_SHARE
+    return Rollout("canary", share, configured.min_seconds)
 
 
 def _lost_to_baselines(decision: GateResult) -> bool:
