@@ -350,3 +350,32 @@ def test_a_bad_canary_is_rolled_back_by_the_sequential_test(platform_copy):
     test = rolled_back["evidence"]["test"]
     assert test["p_harm"] < test["alpha_this_look"]
     assert test["mean_loss_challenger"] > test["mean_loss_champion"]
+
+
+def test_a_champion_worse_live_than_the_one_it_replaced_is_rolled_back_automatically(
+    platform_copy,
+):
+    """An operator promoted a model trained on shuffled labels over v1. Monitoring scores both
+    on the same live payments, finds v1 significantly better (paired Wilcoxon), rolls back to
+    v1 (serving pointer and MLflow alias), and records why with the evidence."""
+    from retail_assets.artifacts import Artifacts
+    from retail_assets.models.lifecycle.operations import lifecycle_for
+    from retail_assets.runner import materialize_platform
+
+    settings = platform_copy
+    shuffled = {"ops": {"fraud_model": {"config": {"shuffle_labels_seed": 3}}}}
+    assert _retrain(settings, "fraud", shuffled).success
+    services = lifecycle_for(settings)
+    services.manual_promote("fraud", "2", reason="test: operator mistake")
+
+    assert materialize_platform(settings, selection="key:fraud_monitoring").success
+    store = Artifacts.from_settings(settings).model("fraud")
+    assert store.champion() == "1"
+    assert services.registry.alias_version("fraud", "champion") == "1"
+    rollback = _decisions(settings, "model/fraud")[-1]
+    assert rollback["action"] == "rollback" and rollback["actor"] == "monitoring"
+    assert rollback["evidence"]["rolled_back_from"] == "2"
+    assert "Wilcoxon" in rollback["reason"] and "previous champion v1" in rollback["reason"]
+    degraded = _decisions(settings, "monitoring/fraud")[-1]
+    assert degraded["action"] == "live_degraded"
+    assert degraded["evidence"]["live"]["previous_champion"]["version"] == "1"

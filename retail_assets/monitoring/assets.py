@@ -297,12 +297,23 @@ def fraud_monitoring(
     `monitoring_retrain_sensor`."""
     store = artifacts.artifacts.model("fraud")
     champion = store.champion()
+    previous = store.rollback_target()
     report = monitor_fraud(
         transaction_features,
         dim_customers,
         store.version_dir(champion) if champion else None,
         champion,
+        previous=(previous, store.version_dir(previous))
+        if previous and store.has(previous)
+        else None,
     )
+    if report.rollback_to:
+        record = lifecycle.lifecycle().rollback(
+            "fraud", reason=f"automatic rollback: {report.degradation}", actor="monitoring"
+        )
+        context.log.warning(
+            f"fraud: rolled back v{record['rolled_back_from']} -> v{record['version']}"
+        )
     now = transaction_features["transaction_ts"].max()
     look = _canary(
         context,

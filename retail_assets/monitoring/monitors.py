@@ -52,6 +52,11 @@ LIVE_P_VALUE = 0.05
 # Fewer labelled frauds (or forecast rows) than this in the live window: reported, not judged.
 MIN_LIVE_POSITIVES = 20
 MIN_LIVE_ROWS = 200
+# The previous champion replaces the current one when, scored on the same live payments, its
+# per-payment log loss is lower (one-sided Wilcoxon signed-rank, paired) at this level and by
+# at least this much on average: strict, because a rollback undoes a gated decision.
+ROLLBACK_P_VALUE = 0.001
+ROLLBACK_MIN_GAIN = 0.05
 # The rate of frauds known so far may change by this much (relative, either way) against the
 # same weeks a year earlier, with labels as known the same time after, before it is drift.
 # Weekly fraud rates on the generator's stationary data move by about 20 %; a new pattern
@@ -106,6 +111,9 @@ class ModelReport:
     degraded: bool = False
     degradation: str = ""
     notes: list[str] = field(default_factory=list)
+    rollback_to: str | None = None
+    """The previous champion, when it does significantly better than this one on the same live
+    data: the monitoring asset rolls back to it."""
 
     @property
     def drifted_features(self) -> list[FeatureDrift]:
@@ -121,7 +129,9 @@ class ModelReport:
 
     @property
     def actions(self) -> list[str]:
-        return ["retrain"] if self.drifted or self.degraded else []
+        return (["rollback"] if self.rollback_to else []) + (
+            ["retrain"] if self.drifted or self.degraded else []
+        )
 
     def reasons(self) -> list[str]:
         out = []
@@ -148,6 +158,7 @@ class ModelReport:
             "drifted": self.drifted,
             "degraded": self.degraded,
             "actions": self.actions,
+            "rollback_to": self.rollback_to,
             "reasons": self.reasons(),
             "live": self.live,
             "offline": self.offline,
@@ -277,7 +288,10 @@ def monitor_fraud(
     customers: pl.DataFrame,
     bundle_dir: Path | None,
     version: str | None,
+    previous: tuple[str, Path] | None = None,
 ) -> ModelReport:
+    """`previous`: (version, bundle) of the champion the current one replaced, compared with it
+    on the same live payments (see `ROLLBACK_P_VALUE`)."""
     from retail_assets.models.fraud.training_set import (
         CATEGORICAL_FEATURES,
         NUMERIC_FEATURES,
@@ -320,6 +334,8 @@ def monitor_fraud(
         known.fill_null(False).alias("_final"),
     )
     report.live = _fraud_live(live_frame, bundle, signature, prepare_features, test_end)
+    if previous is not None and live_frame.height >= MIN_LIVE_ROWS:
+        _compare_previous(report, live_frame, bundle, previous, prepare_features)
     positives = report.live.get("positives", 0)
     if positives < MIN_LIVE_POSITIVES:
         report.notes.append(
@@ -346,6 +362,46 @@ def monitor_fraud(
             f"offline {offline_recall:.2f} (one-sided Fisher exact p={p_value:.2g})"
         )
     return report
+
+
+def _log_loss(frame: pl.DataFrame, bundle, prepare_features) -> np.ndarray:
+    encodings = {
+        f["name"]: f["categories"] for f in bundle.signature["features"] if "categories" in f
+    }
+    p = np.clip(
+        bundle.predict_frame(prepare_features(frame, encodings))["probability"], 1e-6, 1 - 1e-6
+    )
+    y = frame["is_fraud"].cast(pl.Float64).to_numpy()
+    return -(y * np.log(p) + (1 - y) * np.log(1 - p))
+
+
+def _compare_previous(report: ModelReport, live: pl.DataFrame, bundle, previous, prepare_features):
+    """Score the previous champion on the same live payments; advise a rollback when it is
+    significantly better (paired, per payment)."""
+    from retail_assets.models.lifecycle.bundle import LoadedBundle
+
+    version, folder = previous
+    current = _log_loss(live, bundle, prepare_features)
+    before = _log_loss(live, LoadedBundle(folder), prepare_features)
+    difference = before - current
+    if np.allclose(difference, 0):
+        return
+    p_value = float(stats.wilcoxon(before, current, alternative="less").pvalue)
+    gain = 1 - before.mean() / current.mean()
+    report.live["previous_champion"] = {
+        "version": version,
+        "mean_log_loss": float(before.mean()),
+        "mean_log_loss_current": float(current.mean()),
+        "wilcoxon_p_value": p_value,
+    }
+    if p_value < ROLLBACK_P_VALUE and gain >= ROLLBACK_MIN_GAIN:
+        report.rollback_to = version
+        report.degraded = True
+        report.degradation = (
+            f"the previous champion v{version} does better on the same {live.height} live "
+            f"payments: mean log loss {before.mean():.4f} vs {current.mean():.4f} "
+            f"({gain:.0%} lower; one-sided Wilcoxon signed-rank p={p_value:.2g})"
+        )
 
 
 def fraud_rate_change(transactions: pl.DataFrame, since: datetime, now: datetime) -> LevelChange:
