@@ -9,6 +9,8 @@ prepare the dbt manifest (`retail_assets/transform/project.py`) and the state fo
 
 from __future__ import annotations
 
+import warnings
+
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
@@ -16,6 +18,7 @@ from dagster_dbt import DbtCliResource
 from evals import assets as eval_domain
 from retail_assets.assistant import assets as assistant_domain
 from retail_assets.assistant.assets import AssistantResource
+from retail_assets.automation import SCHEDULES, apply_policies, automation_sensor
 from retail_assets.models import definitions as model_domain
 from retail_assets.models.lifecycle.resource import LifecycleResource
 from retail_assets.monitoring import assets as monitoring_domain
@@ -79,15 +82,21 @@ def resources_for(settings: Settings) -> dict:
 
 
 def build_defs(settings: Settings) -> dg.Definitions:
-    return dg.Definitions.merge(
+    merged = dg.Definitions.merge(
         *(domain.defs for domain in DOMAINS),
         dg.Definitions(
-            jobs=[platform_job],
+            jobs=[platform_job, *(schedule.job for schedule in SCHEDULES)],
+            schedules=SCHEDULES,
+            sensors=[automation_sensor],
             resources=resources_for(settings),
             # DuckDB allows one writer per file: steps run one after another in the run process.
             executor=dg.in_process_executor,
         ),
     )
+    # Freshness and automation for every domain's assets, decided in one place.
+    with warnings.catch_warnings():  # Dagster marks map_asset_specs as a preview API
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return merged.map_asset_specs(func=apply_policies)
 
 
 defs = build_defs(get_settings())

@@ -17,12 +17,13 @@ def _loaded_landing_time(instance: dg.DagsterInstance, feed: str) -> str | None:
 
 
 @dg.sensor(
-    job_name=PLATFORM_JOB_NAME,
+    target=dg.AssetSelection.groups("raw"),
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
-        "Starts a platform run when feeds land that the raw assets have not loaded yet "
-        "(compares the landing manifest with each raw asset's last materialization)."
+        "Loads the raw tables of feeds that landed and have not been loaded yet (compares the "
+        "landing manifest with each raw asset's last materialization); what depends on them "
+        "follows by declarative automation."
     ),
 )
 def landed_feeds_sensor(context: dg.SensorEvaluationContext, landing_zone: LandingZoneResource):
@@ -39,5 +40,6 @@ def landed_feeds_sensor(context: dg.SensorEvaluationContext, landing_zone: Landi
     landed_at = manifest["landed_at"]
     return dg.RunRequest(
         run_key=f"landed-{landed_at}",
+        asset_selection=[dg.AssetKey(["raw", feed]) for feed in unloaded],
         tags={"retail/landed_at": landed_at, "retail/new_feeds": ",".join(unloaded)},
     )

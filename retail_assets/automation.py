@@ -1,0 +1,106 @@
+"""What runs when, for the whole code location, in one place: freshness policies and
+declarative automation conditions per asset group, the automation sensor, and the scheduled
+retrains.
+
+* New data materializes only what depends on it. `landed_feeds_sensor` loads the raw tables
+  of the feeds that landed; from there every asset downstream is `eager` (it runs once its
+  inputs updated) unless a blocking check upstream failed: a corrupt feed stops at its raw
+  table and nothing downstream runs.
+* Models are not retrained on every new mart. A model's chain (train -> evaluate -> export ->
+  gate) runs when monitoring asks for it (`monitoring_retrain_sensor`: drift or live
+  degradation of exactly that model) and on a weekly schedule (fraud on its rolling window,
+  demand on its latest history), each candidate through the gate and a canary.
+* Every asset has a freshness policy fitting its cadence, so the UI shows what is late.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import dagster as dg
+
+from retail_assets.monitoring.assets import retrain_selection
+
+
+def _window(fail_hours: float, warn_hours: float) -> dg.FreshnessPolicy:
+    return dg.FreshnessPolicy.time_window(
+        fail_window=timedelta(hours=fail_hours), warn_window=timedelta(hours=warn_hours)
+    )
+
+
+# Daily data: a day late warns, a day and a half fails (raw feeds keep their own policy).
+DAILY = _window(48, 30)
+# Weekly work (models retrain weekly at least, the search index and eval reports follow
+# catalog and prompt changes): a week and a day fails.
+WEEKLY = _window(8 * 24, 7 * 24 + 6)
+
+FRESHNESS_BY_GROUP = {
+    "staging": DAILY,
+    "intermediate": DAILY,
+    "marts": DAILY,
+    "transform": DAILY,
+    "serving": DAILY,  # online feature tables and the prediction log
+    "monitoring": DAILY,
+    "models": WEEKLY,
+    "search": WEEKLY,
+    "assistant": WEEKLY,
+}
+
+# Model-chain assets run as a chain (monitoring sensor, schedules), never one by one on an
+# upstream change: re-gating an old model on a new training set would be meaningless.
+CHAIN_STEPS = ("_model", "_evaluation", "_onnx", "_promotion")
+
+# Assets fed by something outside Dagster (serving writes the prediction log): loaded daily,
+# after which monitoring (eager) looks at the day's traffic.
+DAILY_CRON = "0 2 * * *"
+DAILY_CRON_ASSETS = {dg.AssetKey(["serving", "prediction_log"])}
+
+EAGER = dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
+
+
+def _is_chain_step(spec: dg.AssetSpec) -> bool:
+    return spec.group_name == "models" and spec.key.path[-1].endswith(CHAIN_STEPS)
+
+
+def apply_policies(spec: dg.AssetSpec) -> dg.AssetSpec:
+    """Freshness by group where the asset has none of its own; eager automation for
+    everything downstream of the raw tables except the model chains."""
+    changes = {}
+    if spec.freshness_policy is None and spec.group_name in FRESHNESS_BY_GROUP:
+        changes["freshness_policy"] = FRESHNESS_BY_GROUP[spec.group_name]
+    if spec.automation_condition is None:
+        if spec.key in DAILY_CRON_ASSETS:
+            changes["automation_condition"] = dg.AutomationCondition.on_cron(DAILY_CRON)
+        elif spec.group_name != "raw" and not _is_chain_step(spec):
+            changes["automation_condition"] = EAGER
+    return spec.replace_attributes(**changes) if changes else spec
+
+
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    "default_automation_condition_sensor",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=60,
+    description=(
+        "Evaluates every asset's automation condition: what depends on new data runs once its "
+        "inputs updated and no blocking check upstream failed."
+    ),
+)
+
+
+def retrain_schedule(model: str, cron: str) -> dg.ScheduleDefinition:
+    job = dg.define_asset_job(f"{model}_retrain", selection=retrain_selection(model))
+    return dg.ScheduleDefinition(
+        name=f"{model}_weekly_retrain",
+        job=job,
+        cron_schedule=cron,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=(
+            f"Retrains {model} on its latest training set every week; the candidate goes through "
+            "the promotion gate and a canary like any other."
+        ),
+    )
+
+
+# Early Monday, after the weekend's data has landed; fraud first (its window rolls daily).
+SCHEDULES = [retrain_schedule("fraud", "0 3 * * 1"), retrain_schedule("demand", "0 4 * * 1")]
