@@ -55,6 +55,26 @@ class DemandForecastFamily:
 
     name = "demand"
     source_assets = (("marts", "demand_features"),)
+    intended_use = (
+        "Replenishment and allocation planning: units (or sales value) per store and SKU for "
+        "each period of the horizon, with a calibrated p10-p90 range, served by POST "
+        "/v1/forecast with the caller's price and promotion plan applied."
+    )
+    limitations = (
+        "Learns from the store's own history: a SKU or store without history gets a category "
+        "or chain fallback (named in the response). Demand that stock-outs censored is "
+        "under-learned. Shifts the history never showed (a new competitor, a supply shock) "
+        "degrade it until it is retrained; prices far outside the trained range extrapolate "
+        "flat (trees). Not for financial reporting."
+    )
+    monitoring = (
+        "`demand_monitoring`, after every new landing: seasonally adjusted sales level per "
+        "series, department and category against the same weeks a year earlier (Wilcoxon; "
+        "drift at 25 %), feature drift against last year and the weeks before (PSI >= 0.2 and "
+        "KS p < 0.001), live WAPE after the test window against the offline WAPE (+20 %). A "
+        "drift or degradation retrains this model only; a new version serves a 20 % canary "
+        "until the sequential test promotes or rolls it back."
+    )
 
     def __init__(
         self,

@@ -75,6 +75,27 @@ class PaymentFraudFamily:
         ("marts", "transaction_features"),
         ("marts", "dim_customers"),
     )
+    intended_use = (
+        "Ranking card payments by fraud risk at authorisation (POST /v1/fraud/score): flag "
+        "for review or step-up authentication above the validation-chosen threshold, with "
+        "reason codes. A human or a rule decides what a flag does."
+    )
+    limitations = (
+        "Trained only on labels known by its cutoff (chargebacks arrive 2-60 days late), so "
+        "the newest fraud patterns are missing until their labels mature. Patterns the "
+        "features cannot see (e.g. fraud from the victim's own device and country) score low. "
+        "Scores are not calibrated probabilities across segments; the bias audit reports the "
+        "false-positive rate per customer segment. Not a decline engine on its own."
+    )
+    monitoring = (
+        "`fraud_monitoring`, after every new landing: features of recent payments against the "
+        "same weeks a year earlier and the weeks before (PSI >= 0.2 with KS or chi-square p < "
+        "0.001), the known fraud rate against last year with labels as known the same time "
+        "after (Fisher, drift at +-50 %), live recall at threshold against offline (Fisher, "
+        "drop >= 0.10), and the previous champion on the same payments (paired Wilcoxon: "
+        "automatic rollback). A new version serves a 20 % canary until the sequential test "
+        "decides."
+    )
 
     def __init__(
         self,
