@@ -326,3 +326,30 @@ def test_reason_codes_name_real_features_and_contributions_add_up(training_set, 
             assert (code["value"] is None and np.isnan(row_x[j])) or code["value"] == row_x[j]
         if row_codes:
             assert row_codes[0]["contribution"] == row_contrib.max()
+
+
+def test_the_bias_audit_is_a_gate_rule_on_the_false_positive_rate_gap(evaluation):
+    """Every predictor carries the largest FPR gap between customer segments or regions; the
+    gate passes the tiny champion (gap about a point, within a small window's noise) and
+    refuses the same evaluation once one segment's false alerts run three points above
+    another's, naming the rule."""
+    import copy
+
+    from retail_assets.models.fraud.family import FPR_GAP
+    from retail_assets.models.lifecycle.gate import decide
+
+    gap = evaluation.overall["challenger"][FPR_GAP]
+    assert 0 <= gap < 0.02
+    passed = decide(
+        evaluation, fraud_family.gate_rules, parity_passed=True, bundle_problems=[],
+        has_champion=False,
+    )  # fmt: skip
+    assert all(c.passed for c in passed.checks if FPR_GAP in c.rule)
+    unfair = copy.deepcopy(evaluation)
+    unfair.overall["challenger"][FPR_GAP] = 0.03
+    refused = decide(
+        unfair, fraud_family.gate_rules, parity_passed=True, bundle_problems=[],
+        has_champion=False,
+    )  # fmt: skip
+    assert not refused.passed
+    assert any(FPR_GAP in reason for reason in refused.reasons)

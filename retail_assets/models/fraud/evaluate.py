@@ -22,6 +22,7 @@ METRICS_HIGHER_IS_BETTER: dict[str, bool] = {
     "f1_at_threshold": True,
     "alert_rate": False,
     "false_positive_rate": False,
+    "fpr_gap_between_segments": False,
 }
 PRIMARY_METRIC = "roc_auc"
 NAN = float("nan")
