@@ -1,0 +1,184 @@
+"""Monitoring: how fast it detects the generator's shifts, whether it stays quiet through the
+holidays, and what one monitoring run costs.
+
+    uv run python benchmarks/bench_monitoring.py [--scale default] [--seed 42]
+                                                 [--cost-home /tmp/retail-bench-default]
+
+1. Detection delay, in simulated days. The generator makes the world with one knob, and the
+   monitoring statistics (the same functions the monitoring assets call) are evaluated as of
+   each day from the change on, with only the data (and the labels) known by that day:
+   * `--demand-shift START:1.8` (all departments) and `START:0.5` on one department:
+     the seasonally adjusted level test;
+   * `--fraud-change START` at the CLI's default rate: the known-fraud-rate test against the
+     same weeks a year earlier, labels as known the same time after.
+   Baseline in the same run: the same evaluation on the world without the knob (false alarms
+   over the same days), and through the Black Friday to Christmas surge (2026-11-01 to
+   2026-12-31), where any alarm is a false one.
+2. Cost of one monitoring run (drift and live metrics, no Dagster) on the warehouse at
+   --cost-home (materialized at that scale; skipped if absent): seconds and rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+
+from retail_assets.monitoring.drift import level_change
+from retail_assets.monitoring.monitors import fraud_rate_change
+from retail_assets.sources.synthetic import GeneratorConfig, Knobs, generate
+from retail_assets.sources.synthetic.config import DemandShift, FraudPatternChange
+
+SHIFT_START = date(2026, 8, 1)
+DAYS = 60
+
+
+def world(scale: str, seed: int, knobs: Knobs, end: date) -> dict[str, pl.DataFrame]:
+    started = time.perf_counter()
+    feeds = generate(GeneratorConfig(scale=scale, seed=seed, knobs=knobs, end_date=end)).feeds
+    print(
+        f"  generated {scale} world to {end} in {time.perf_counter() - started:.1f} s", flush=True
+    )
+    return feeds
+
+
+def daily_sales(feeds: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    return (
+        feeds["sales"]
+        .select("date", "store_id", "sku", pl.col("units_sold").alias("demand_quantity"))
+        .join(feeds["products"].select("sku", "department"), on="sku")
+    )
+
+
+def level_alarms(daily: pl.DataFrame, days: list[date], segment: str = "overall") -> list[date]:
+    alarms = []
+    for day in days:
+        known = daily.filter(pl.col("date") <= day)
+        changes = level_change(
+            known, "date", "demand_quantity", ["store_id", "sku"], day, ("department",)
+        )
+        if any(c.drifted and (segment == "any" or c.segment == segment) for c in changes):
+            alarms.append(day)
+    return alarms
+
+
+def payments_with_labels(feeds: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    return (
+        feeds["payments"]
+        .select("transaction_id", pl.col("event_ts").alias("transaction_ts"))
+        .join(
+            feeds["fraud_labels"].select("transaction_id", "is_fraud", "label_available_at"),
+            on="transaction_id",
+            how="left",
+        )
+        .with_columns(pl.col("label_available_at").cast(pl.Datetime("us")))
+    )
+
+
+def fraud_alarms(payments: pl.DataFrame, since: datetime, days: list[date]) -> list[date]:
+    alarms = []
+    for day in days:
+        now = datetime.combine(day, datetime.max.time())
+        known = payments.filter(pl.col("transaction_ts") <= now)
+        if fraud_rate_change(known, since, now).drifted:
+            alarms.append(day)
+    return alarms
+
+
+def delay(alarms: list[date], start: date) -> str:
+    return f"{(alarms[0] - start).days} days" if alarms else f"not within {DAYS} days"
+
+
+def detection(scale: str, seed: int) -> None:
+    end = SHIFT_START + timedelta(days=DAYS)
+    days = [SHIFT_START + timedelta(days=i) for i in range(DAYS + 1)]
+    print(f"detection delay at {scale}, changes on {SHIFT_START}, evaluated daily to {end}")
+
+    plain = world(scale, seed, Knobs(), end)
+    shifted = world(scale, seed, Knobs(demand_shift=DemandShift(SHIFT_START, 1.8)), end)
+    one = world(
+        scale, seed, Knobs(demand_shift=DemandShift(SHIFT_START, 0.5, ("Electronics",))), end
+    )
+    fraud = world(scale, seed, Knobs(fraud_pattern_change=FraudPatternChange(SHIFT_START)), end)
+
+    base = level_alarms(daily_sales(plain), days, "any")
+    print(f"  demand, no knob (baseline): {len(base)} alarm days of {len(days)}")
+    alarms = level_alarms(daily_sales(shifted), days)
+    print(
+        f"  demand --demand-shift {SHIFT_START}:1.8: first overall alarm after {delay(alarms, SHIFT_START)}"
+    )
+    alarms = level_alarms(daily_sales(one), days, "department=Electronics")
+    others = [d for d in level_alarms(daily_sales(one), days, "any")]
+    print(
+        f"  demand Electronics x0.5: first Electronics alarm after {delay(alarms, SHIFT_START)}; "
+        f"alarm days in any segment {len(others)}"
+    )
+    since = datetime.combine(SHIFT_START - timedelta(days=28), datetime.min.time())
+    base = fraud_alarms(payments_with_labels(plain), since, days)
+    print(f"  fraud, no knob (baseline): {len(base)} alarm days of {len(days)}")
+    alarms = fraud_alarms(payments_with_labels(fraud), since, days)
+    print(
+        f"  fraud --fraud-change {SHIFT_START} (default rate): first alarm after {delay(alarms, SHIFT_START)}"
+    )
+
+    holiday_end = date(2026, 12, 31)
+    holiday = daily_sales(world(scale, seed, Knobs(), holiday_end))
+    season = [date(2026, 11, 1) + timedelta(days=i) for i in range(61)]
+    alarms = level_alarms(holiday, season, "any")
+    print(f"  Black Friday to Christmas, no knob: {len(alarms)} alarm days of {len(season)}")
+
+
+def cost(home: Path) -> None:
+    import pickle
+
+    import duckdb
+
+    from retail_assets.monitoring.monitors import monitor_demand, monitor_fraud
+
+    warehouse = home / "warehouse.duckdb"
+    if not warehouse.exists():
+        print(f"cost: no warehouse at {home}; materialize the platform there first")
+        return
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        transactions = con.sql("select * from marts.transaction_features").pl()
+        customers = con.sql("select * from marts.dim_customers").pl()
+        daily = con.sql(
+            "select f.date, f.store_id, f.sku, f.demand_quantity, p.department, p.category "
+            "from marts.fct_daily_sales f join marts.dim_products p using (sku)"
+        ).pl()
+    per_day = transactions.height / max(transactions["transaction_ts"].dt.date().n_unique(), 1)
+    started = time.perf_counter()
+    report = monitor_fraud(transactions, customers, None, None)
+    fraud_s = time.perf_counter() - started
+    print(
+        f"cost at {home}: fraud drift over {transactions.height:,} payments "
+        f"({per_day:,.0f} a day): {fraud_s:.1f} s, {len(report.feature_drift)} feature tests"
+    )
+    training_set = home / "assets" / "demand_training_set"
+    if training_set.exists():
+        frame = pickle.loads(training_set.read_bytes())
+        started = time.perf_counter()
+        report = monitor_demand(daily, frame.frame, frame.feature_columns, None, None)
+        print(
+            f"  demand drift over {daily.height:,} series-days and {frame.frame.height:,} "
+            f"training rows: {time.perf_counter() - started:.1f} s, "
+            f"{len(report.level_drift)} level tests, {len(report.feature_drift)} feature tests"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scale", default="default")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--cost-home", type=Path, default=None)
+    args = parser.parse_args()
+    detection(args.scale, args.seed)
+    if args.cost_home:
+        cost(args.cost_home)
+
+
+if __name__ == "__main__":
+    main()
