@@ -16,8 +16,8 @@ window is **the same window 52 weeks earlier** (364 days: same weekdays), and:
   the year-over-year growth of the current window against the year-over-year growth of the
   windows just before it. An expected seasonal surge grows like last year (change ~ 0); an
   unexpected shift does not. Tested per series with scipy's Wilcoxon signed-rank test, and
-  per segment (department, category) where support allows (Bonferroni across the segments),
-  so a shift in one department is reported there and not elsewhere.
+  per segment (department, category) where support allows, so a shift in one department is
+  reported there and not elsewhere.
 """
 
 from __future__ import annotations
@@ -306,18 +306,14 @@ def level_change(
             - ((pl.col("before") + 1) / (pl.col("before_ly") + 1)).log()
         ).alias("_change")
     )
-    parts = [("overall", sums)] + [
-        (f"{column}={value}", part)
-        for column in segment_columns
-        for (value,), part in sums.group_by(column, maintain_order=True)
-    ]
-    # Bonferroni across the segments tested together: with ~40 departments and categories a
-    # per-segment level of P_VALUE would raise a false alarm somewhere every few weeks.
-    level = P_VALUE / max(len(parts), 1)
-    return [_level(part, segment, level) for segment, part in parts]
+    out = [_level(sums, "overall")]
+    for column in segment_columns:
+        for (value,), part in sums.group_by(column, maintain_order=True):
+            out.append(_level(part, f"{column}={value}"))
+    return out
 
 
-def _level(part: pl.DataFrame, segment: str, level: float = P_VALUE) -> LevelChange:
+def _level(part: pl.DataFrame, segment: str) -> LevelChange:
     changes = part["_change"].drop_nulls().to_numpy()
     if changes.size < MIN_SERIES:
         change = float(np.expm1(np.median(changes))) if changes.size else None
@@ -327,5 +323,5 @@ def _level(part: pl.DataFrame, segment: str, level: float = P_VALUE) -> LevelCha
         )  # fmt: skip
     change = float(np.expm1(np.median(changes)))
     p_value = 1.0 if np.allclose(changes, 0) else float(stats.wilcoxon(changes).pvalue)
-    drifted = bool(abs(change) >= LEVEL_CHANGE and p_value < level)
+    drifted = bool(abs(change) >= LEVEL_CHANGE and p_value < P_VALUE)
     return LevelChange(segment, int(changes.size), change, p_value, drifted)
