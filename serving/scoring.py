@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from retail_assets.models.demand.features import closed_to_zero
+from retail_assets.models.fraud.online import REPLAY_COLUMNS
 from serving.features import DemandFeatures
 from serving.model_store import ServedModel
 from serving.state import DEMAND_MODEL, FRAUD_MODEL, ServingState
@@ -240,7 +241,9 @@ def score_payments(
             version=model.version,
             arm=arm,
             entity_id=payment["transaction_id"],
-            features=features,
+            # The request's replay fields too: monitoring recomputes these features offline
+            # from the history plus the logged requests (training-serving skew check).
+            features={**features, "request": {c: payment.get(c) for c in REPLAY_COLUMNS}},
             output={"probability": probability, "flagged": result.flagged},
             latency_ms=elapsed_ms,
             request_id=_request_id(),

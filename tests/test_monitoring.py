@@ -379,3 +379,82 @@ def test_a_champion_worse_live_than_the_one_it_replaced_is_rolled_back_automatic
     degraded = _decisions(settings, "monitoring/fraud")[-1]
     assert degraded["action"] == "live_degraded"
     assert degraded["evidence"]["live"]["previous_champion"]["version"] == "1"
+
+
+# -- training-serving skew ---------------------------------------------------------------------
+
+_PAYMENT_FIELDS = (
+    "transaction_id", "transaction_ts", "card_id", "customer_id", "device_id",
+    "shipping_address_id", "amount", "n_items", "channel", "payment_method", "top_department",
+    "billing_country", "ip_country", "shipping_country",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("stale_devices", [False, True], ids=["consistent", "stale-device-state"])
+def test_skew_check_compares_served_features_with_their_offline_recomputation(
+    platform_copy, serving_server, stale_devices
+):
+    """Serving starts from a fraud state published as of the day before the last, and scores
+    the last day's payments over HTTP in order. Monitoring replays the history plus the logged
+    requests through the training code: every feature matches. When the published state lost
+    its device history (a stale table), the check fails naming exactly the device features."""
+    from datetime import timedelta
+
+    from retail_assets.artifacts import Artifacts
+    from retail_assets.models.fraud.online import FraudFeatureState
+    from retail_assets.online_features import FRAUD_FEATURE_SET
+    from retail_assets.online_features.store import publish_feature_set
+    from retail_assets.runner import materialize_platform
+    from retail_assets.warehouse import WarehouseResource
+    from serving.clock import PaymentClock
+
+    settings = platform_copy
+    warehouse = WarehouseResource(path=str(settings.warehouse_path))
+    transactions = warehouse.read_table("marts", "transaction_features")
+    customers = warehouse.read_table("marts", "dim_customers")
+    cutoff = datetime.combine(transactions["transaction_ts"].max().date(), datetime.min.time())
+    history = transactions.filter(pl.col("transaction_ts") < cutoff)
+    if stale_devices:
+        history = history.with_columns(pl.lit(None, pl.String).alias("device_id"))
+    state = FraudFeatureState.from_history(history, customers)
+    publish_feature_set(
+        Artifacts.from_settings(settings).features(FRAUD_FEATURE_SET),
+        state.to_frames(),
+        {"as_of": state.as_of},
+        actor="test",
+    )
+    day = transactions.filter(pl.col("transaction_ts") >= cutoff).sort("transaction_ts")
+    payments = [
+        {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
+        for row in day.select(_PAYMENT_FIELDS).iter_rows(named=True)
+    ]
+    clock = PaymentClock(mode="replay", max_ahead=timedelta(days=1))
+    with serving_server(settings, payment_clock=clock) as server:
+        import httpx
+
+        response = httpx.post(
+            f"{server.url}/v1/fraud/score:batch", json={"payments": payments}, timeout=60
+        )
+        assert response.status_code == 200, response.text
+
+    summary = materialize_platform(
+        settings, selection="key:serving/prediction_log or key:fraud_monitoring"
+    )
+    assert summary.success, summary.failures
+    check = next(
+        c for c in summary.checks
+        if c.asset == "fraud_monitoring" and c.check == "no_training_serving_skew"
+    )  # fmt: skip
+    if not stale_devices:
+        assert check.passed, check.description
+        assert f"{len(payments)} logged payments" in check.description
+    else:
+        assert not check.passed
+        named = {
+            part.split(" (")[0] for part in check.description.removeprefix("skew in ").split("; ")
+        }
+        assert "device_txn_count_7d" in named
+        assert all(
+            name.startswith("device_") or name == "is_first_device_use_for_customer"
+            for name in named
+        ), named

@@ -29,6 +29,7 @@ from retail_assets.models.lifecycle.resource import LifecycleResource
 from retail_assets.models.lifecycle.spec import TrainingSet
 from retail_assets.monitoring import canary
 from retail_assets.monitoring.monitors import ModelReport, monitor_demand, monitor_fraud
+from retail_assets.monitoring.skew import fraud_skew
 from retail_assets.resources import ArtifactsResource
 
 MONITORED_MODELS = ("demand", "fraud")
@@ -278,7 +279,18 @@ def demand_monitoring(
     },
     deps=["fraud_promotion"],  # monitors the champion the gate left serving
     io_manager_key="artifact_io_manager",
-    check_specs=_check_specs("fraud_monitoring"),
+    check_specs=[
+        *_check_specs("fraud_monitoring"),
+        dg.AssetCheckSpec(
+            "no_training_serving_skew",
+            asset="fraud_monitoring",
+            description=(
+                "Every feature serving logged equals its offline recomputation (the training "
+                "code replaying the history plus the logged requests) for at least 99 % of "
+                "the logged payments; a failure names the features and an example."
+            ),
+        ),
+    ],
     kinds={"scipy"},
 )
 def fraud_monitoring(
@@ -314,6 +326,8 @@ def fraud_monitoring(
         context.log.warning(
             f"fraud: rolled back v{record['rolled_back_from']} -> v{record['version']}"
         )
+    report.skew = fraud_skew(prediction_log, transaction_features, dim_customers)
+    skewed = [row for row in report.skew if row["skewed"]]
     now = transaction_features["transaction_ts"].max()
     look = _canary(
         context,
@@ -324,6 +338,26 @@ def fraud_monitoring(
         lambda rows: canary.fraud_losses(rows, transaction_features, now),
     )
     yield from _finish(context, artifacts.artifacts, report, "recall_at_threshold", look)
+    compared = max((row["compared"] for row in report.skew), default=0)
+    yield dg.AssetCheckResult(
+        check_name="no_training_serving_skew",
+        passed=not skewed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=(
+            "skew in "
+            + "; ".join(
+                f"{row['feature']} ({row['mismatches']} of {row['compared']} payments, e.g. "
+                f"{row['example']})"
+                for row in skewed
+            )
+            if skewed
+            else f"{compared} logged payments: every feature equals its offline recomputation"
+        ),
+        metadata={
+            "skewed_features": ", ".join(row["feature"] for row in skewed),
+            "compared_payments": compared,
+        },
+    )
 
 
 # A model's chain after its training set: train, evaluate, export, gate.

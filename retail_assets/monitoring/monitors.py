@@ -111,6 +111,8 @@ class ModelReport:
     degraded: bool = False
     degradation: str = ""
     notes: list[str] = field(default_factory=list)
+    skew: list[dict[str, Any]] = field(default_factory=list)
+    """Per feature: served vs recomputed offline (fraud; see `skew.py`)."""
     rollback_to: str | None = None
     """The previous champion, when it does significantly better than this one on the same live
     data: the monitoring asset rolls back to it."""
@@ -164,6 +166,7 @@ class ModelReport:
             "offline": self.offline,
             "feature_drift": [d.as_dict() for d in self.feature_drift],
             "level_drift": [d.as_dict() for d in self.level_drift],
+            "skew": self.skew,
             "notes": self.notes,
         }
 
