@@ -447,7 +447,8 @@ def test_skew_check_compares_served_features_with_their_offline_recomputation(
     )  # fmt: skip
     if not stale_devices:
         assert check.passed, check.description
-        assert f"{len(payments)} logged payments" in check.description
+        compared = int(check.description.split(" logged payments")[0])
+        assert compared >= len(payments) > 50
     else:
         assert not check.passed
         named = {
