@@ -139,6 +139,7 @@ DOMAINS: dict[str, Domain] = {
             uses=("sales",),
             # The assistant group holds the RAG index and the eval suite's assets (evals/).
             asset_groups=("assistant",),
+            asset_keys=("assistant_monitoring", _PREDICTION_LOG),
             extensions=("assistant",),
             artifacts=("assistant/",),
         ),

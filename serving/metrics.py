@@ -74,6 +74,31 @@ class ServingMetrics:
             "Predictions buffered and not yet flushed to Parquet.",
             registry=self.registry,
         )
+        self.assistant_answers = Counter(
+            "retail_assistant_answers",
+            "Assistant answers by prompt version and outcome (answered, declined).",
+            ["prompt_version", "outcome"],
+            registry=self.registry,
+        )
+        self.assistant_removed_claims = Counter(
+            "retail_assistant_removed_claims",
+            "Claims the grounding guard removed from drafts (hallucinations caught).",
+            ["prompt_version"],
+            registry=self.registry,
+        )
+        self.assistant_injection_flags = Counter(
+            "retail_assistant_injection_flags",
+            "Instruction-like text removed from messages, history or retrieved documents.",
+            ["prompt_version"],
+            registry=self.registry,
+        )
+        self.assistant_latency = Histogram(
+            "retail_assistant_latency_seconds",
+            "Assistant answer time (retrieval, generation, guard) by prompt version.",
+            ["prompt_version"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32),
+            registry=self.registry,
+        )
         self.swaps = Counter(
             "retail_model_swaps",
             "Hot swaps of model bundles and feature tables.",

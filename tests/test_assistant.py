@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 
+import dagster as dg
 import httpx
 import polars as pl
 
@@ -312,6 +313,51 @@ def test_chat_over_http_answers_grounded_cites_and_declines(tiny_platform):
         assert any(f["source"] == "user_message" for f in attack["flags"])
         assert price in attack["answer"]
         assert not re.search(r"\$1(?:\.00)?(?![\d.,])", attack["answer"])
+
+
+def test_assistant_production_metrics_per_prompt_version_in_metrics_and_monitoring(
+    platform_copy,
+):
+    """Answers, declines, guard removals, injection flags and latency are counted per prompt
+    version on /metrics, and `assistant_monitoring` aggregates the same from the prediction
+    log after a pipeline run."""
+    from retail_assets.runner import materialize_platform
+
+    settings = platform_copy
+    product = _a_product(settings)
+    with AssistantServer(settings) as server:
+        version = server.client.get("/v1/assistant/status").json()["prompt_version"]
+        server.chat(f"How much is the {product['title']}?")
+        server.chat("Do you sell lawn mowers?")
+        server.chat(f"{INJECTION} How much is the {product['title']}?")
+        metrics = server.client.get("/metrics").text
+    assert (
+        f'retail_assistant_answers_total{{outcome="answered",prompt_version="{version}"}}'
+        in metrics
+    )
+    assert (
+        f'retail_assistant_answers_total{{outcome="declined",prompt_version="{version}"}}'
+        in metrics
+    )
+    assert f'retail_assistant_injection_flags_total{{prompt_version="{version}"}}' in metrics
+    assert "retail_assistant_latency_seconds_bucket" in metrics
+
+    summary = materialize_platform(
+        settings, selection="key:serving/prediction_log or key:assistant_monitoring"
+    )
+    assert summary.success, summary.failures
+    from retail_assets.runner import instance_for
+
+    event = instance_for(settings).get_latest_materialization_event(
+        dg.AssetKey("assistant_monitoring")
+    )
+    table = event.asset_materialization.metadata["by_prompt_version"].value
+    assert version in table
+    import pickle
+
+    rows = pickle.loads((settings.asset_storage_dir / "assistant_monitoring").read_bytes())
+    mine = next(r for r in rows if r["prompt_version"] == version)
+    assert mine["answers"] >= 3 and mine["decline_rate"] > 0 and mine["injection_flag_rate"] > 0
 
 
 INVALID_CHATS = [

@@ -364,6 +364,61 @@ def fraud_monitoring(
 RETRAIN_STEPS = ("model", "evaluation", "onnx", "promotion")
 
 
+def assistant_production_metrics(log: pl.DataFrame) -> pl.DataFrame:
+    """Per prompt version: answers, decline rate, share of answers whose draft had claims
+    removed (hallucinations caught), removed claims and injection flags per answer, latency."""
+    rows = log.filter(pl.col("model") == "assistant")
+    if rows.height == 0:
+        return pl.DataFrame()
+    parsed = rows.with_columns(
+        pl.col("output").str.json_decode(
+            pl.Struct(
+                {
+                    "declined": pl.Boolean,
+                    "removed_claims": pl.Int64,
+                    "injection_flags": pl.Int64,
+                }
+            )
+        )
+    ).unnest("output")
+    return (
+        parsed.group_by(pl.col("version").alias("prompt_version"))
+        .agg(
+            pl.len().alias("answers"),
+            pl.col("declined").mean().alias("decline_rate"),
+            (pl.col("removed_claims") > 0).mean().alias("answers_with_removed_claims"),
+            pl.col("removed_claims").mean().alias("removed_claims_per_answer"),
+            (pl.col("injection_flags") > 0).mean().alias("injection_flag_rate"),
+            pl.col("latency_ms").quantile(0.5).alias("latency_p50_ms"),
+            pl.col("latency_ms").quantile(0.95).alias("latency_p95_ms"),
+        )
+        .sort("prompt_version")
+    )
+
+
+@dg.asset(
+    group_name="monitoring",
+    ins={"prediction_log": dg.AssetIn(key=["serving", "prediction_log"])},
+    io_manager_key="artifact_io_manager",
+    kinds={"polars"},
+)
+def assistant_monitoring(prediction_log: pl.DataFrame) -> dg.Output:
+    """The shopping assistant in production, per prompt version, from serving's log: answers,
+    decline rate, share of answers whose draft had unsupported claims removed by the guard
+    (hallucinations caught), injection flags and latency p50/p95. The same counters are on
+    serving's `/metrics` (`retail_assistant_*`)."""
+    table = assistant_production_metrics(prediction_log)
+    return dg.Output(
+        table.to_dicts(),
+        metadata={
+            "by_prompt_version": dg.MetadataValue.md(
+                markdown_table(table.to_dicts()) if table.height else "no assistant traffic yet"
+            ),
+            "answers": int(table["answers"].sum()) if table.height else 0,
+        },
+    )
+
+
 def retrain_selection(model: str) -> dg.AssetSelection:
     return dg.AssetSelection.assets(*(f"{model}_{step}" for step in RETRAIN_STEPS))
 
@@ -414,5 +469,6 @@ def monitoring_retrain_sensor(context: dg.SensorEvaluationContext, artifacts: Ar
 
 
 defs = dg.Definitions(
-    assets=[demand_monitoring, fraud_monitoring], sensors=[monitoring_retrain_sensor]
+    assets=[demand_monitoring, fraud_monitoring, assistant_monitoring],
+    sensors=[monitoring_retrain_sensor],
 )

@@ -15,6 +15,7 @@ from serving.assistant.runtime import AssistantExtension
 from serving.openapi import BODY_ERRORS, errors
 from serving.schemas import Id
 from serving.scoring import NotReadyError
+from serving.state import ServingDependency, ServingState
 
 Message = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
 MAX_HISTORY = 20
@@ -87,6 +88,34 @@ class AssistantStatus(msgspec.Struct):
     problems: list[str]
 
 
+def record_answer(serving: ServingState, prompt_version: str, result, request_id: str) -> None:
+    """Production metrics of one answer, per prompt version: Prometheus counters and a
+    prediction-log row (`model` assistant, `version` the prompt version), which the pipeline's
+    `assistant_monitoring` asset aggregates."""
+    metrics = serving.metrics
+    metrics.assistant_answers.labels(
+        prompt_version, "declined" if result.declined else "answered"
+    ).inc()
+    metrics.assistant_removed_claims.labels(prompt_version).inc(len(result.removed_claims))
+    metrics.assistant_injection_flags.labels(prompt_version).inc(len(result.flags))
+    metrics.assistant_latency.labels(prompt_version).observe(result.latency_ms / 1000)
+    serving.prediction_log.log(
+        model="assistant",
+        version=prompt_version,
+        arm="champion",
+        entity_id=request_id,
+        features={"intent": result.intent},
+        output={
+            "declined": result.declined,
+            "removed_claims": len(result.removed_claims),
+            "injection_flags": len(result.flags),
+            "fallback": result.fallback,
+        },
+        latency_ms=result.latency_ms,
+        request_id=request_id,
+    )
+
+
 def _problems(assistant: AssistantExtension) -> list[str]:
     return [
         *(f"{slot.name}: {p}" for slot in assistant.slots for p in slot.problems),
@@ -99,7 +128,12 @@ class AssistantController(Controller):
     tags = ["assistant"]  # noqa: RUF012 (Litestar's documented idiom)
 
     @post("/chat", sync_to_thread=True, status_code=200, responses=errors(*BODY_ERRORS, 503))
-    def chat(self, data: JSONBody[ChatRequest], assistant: AssistantDependency) -> ChatResponse:
+    def chat(
+        self,
+        data: JSONBody[ChatRequest],
+        assistant: AssistantDependency,
+        serving: ServingDependency,
+    ) -> ChatResponse:
         """Answer a shopping question (products, attributes, sizing, prices, returns and
         shipping policy, comparisons) from the catalog and policy documents, citing SKUs and
         document ids. Every SKU, price, size and policy claim is checked against the retrieved
@@ -111,8 +145,10 @@ class AssistantController(Controller):
             )
         history = [{"role": t.role, "content": t.content} for t in data.history]
         result = snapshot.assistant.answer(data.message, history, data.customer_id)
+        request_id = uuid.uuid4().hex
+        record_answer(serving, snapshot.prompt_version, result, request_id)
         return ChatResponse(
-            request_id=uuid.uuid4().hex,
+            request_id=request_id,
             answer=result.answer,
             citations=[CitationOut(c.kind, c.id, c.title) for c in result.citations],
             removed_claims=[
