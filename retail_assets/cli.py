@@ -147,7 +147,12 @@ def _print_summary(summary, settings: Settings) -> None:
             table.add_row(key, f"{rows:,}" if rows is not None else "")
     console.print(table)
     passed = sum(c.passed for c in summary.checks)
-    console.print(f"checks: {passed} passed, {len(summary.failed_checks)} failed")
+    warned = len(summary.warnings)
+    failed = len(summary.failed_checks) - warned
+    console.print(
+        f"checks: {passed} passed, {failed} failed"
+        + (f", {warned} warning(s) (see `retail monitor`)" if warned else "")
+    )
     if summary.excluded_tests:
         console.print(
             f"{len(summary.excluded_tests)} dbt test(s) left out (they check references into "

@@ -51,6 +51,9 @@ class CheckOutcome:
     check: str
     passed: bool
     description: str
+    severity: str = "ERROR"
+    """ERROR: a failure stops or fails something; WARN: a signal to read (drift, live
+    performance), which monitoring acts on itself."""
 
 
 # Shared by every domain: raw feeds and the dbt layers (dbt groups models by folder; anything
@@ -99,7 +102,12 @@ class RunSummary:
 
     @property
     def failed_checks(self) -> list[CheckOutcome]:
+        """Every check that did not pass, warnings included."""
         return [c for c in self.checks if not c.passed]
+
+    @property
+    def warnings(self) -> list[CheckOutcome]:
+        return [c for c in self.failed_checks if c.severity == "WARN"]
 
 
 def instance_for(settings: Settings) -> dg.DagsterInstance:
@@ -327,9 +335,12 @@ def _record(summary: RunSummary, record, on_event: Callable[[str], None] | None)
             check=evaluation.check_name,
             passed=evaluation.passed,
             description=evaluation.description or "",
+            severity=getattr(evaluation.severity, "value", str(evaluation.severity)),
         )
         summary.checks.append(outcome)
-        if not outcome.passed:
+        if not outcome.passed and outcome.severity == "WARN":
+            message = f"      WARNING {outcome.asset}:{outcome.check}: {outcome.description}"
+        elif not outcome.passed:
             problem = Problem(
                 f"{outcome.asset}:{outcome.check}",
                 f"check failed: {outcome.description}",

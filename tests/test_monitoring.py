@@ -247,7 +247,7 @@ def _serve_live_payments(settings) -> int:
     from retail_assets.artifacts import Artifacts
     from retail_assets.models.fraud.training_set import prepare_features
     from retail_assets.models.lifecycle.bundle import LoadedBundle
-    from retail_assets.monitoring.monitors import fraud_monitoring_frame
+    from retail_assets.monitoring.monitors import bundle_encodings, fraud_monitoring_frame
     from serving.prediction_log import PredictionLogger
 
     store = Artifacts.from_settings(settings).model("fraud")
@@ -276,9 +276,7 @@ def _serve_live_payments(settings) -> int:
     logged = 0
     for arm, (version, bundle) in arms.items():
         part = routed.filter(pl.col("arm") == arm)
-        encodings = {
-            f["name"]: f["categories"] for f in bundle.signature["features"] if "categories" in f
-        }
+        encodings = bundle_encodings(bundle.signature)
         probabilities = bundle.predict_frame(prepare_features(part, encodings))["probability"]
         for transaction_id, p in zip(part["transaction_id"], probabilities, strict=True):
             logger.log(

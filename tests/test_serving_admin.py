@@ -58,7 +58,7 @@ def _wait_ready(url: str, process: subprocess.Popen, seconds: float = 90) -> Non
 
 
 def test_admin_promote_and_rollback_work_on_a_server_without_the_venv_on_path(platform_copy):
-    """A retrained fraud model (v2, promoted by the gate over v1) is on a server started with
+    """A retrained fraud model (v2, a canary after the gate, accepted) is on a server started with
     PATH=/usr/bin:/bin. Admin rollback brings v1 back, admin promote reinstates v2, and
     serving loads each; promoting an unknown version or the current champion, or rolling
     back past the first champion, is a 409 that says why. Before the fix every one of these
@@ -67,7 +67,10 @@ def test_admin_promote_and_rollback_work_on_a_server_without_the_venv_on_path(pl
     settings = platform_copy
     summary = materialize_platform(settings, selection="key:fraud_model+")
     assert summary.success, summary.failures
-    assert Artifacts.from_settings(settings).model("fraud").champion() == "2"
+    store = Artifacts.from_settings(settings).model("fraud")
+    assert store.challenger() == "2" and store.roles().rollout.mode == "canary"
+    store.promote("2", reason="test: canary accepted", actor="test")
+    assert store.champion() == "2"
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}"

@@ -38,9 +38,9 @@ WINDOW_DAYS = 28
 # Windows before the current one whose year-over-year growth is the "expected" growth (12
 # weeks: long enough to average out one promotion, short enough to follow a trend).
 BASELINE_DAYS = 84
-# PSI at or above 0.2 is the usual "significant shift" (0.1-0.2 "moderate"): the credit
-# scoring rule of thumb the PSI is known by.
-PSI_DRIFT = 0.2
+# PSI above 0.25 is a "significant shift" in the credit-scoring bands the index is known by
+# (below 0.1 no change, 0.1-0.25 moderate); moderate shifts are reported, not acted on.
+PSI_DRIFT = 0.25
 # A test must also reject "same distribution" at this level. Strict, because dozens of features
 # are tested every day and large samples make tiny, harmless differences "significant".
 P_VALUE = 0.001

@@ -95,6 +95,25 @@ CALENDAR_FEATURES = frozenset(
 )
 
 
+# Demand features compared across windows: those that describe the target day itself (price,
+# promotion, competitor). The history features (lags, rolling means) are measured from each
+# row's forecast origin, and the training set's windows mix horizons differently (the test
+# window is one origin with horizons 1..28, training rows sample a horizon per day), so their
+# distributions differ by construction; the level test on the sales they are computed from
+# covers them.
+DEMAND_TARGET_DAY_FEATURES = frozenset(
+    {
+        "unit_price",
+        "list_price",
+        "price_ratio",
+        "on_promotion",
+        "promo_discount_pct",
+        "competitor_min_price",
+        "price_to_competitor_ratio",
+    }
+)
+
+
 @dataclass
 class ModelReport:
     """One model's monitoring result: what drifted, how the champion does live, and whether
@@ -217,7 +236,7 @@ def monitor_demand(
     report.feature_drift = seasonal_feature_drift(
         frame,
         "target_date",
-        _monitored(feature_columns),
+        [f for f in _monitored(feature_columns) if f in DEMAND_TARGET_DAY_FEATURES],
         [],
         windows,
         segment_column="department" if "department" in frame.columns else None,
@@ -367,10 +386,18 @@ def monitor_fraud(
     return report
 
 
+def bundle_encodings(signature: dict[str, Any]) -> dict[str, list[str]]:
+    """The fraud model's category vocabularies as its bundle stores them; a categorical input
+    that had no category in training (e.g. customer segments without a customer feed) has an
+    empty vocabulary, so every value encodes as unknown (-1), as in training."""
+    from retail_assets.models.fraud.training_set import CATEGORICAL_FEATURES
+
+    stored = {f["name"]: f.get("categories") for f in signature["features"]}
+    return {feature: stored.get(feature) or [] for feature in CATEGORICAL_FEATURES}
+
+
 def _log_loss(frame: pl.DataFrame, bundle, prepare_features) -> np.ndarray:
-    encodings = {
-        f["name"]: f["categories"] for f in bundle.signature["features"] if "categories" in f
-    }
+    encodings = bundle_encodings(bundle.signature)
     p = np.clip(
         bundle.predict_frame(prepare_features(frame, encodings))["probability"], 1e-6, 1 - 1e-6
     )
@@ -448,8 +475,7 @@ def _fraud_live(
 
     if frame.height == 0:
         return {"rows": 0, "positives": 0, "since": since.isoformat()}
-    encodings = {f["name"]: f["categories"] for f in signature["features"] if "categories" in f}
-    prepared = prepare_features(frame, encodings)
+    prepared = prepare_features(frame, bundle_encodings(signature))
     probability = bundle.predict_frame(prepared)["probability"]
     labels = frame["is_fraud"].cast(pl.Int8).to_numpy()
     threshold = signature.get("decision_threshold", 0.5)

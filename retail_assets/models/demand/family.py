@@ -70,7 +70,7 @@ class DemandForecastFamily:
     monitoring = (
         "`demand_monitoring`, after every new landing: seasonally adjusted sales level per "
         "series, department and category against the same weeks a year earlier (Wilcoxon; "
-        "drift at 25 %), feature drift against last year and the weeks before (PSI >= 0.2 and "
+        "drift at 25 %), feature drift against last year and the weeks before (PSI >= 0.25 and "
         "KS p < 0.001), live WAPE after the test window against the offline WAPE (+20 %). A "
         "drift or degradation retrains this model only; a new version serves a 20 % canary "
         "until the sequential test promotes or rolls it back."

@@ -91,7 +91,7 @@ class PaymentFraudFamily:
     )
     monitoring = (
         "`fraud_monitoring`, after every new landing: features of recent payments against the "
-        "same weeks a year earlier and the weeks before (PSI >= 0.2 with KS or chi-square p < "
+        "same weeks a year earlier and the weeks before (PSI >= 0.25 with KS or chi-square p < "
         "0.001), the known fraud rate against last year with labels as known the same time "
         "after (Fisher, drift at +-50 %), live recall at threshold against offline (Fisher, "
         "drop >= 0.10), and the previous champion on the same payments (paired Wilcoxon: "
