@@ -11,6 +11,8 @@ promotion makes it production only when the latest evaluation of that exact vers
 These live with the eval suite (which depends on the assistant), never in the assistant.
 """
 
+import hashlib
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ from retail_assets.core.markdown import markdown_table
 @dg.asset(group_name="assistant", io_manager_key="artifact_io_manager", kinds={"mlflow"})
 def assistant_prompt_versions(
     context: dg.AssetExecutionContext, assistant: AssistantResource
-) -> list[dict[str, Any]]:
+) -> dg.Output[list[dict[str, Any]]]:
     """The assistant's prompt templates (`evals/prompts/*.toml`) registered in the MLflow
     Prompt Registry as versions of the prompt `retail-assistant` and staged in the prompt store
     serving reads: a file whose content is not registered yet becomes a new version. Negative
@@ -56,7 +58,8 @@ def assistant_prompt_versions(
             "files": ", ".join(t.name for t in synced),
         }
     )
-    return rows
+    fingerprint = hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()[:16]
+    return dg.Output(rows, data_version=dg.DataVersion(fingerprint))
 
 
 class AssistantEvalConfig(dg.Config):

@@ -6,6 +6,8 @@ retrains.
   of the feeds that landed; from there every asset downstream is `eager` (it runs once its
   inputs updated) unless a blocking check upstream failed: a corrupt feed stops at its raw
   table and nothing downstream runs.
+* The LLM eval suite reruns on a new RAG index or prompt version (content-versioned assets),
+  not on every rebuild of the marts upstream of them (`on_new_content`).
 * Models are not retrained on every new mart. A model's chain (train -> evaluate -> export ->
   gate) runs when monitoring asks for it (`monitoring_retrain_sensor`: drift or live
   degradation of exactly that model) and on a weekly schedule (fraud on its rolling window,
@@ -58,6 +60,30 @@ DAILY_CRON_ASSETS = {dg.AssetKey(["serving", "prediction_log"])}
 EAGER = dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
 
 
+def on_new_content(*versioned_deps: str) -> dg.AutomationCondition:
+    """Eager, but triggered only by a new *data version* of the given dependencies (assets
+    that version their output by content), not by every rebuild upstream of them. The LLM eval
+    suite costs minutes at default scale: it reruns for a new RAG index or prompt version,
+    not for a new day of sales that left the catalog the index holds as it was."""
+    changed = dg.AutomationCondition.any_deps_match(
+        dg.AutomationCondition.data_version_changed()
+    ).allow(dg.AssetSelection.assets(*versioned_deps))
+    return (
+        (dg.AutomationCondition.newly_missing() | changed).since_last_handled()
+        & ~dg.AutomationCondition.any_deps_missing()
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
+        & dg.AutomationCondition.all_deps_blocking_checks_passed()
+    ).with_label(f"on new content of {', '.join(versioned_deps)}")
+
+
+CONTENT_TRIGGERED = {
+    dg.AssetKey("assistant_eval_report"): on_new_content(
+        "assistant_rag_index", "assistant_prompt_versions"
+    ),
+}
+
+
 def _is_chain_step(spec: dg.AssetSpec) -> bool:
     return spec.group_name == "models" and spec.key.path[-1].endswith(CHAIN_STEPS)
 
@@ -69,7 +95,9 @@ def apply_policies(spec: dg.AssetSpec) -> dg.AssetSpec:
     if spec.freshness_policy is None and spec.group_name in FRESHNESS_BY_GROUP:
         changes["freshness_policy"] = FRESHNESS_BY_GROUP[spec.group_name]
     if spec.automation_condition is None:
-        if spec.key in DAILY_CRON_ASSETS:
+        if spec.key in CONTENT_TRIGGERED:
+            changes["automation_condition"] = CONTENT_TRIGGERED[spec.key]
+        elif spec.key in DAILY_CRON_ASSETS:
             changes["automation_condition"] = dg.AutomationCondition.on_cron(DAILY_CRON)
         elif spec.group_name != "raw" and not _is_chain_step(spec):
             changes["automation_condition"] = EAGER

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
+import sys
 import threading
 import time
 import warnings
@@ -189,6 +191,7 @@ def materialize_platform(
     # writes step failures with their tracebacks to stderr: both go to the run log, so the
     # terminal shows the progress lines and one line per failure naming this file. The Dagster
     # UI shows the same logs per step.
+    log = None
     try:
         with (
             summary.log_path.open("w") as log,
@@ -209,6 +212,8 @@ def materialize_platform(
     finally:
         done.set()
         watcher.join()
+        if log is not None:
+            _drop_handlers_on(log)
     summary.seconds = time.perf_counter() - started
     summary.success = result.success
     if not result.success and not summary.problems:
@@ -218,6 +223,17 @@ def materialize_platform(
             )
         )
     return summary
+
+
+def _drop_handlers_on(stream) -> None:
+    """Loggers first used during the run (Dagster creates its own lazily) bound their stream
+    handlers to the redirected, now closed, run log: unbind them, or the next log line in this
+    process (an automation evaluation, the next run) fails with 'I/O operation on closed file'."""
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for logger in loggers:
+        for handler in list(getattr(logger, "handlers", [])):
+            if getattr(handler, "stream", None) is stream:
+                handler.stream = sys.stderr  # setStream would flush the closed file
 
 
 class _DbtExcludingTests(DbtCliResource):

@@ -7,9 +7,9 @@ from retail_assets.sensors import landed_feeds_sensor
 
 
 def test_landed_feeds_sensor_requests_a_run_only_for_unloaded_feeds(tiny_platform):
-    """After the tiny platform run loaded every landed feed the sensor skips; once a feed lands
-    again (new manifest) it requests one run of that feed's raw table only, keyed by the
-    landing so it is not repeated."""
+    """After the tiny platform run loaded every landed feed the sensor skips; the same bytes
+    landed again are nothing new; once a changed feed lands it requests one run of that
+    feed's raw table only, keyed by the landing so it is not repeated."""
     from retail_assets.sources.landing_zone import LandingZone
 
     settings, _ = tiny_platform
@@ -23,6 +23,8 @@ def test_landed_feeds_sensor_requests_a_run_only_for_unloaded_feeds(tiny_platfor
     manifest_before = zone.manifest_path.read_text()
     try:
         zone.write({"stores": zone.read("stores")}, source={"kind": "test"})
+        assert isinstance(landed_feeds_sensor(context), dg.SkipReason), "same bytes: not new"
+        zone.write({"stores": _renamed_store(zone.read("stores"))}, source={"kind": "test"})
         request = landed_feeds_sensor(context)
         assert isinstance(request, dg.RunRequest)
         assert request.tags["retail/new_feeds"] == "stores"
@@ -30,6 +32,16 @@ def test_landed_feeds_sensor_requests_a_run_only_for_unloaded_feeds(tiny_platfor
         assert request.run_key == f"landed-{zone.manifest()['landed_at']}"
     finally:
         zone.manifest_path.write_text(manifest_before)
+
+
+def _renamed_store(stores):
+    import polars as pl
+
+    first = pl.col("store_id") == stores["store_id"][0]
+    return stores.with_columns(
+        pl.when(first).then(pl.col("store_name") + " (renamed)").otherwise("store_name")
+        .alias("store_name")
+    )  # fmt: skip
 
 
 def test_landed_feeds_sensor_skips_an_empty_landing_zone(tmp_path):
@@ -64,10 +76,12 @@ def _requested_after(settings, feeds: list[str], faults=None) -> tuple[set[str],
     defs = build_defs(settings)
     instance = dg.DagsterInstance.get()
     baseline = dg.evaluate_automation_conditions(defs=defs, instance=instance)
-    land_synthetic_feeds(
-        LandingZone(settings.landing_dir), scale="tiny", seed=settings.seed, faults=faults,
-        feeds=feeds,
-    )  # fmt: skip
+    zone = LandingZone(settings.landing_dir)
+    if faults:
+        land_synthetic_feeds(zone, scale="tiny", seed=settings.seed, faults=faults, feeds=feeds)
+    else:  # a changed store (the same bytes again would be nothing new)
+        assert feeds == ["stores"]
+        zone.write({"stores": _renamed_store(zone.read("stores"))}, source={"kind": "test"})
     summary = materialize_platform(
         settings, selection=" or ".join(f'key:"raw/{feed}"' for feed in feeds)
     )
@@ -114,3 +128,31 @@ def test_a_corrupt_feed_triggers_nothing_downstream(platform_copy):
     assert not {k for k in requested if "sales" in k or k.startswith(("marts/", "demand_"))}, (
         sorted(requested)
     )
+
+
+def test_the_llm_evals_rerun_for_a_new_index_version_not_for_a_rebuild_of_the_same(
+    platform_copy,
+):
+    """Rebuilding the RAG index from unchanged content (a new day of sales) leaves its data
+    version as it was: the eval suite is not requested. A new index version is."""
+    from dagster._core.definitions.data_version import DATA_VERSION_TAG
+
+    from retail_assets.definitions import build_defs
+    from retail_assets.runner import materialize_platform
+
+    settings = platform_copy
+    defs = build_defs(settings)
+    instance = dg.DagsterInstance.get()
+    eval_report = dg.AssetKey("assistant_eval_report")
+    cursor = dg.evaluate_automation_conditions(defs=defs, instance=instance).cursor
+
+    rebuilt = materialize_platform(settings, selection='key:"assistant_rag_index"')
+    assert rebuilt.success, rebuilt.failures
+    result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
+    assert result.get_num_requested(eval_report) == 0
+
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization("assistant_rag_index", tags={DATA_VERSION_TAG: "new-content"})
+    )
+    result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=result.cursor)
+    assert result.get_num_requested(eval_report) == 1

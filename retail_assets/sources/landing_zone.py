@@ -25,6 +25,10 @@ Format of ``_manifest.json`` (any producer may write it, e.g. with ``LandingZone
       }
     }
 
+A feed landed again with the same bytes keeps its entry and landing time: nothing new landed,
+so the sensor loads nothing and nothing downstream reruns (tomorrow's drop of an unchanged
+catalog costs nothing).
+
 A feed entry without its own ``source`` (manifests written before feeds recorded one) has the
 manifest's ``source``.
 """
@@ -166,11 +170,18 @@ class LandingZone:
                 frame = inject_faults(frame, name, faults[name], seed=fault_seed)
             tmp = path.with_name(f".{path.name}.tmp")
             frame.write_parquet(tmp)
+            digest = _sha256(tmp)
+            before = entries.get(name)
+            if before and before.get("sha256") == digest and path.exists():
+                # The same bytes again (an unchanged catalog in tomorrow's drop): nothing new
+                # landed, so the feed keeps its landing time and nothing downstream reruns.
+                tmp.unlink()
+                continue
             os.replace(tmp, path)
             entries[name] = {
                 "file": path.name,
                 "control_total": control_total,
-                "sha256": _sha256(path),
+                "sha256": digest,
                 "faults": list(faults.get(name, [])),
                 "landed_at": landed_at,
                 "source": dict(source),
