@@ -266,3 +266,36 @@ def test_sequential_canary_extends_without_enough_data_and_spends_no_alpha():
     result = decide(np.ones(10), np.ones(10), look=3)
     assert result.action == EXTEND and result.alpha_this_look == 0.0
     assert "need 50 each" in result.reason
+
+
+def _rate_canary(rng, rate_champion: float, rate_challenger: float, per_look: int = 400):
+    """One click-through canary, look by look on Bernoulli outcomes; returns (action, look)."""
+    from retail_assets.core.sequential import EXTEND, MAX_LOOKS, decide_rates
+
+    s0 = s1 = n = 0
+    for look in range(1, MAX_LOOKS + 1):
+        n += per_look
+        s0 += int(rng.binomial(per_look, rate_champion))
+        s1 += int(rng.binomial(per_look, rate_challenger))
+        result = decide_rates((s0, n), (s1, n), look)
+        if result.action != EXTEND:
+            return result.action, look
+    raise AssertionError("the last look must decide")
+
+
+def test_click_through_canary_keeps_its_error_rate_and_decides_real_differences():
+    """Rates (click-through) use the two-proportion version of the same design: an equal
+    challenger is rarely rolled back before the last look (within alpha), one with a clearly
+    higher click-through is promoted, a lower one rolled back; 0/1 outcomes with a margin
+    do not count ties as wins (a rank test on losses would promote an equal arm at once)."""
+    from retail_assets.core.sequential import ALPHA, PROMOTE, ROLLBACK, decide_rates
+
+    rng = np.random.default_rng(3)
+    equal = [_rate_canary(rng, 0.10, 0.10) for _ in range(200)]
+    assert sum(a == ROLLBACK and look < 14 for a, look in equal) / 200 <= ALPHA + 0.03
+    better = [_rate_canary(rng, 0.10, 0.13) for _ in range(30)]
+    worse = [_rate_canary(rng, 0.10, 0.07) for _ in range(30)]
+    assert sum(a == PROMOTE for a, _ in better) >= 28
+    assert sum(a == ROLLBACK for a, _ in worse) >= 28
+    first = decide_rates((100, 1000), (100, 1000), look=1)
+    assert first.action == "extend" and "two-proportion" in first.test

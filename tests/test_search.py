@@ -487,6 +487,85 @@ def test_canary_share_routes_sessions_stickily(changed_catalog):
         )
 
 
+def _clicks(sessions: list[tuple[str, str, list[str]]], clicking_arm: str) -> pl.DataFrame:
+    """Clickstream rows as the shop would send them: sessions of `clicking_arm` click the top
+    result of their search three times in five, the other arm's one time in five."""
+    from datetime import UTC, datetime
+
+    rows = []
+    for i, (session, arm, skus) in enumerate(sessions):
+        if i % 5 < (3 if arm == clicking_arm else 1):
+            rows.append(
+                {
+                    "event_id": f"test-click-{i}",
+                    "event_ts": datetime.now(UTC).replace(tzinfo=None),
+                    "session_id": session,
+                    "customer_id": None,
+                    "sku": skus[0],
+                    "event_type": "click",
+                    "page": "search",
+                    "position": 1,
+                    "channel": "web",
+                }
+            )
+    return pl.DataFrame(rows)
+
+
+@pytest.mark.parametrize("clicked_more", ["candidate", "live"])
+def test_the_search_canary_is_decided_by_click_through(changed_catalog, tmp_path, clicked_more):
+    """Real searches through serving (each logged with its session, arm and results), then a
+    clickstream landing whose sessions click one arm's results more: search_monitoring's
+    sequential test promotes a candidate that is clicked more and rolls back one clicked
+    less, and records the look with its test and data."""
+    from retail_assets.runner import materialize_platform
+    from retail_assets.sources.landing_zone import LandingZone
+
+    home = tmp_path / "home"
+    shutil.copytree(changed_catalog["settings"].home, home)
+    settings = settings_for_home(home)
+    try:
+        store = _store(settings)
+        live, candidate = store.live(), store.candidate()
+        assert candidate is not None
+        store.set_rollout(0.5, 0.5)
+        sessions = []
+        with SearchServer(settings) as server:
+            for i in range(240):
+                body = server.search(q="warm gloves", session_id=f"ctr-{i}", k=5)
+                sessions.append((f"ctr-{i}", body["arm"], [r["sku"] for r in body["results"]]))
+        assert {arm for _, arm, _ in sessions} == {"live", "candidate"}
+        zone = LandingZone(settings.landing_dir)
+        clicks = _clicks(sessions, clicked_more).with_columns(
+            pl.col("position").cast(pl.Int16), pl.col("customer_id").cast(pl.String)
+        )
+        feed = zone.read("clickstream")
+        zone.write(
+            {"clickstream": pl.concat([feed, clicks.select(feed.columns)])}, source={"kind": "test"}
+        )
+        summary = materialize_platform(
+            settings,
+            selection='key:"raw/clickstream" or key:"staging/stg_clickstream" or '
+            'key:"serving/prediction_log" or key:"search_monitoring"',
+        )
+        assert summary.success, (summary.failures, summary.failed_checks)
+        decisions = [d for d in store.decisions() if d.get("version") == candidate]
+        look = next(d for d in reversed(decisions) if d["action"] == "canary_look")
+        assert "two-proportion" in look["evidence"]["test"]["test"]
+        # this test's 240 and those the earlier tests of this module logged
+        assert look["evidence"]["data"]["searches_with_session"] >= 240
+        if clicked_more == "candidate":
+            assert (store.live(), store.candidate()) == (candidate, None)
+            assert decisions[-1]["action"] == "promote"
+        else:
+            assert (store.live(), store.candidate()) == (live, None)
+            assert decisions[-1]["action"] == "canary_rolled_back"
+        assert decisions[-1]["actor"] == "canary_test"
+        table = _metadata(settings, "search_monitoring")["click_through"]
+        assert candidate in table and live in table, table
+    finally:
+        settings_for_home(changed_catalog["settings"].home)
+
+
 def test_promotion_swaps_the_index_without_interrupting_search(changed_catalog):
     """Once the canary has served long enough (minimum set to 0 here), the next promotion run
     makes the candidate live; the server picks it up by polling while a client keeps

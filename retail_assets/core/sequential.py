@@ -52,11 +52,12 @@ class Look:
     mean_loss_champion: float | None
     mean_loss_challenger: float | None
     reason: str
+    statistic: str = "Mann-Whitney U on per-prediction loss"
 
     @property
     def test(self) -> str:
         return (
-            f"group-sequential one-sided Mann-Whitney U on per-prediction loss, alpha {ALPHA} "
+            f"group-sequential one-sided {self.statistic}, alpha {ALPHA} "
             f"spent as alpha*(k/K)^2 over K={self.max_looks} looks (union bound), margin "
             f"{MARGIN:.0%}"
         )
@@ -109,3 +110,60 @@ def decide(
         action, why = EXTEND, f"no decision yet (p harm {p_harm:.2g}, p ok {p_ok:.2g})"
     return Look(action, look, max_looks, champion.size, challenger.size, level, spent,
                 p_harm, p_ok, *means, why)  # fmt: skip
+
+
+RATE_TEST = "two-proportion z test on a rate (e.g. click-through)"
+
+
+def decide_rates(
+    champion: tuple[int, int],
+    challenger: tuple[int, int],
+    look: int,
+    max_looks: int = MAX_LOOKS,
+    margin: float = MARGIN,
+) -> Look:
+    """The same sequential design for a rate (higher is better, e.g. click-through):
+    `(successes, trials)` per arm. Rank tests on 0/1 outcomes are all ties and a multiplied
+    loss makes a tie look like a win, so each look runs two one-sided two-proportion z tests
+    (scipy's normal; unpooled variance):
+
+    * harm: the challenger's rate is below the champion's -> roll back;
+    * non-inferiority: the challenger's rate is above the champion's minus `margin` of it
+      (2 %: 10 % CTR against 10.2 % is "as good") -> promote.
+    The look's "losses" reported are 1 - rate."""
+    (s0, n0), (s1, n1) = champion, challenger
+    level = spending(look, max_looks)
+    spent = ALPHA * (min(look, max_looks) / max_looks) ** 2
+    last = look >= max_looks
+    r0, r1 = (s0 / n0 if n0 else None), (s1 / n1 if n1 else None)
+    means = (None if r0 is None else 1 - r0, None if r1 is None else 1 - r1)
+    if min(n0, n1) < MIN_PER_ARM:
+        action = ROLLBACK if last else EXTEND
+        why = f"{n0} champion and {n1} challenger trials (need {MIN_PER_ARM} each)" + (
+            "; last look: rolled back" if last else ""
+        )
+        return Look(action, look, max_looks, n0, n1, 0.0, spent, None, None, *means, why, RATE_TEST)
+    # A rate of exactly 0 or 1 has no variance: add half a success and failure (Agresti-Caffo
+    # style) so the z statistic stays finite.
+    a0, a1 = (s0 + 0.5) / (n0 + 1), (s1 + 0.5) / (n1 + 1)
+    se = float(np.sqrt(a0 * (1 - a0) / (n0 + 1) + a1 * (1 - a1) / (n1 + 1)))
+    p_harm = float(stats.norm.sf((a0 - a1) / se))
+    p_ok = float(stats.norm.sf((a1 - a0 * (1 - margin)) / se))
+    if p_harm < level:
+        action, why = (
+            ROLLBACK,
+            f"challenger rate lower ({r1:.3f} vs {r0:.3f}, p={p_harm:.2g} < {level:.3g})",
+        )
+    elif p_ok < level:
+        action, why = (
+            PROMOTE,
+            f"challenger rate at least as good ({r1:.3f} vs {r0:.3f}, p={p_ok:.2g} < {level:.3g})",
+        )
+    elif last:
+        action, why = ROLLBACK, f"last of {max_looks} looks without evidence it is as good"
+    else:
+        action, why = (
+            EXTEND,
+            f"no decision yet ({r1:.3f} vs {r0:.3f}; p harm {p_harm:.2g}, p ok {p_ok:.2g})",
+        )
+    return Look(action, look, max_looks, n0, n1, level, spent, p_harm, p_ok, *means, why, RATE_TEST)

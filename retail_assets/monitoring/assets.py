@@ -27,10 +27,14 @@ from retail_assets.core.markdown import markdown_table
 from retail_assets.core.store import ArtifactStore
 from retail_assets.models.lifecycle.resource import LifecycleResource
 from retail_assets.models.lifecycle.spec import TrainingSet
-from retail_assets.monitoring import canary
+from retail_assets.monitoring import canary, skew
 from retail_assets.monitoring.drift import PSI_DRIFT
-from retail_assets.monitoring.monitors import ModelReport, monitor_demand, monitor_fraud
-from retail_assets.monitoring.skew import fraud_skew
+from retail_assets.monitoring.monitors import (
+    ModelReport,
+    monitor_demand,
+    monitor_fraud,
+    monitoring_since,
+)
 from retail_assets.resources import ArtifactsResource
 
 MONITORED_MODELS = ("demand", "fraud")
@@ -188,17 +192,23 @@ def _check_specs(asset: str) -> list[dg.AssetCheckSpec]:
 
 def _canary(context, lifecycle, store: ArtifactStore, model: str, log: pl.DataFrame, losses_of):
     """Look at the running canary (if any) and act on the sequential test's decision."""
-    since = canary.canary_since(store)
     roles = store.roles()
-    if since is None or roles.rollout.mode != "canary" or roles.champion is None:
+    since = canary.canary_since(roles)
+    if since is None:
         return None
     rows = canary.logged_rows(log, model, roles.champion.version, roles.challenger.version, since)
     losses = losses_of(rows)
     look = canary.look_at_canary(
-        store, model, losses, {"predictions_logged": rows.height, "losses": losses.height}
+        store, roles, model, losses, {"predictions_logged": rows.height, "losses": losses.height}
     )
     if look is not None:
-        record = canary.act(lifecycle.lifecycle(), store, look)
+        models = lifecycle.lifecycle()
+        record = canary.act(
+            store,
+            look,
+            install=lambda version, **why: models.install_champion(model, version, **why),
+            after_rollback=lambda: models.sync_aliases(model),
+        )
         context.log.info(f"{model} canary v{look.challenger}: {record['action']}")
     return look
 
@@ -322,6 +332,11 @@ def fraud_monitoring(
     )
     champion = store.champion()
     previous = store.rollback_target()
+    # One replay of the history (plus the requests serving logged) for drift, live metrics
+    # and the skew check.
+    replayed = skew.replay(
+        transaction_features, dim_customers, prediction_log, monitoring_since(transaction_features)
+    )
     report = monitor_fraud(
         transaction_features,
         dim_customers,
@@ -330,6 +345,7 @@ def fraud_monitoring(
         previous=(previous, store.version_dir(previous))
         if previous and store.has(previous)
         else None,
+        features=replayed.features,
     )
     if report.rollback_to:
         record = lifecycle.lifecycle().rollback(
@@ -338,7 +354,7 @@ def fraud_monitoring(
         context.log.warning(
             f"fraud: rolled back v{record['rolled_back_from']} -> v{record['version']}"
         )
-    report.skew = fraud_skew(prediction_log, transaction_features, dim_customers)
+    report.skew = skew.fraud_skew(replayed)
     skewed = [row for row in report.skew if row["skewed"]]
     yield from _finish(context, artifacts.artifacts, report, "recall_at_threshold", look)
     compared = max((row["compared"] for row in report.skew), default=0)
@@ -359,6 +375,86 @@ def fraud_monitoring(
         metadata={
             "skewed_features": ", ".join(row["feature"] for row in skewed),
             "compared_payments": compared,
+        },
+    )
+
+
+# Click-through per index version over this many days of logged searches (metadata).
+CTR_WINDOW_DAYS = 7
+
+
+def search_ctr(clicks: pl.DataFrame) -> pl.DataFrame:
+    return (
+        clicks.group_by("version", "arm")
+        .agg(pl.len().alias("searches"), pl.col("clicked").mean().alias("click_through"))
+        .sort("version", "arm")
+    )
+
+
+@dg.asset(
+    group_name="monitoring",
+    ins={
+        "prediction_log": dg.AssetIn(key=["serving", "prediction_log"]),
+        "stg_clickstream": dg.AssetIn(key=["staging", "stg_clickstream"]),
+    },
+    deps=["search_index_promotion"],  # looks at the canary the rollout gate started
+    io_manager_key="artifact_io_manager",
+    kinds={"scipy"},
+)
+def search_monitoring(
+    context: dg.AssetExecutionContext,
+    artifacts: ArtifactsResource,
+    prediction_log: pl.DataFrame,
+    stg_clickstream: pl.DataFrame,
+) -> dg.Output:
+    """Search in production: click-through per index version and arm (a search counts as
+    clicked when its session clicked one of the SKUs it returned within 30 minutes), and the
+    canary's fate decided by it: once the candidate has served its minimum time, each run is
+    one look of the group-sequential two-proportion test (`core/sequential.py`): promote when
+    its click-through is at least the live index's (2 % margin), roll back when it is lower,
+    else extend. Every look and decision goes to the decision log with the data."""
+    store = artifacts.artifacts.search_index()
+    roles = store.roles()
+    since = canary.canary_since(roles)
+    look, record = None, None
+    if since is not None:
+        rows = canary.logged_rows(
+            prediction_log, "search", roles.champion.version, roles.challenger.version, since
+        )
+        clicks = canary.search_clicks(rows, stg_clickstream)
+        look = canary.look_at_search_canary(
+            store,
+            roles,
+            clicks,
+            {"searches_logged": rows.height, "searches_with_session": clicks.height},
+        )
+        if look is not None:
+            record = canary.act(
+                store, look, install=lambda version, **why: store.promote(version, **why)
+            )
+            context.log.info(f"search canary {look.challenger}: {record['action']}")
+    recent = prediction_log.filter(
+        (pl.col("model") == "search")
+        & (pl.col("ts") >= pl.col("ts").max() - pl.duration(days=CTR_WINDOW_DAYS))
+    )
+    ctr = search_ctr(canary.search_clicks(recent, stg_clickstream))
+    output = {
+        "live": store.champion(),
+        "candidate": store.challenger(),
+        "click_through": ctr.to_dicts(),
+        "canary": {"challenger": look.challenger, **look.look.as_dict()} if look else None,
+        "action": record["action"] if record else None,
+    }
+    return dg.Output(
+        output,
+        metadata={
+            "live": output["live"] or "-",
+            "candidate": output["candidate"] or "-",
+            "action": output["action"] or "none",
+            "click_through": dg.MetadataValue.md(
+                markdown_table(ctr.to_dicts()) if ctr.height else "no logged searches"
+            ),
+            "canary": dg.MetadataValue.json(output["canary"] or {"running": False}),
         },
     )
 
@@ -472,6 +568,6 @@ def monitoring_retrain_sensor(context: dg.SensorEvaluationContext, artifacts: Ar
 
 
 defs = dg.Definitions(
-    assets=[demand_monitoring, fraud_monitoring, assistant_monitoring],
+    assets=[demand_monitoring, fraud_monitoring, search_monitoring, assistant_monitoring],
     sensors=[monitoring_retrain_sensor],
 )

@@ -19,6 +19,7 @@ Losses (lower is better, one per prediction):
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -117,23 +118,27 @@ def looks_taken(store: ArtifactStore, challenger: str) -> int:
     entries = store.log.entries(store.artifact) if store.log else []
     count = 0
     for entry in entries:
-        if entry.get("action") == "canary_started" and entry.get("version") == challenger:
+        started = entry.get("action") in ("canary_started", "canary")  # models', search's
+        if started and entry.get("version") == challenger:
             count = 0
         elif entry.get("action") == "canary_look" and entry.get("version") == challenger:
             count += 1
     return count
 
 
-def canary_since(store: ArtifactStore) -> datetime | None:
-    pointer = store.roles().challenger
-    return datetime.fromisoformat(pointer.since) if pointer and pointer.since else None
+def canary_since(roles) -> datetime | None:
+    """When the running canary started (None: no canary running)."""
+    if roles.rollout.mode != "canary" or roles.champion is None or roles.challenger is None:
+        return None
+    pointer = roles.challenger
+    return datetime.fromisoformat(pointer.since) if pointer.since else None
 
 
 def look_at_canary(
-    store: ArtifactStore, model: str, losses: pl.DataFrame, data: dict[str, Any]
+    store: ArtifactStore, roles, model: str, losses: pl.DataFrame, data: dict[str, Any]
 ) -> CanaryLook | None:
-    """The next look at the running canary (None: no canary running)."""
-    roles = store.roles()
+    """The next look at the running canary of `roles` (read once by the caller; None: no
+    canary running)."""
     if roles.rollout.mode != "canary" or roles.challenger is None or roles.champion is None:
         return None
     challenger, champion = roles.challenger.version, roles.champion.version
@@ -145,8 +150,15 @@ def look_at_canary(
     return CanaryLook(model, challenger, champion, look, data)
 
 
-def act(lifecycle, store: ArtifactStore, look: CanaryLook) -> dict[str, Any]:
-    """Record the look and carry out its decision."""
+def act(
+    store: ArtifactStore,
+    look: CanaryLook,
+    install: Callable[..., dict[str, Any]],
+    after_rollback: Callable[[], Any] | None = None,
+) -> dict[str, Any]:
+    """Record the look and carry out its decision: `install(version, action=, reason=, actor=,
+    evidence=)` makes the challenger the champion (a model's also moves the MLflow aliases;
+    an index's is `store.promote`); `after_rollback` follows a rollback (the aliases)."""
     evidence = look.evidence()
     store.record(
         "canary_look",
@@ -156,8 +168,7 @@ def act(lifecycle, store: ArtifactStore, look: CanaryLook) -> dict[str, Any]:
         evidence=evidence,
     )
     if look.look.action == sequential.PROMOTE:
-        return lifecycle.install_champion(
-            look.model,
+        return install(
             look.challenger,
             action="promote",
             reason=f"canary passed the sequential test: {look.look.reason}",
@@ -171,6 +182,76 @@ def act(lifecycle, store: ArtifactStore, look: CanaryLook) -> dict[str, Any]:
             action="canary_rolled_back",
             evidence=evidence,
         )
-        lifecycle.sync_aliases(look.model)
+        if after_rollback is not None:
+            after_rollback()
         return record
     return {"action": "canary_extended", "version": look.challenger, "reason": look.look.reason}
+
+
+# -- search: click-through ----------------------------------------------------------------------
+
+# A click on a returned SKU in the same session up to this long after the search counts for
+# that search: long enough to read a product page and come back, short enough that a later,
+# unrelated visit to the same product is not credited to this search.
+ATTRIBUTION_MINUTES = 30
+
+
+def search_clicks(rows: pl.DataFrame, clickstream: pl.DataFrame) -> pl.DataFrame:
+    """arm, version, clicked per logged search with a session: whether the session clicked one of the
+    SKUs the search returned within ATTRIBUTION_MINUTES after it (the clickstream's
+    `session_id` is the id the shop sent to /v1/search)."""
+    if rows.is_empty():
+        return pl.DataFrame(schema={"arm": pl.String, "version": pl.String, "clicked": pl.Boolean})
+    searches = rows.filter(pl.col("entity_id") != "").select(
+        "request_id",
+        "arm",
+        "version",
+        pl.col("entity_id").alias("session_id"),
+        pl.col("ts").dt.convert_time_zone("UTC").dt.replace_time_zone(None).alias("searched_at"),
+        pl.col("output").str.json_decode(pl.Struct({"skus": pl.List(pl.String)})).alias("_out"),
+    )
+    returned = searches.with_columns(pl.col("_out").struct.field("skus").alias("sku")).explode(
+        "sku"
+    )
+    clicks = clickstream.filter(pl.col("event_type") == "click").select(
+        "session_id", "sku", pl.col("event_ts").cast(pl.Datetime("us")).alias("clicked_at")
+    )
+    window = pl.duration(minutes=ATTRIBUTION_MINUTES)
+    credited = (
+        returned.join(clicks, on=["session_id", "sku"], how="inner")
+        .filter(
+            (pl.col("clicked_at") >= pl.col("searched_at").cast(pl.Datetime("us")))
+            & (pl.col("clicked_at") <= pl.col("searched_at").cast(pl.Datetime("us")) + window)
+        )
+        .select("request_id")
+        .unique()
+        .with_columns(pl.lit(True).alias("clicked"))
+    )
+    return (
+        searches.select("request_id", "arm", "version")
+        .join(credited, on="request_id", how="left")
+        .with_columns(pl.col("clicked").fill_null(False))
+        .select("arm", "version", "clicked")
+    )
+
+
+def look_at_search_canary(
+    store: ArtifactStore, roles, clicks: pl.DataFrame, data: dict[str, Any]
+) -> CanaryLook | None:
+    """The next look at the running index canary, on click-through per arm (None: no canary,
+    or it has not served its minimum time yet)."""
+    since = canary_since(roles)
+    if since is None:
+        return None
+    if (datetime.now(UTC) - since).total_seconds() < roles.rollout.min_seconds:
+        return None
+    challenger, champion = roles.challenger.version, roles.champion.version
+
+    def arm(name: str) -> tuple[int, int]:
+        clicked = clicks.filter(pl.col("arm") == name)["clicked"]
+        return int(clicked.sum()), clicked.len()
+
+    look = sequential.decide_rates(
+        arm("champion"), arm("challenger"), looks_taken(store, challenger) + 1
+    )
+    return CanaryLook("search", challenger, champion, look, data)

@@ -195,7 +195,8 @@ def encoder_quantization(
     with the same file, as served), ranks exactly, and compares recall@10 and NDCG@10 on the
     search eval set. int8 is chosen only if it loses at most 0.01 of either against fp32.
     Also records embedding throughput, single-query encoding latency, int8/fp32 cosine and
-    top-10 overlap. The decision is recorded beside the encoder version (`quantization.json`)
+    top-10 overlap (measured again only for a new encoder or catalog: the eval set's version).
+    The decision is recorded beside the encoder version (`quantization.json`)
     and carried into every embeddings snapshot and index manifest (the encoder manifest's own
     `serving_file`, which other users of the encoder read, is left as it is)."""
     store = search_store.encoders()
@@ -203,20 +204,32 @@ def encoder_quantization(
     if version is None:
         raise dg.Failure("no text encoder is published: materialize product_text_encoder first")
     folder = store.version_dir(version)
-    products = searchable_products(dim_products)
-    encoders = {
-        "fp32": _encoder(store, version, FP32_FILE),
-        "int8": _encoder(store, version, INT8_FILE),
-    }
-    measured = measure_quantization(products, search_eval_set, encoders)
-    decision = {
-        **measured,
-        "encoder_version": folder.name,
-        "max_tokens": PRODUCT_MAX_TOKENS,
-        "measured_at": now_iso(),
-    }
-    store.write_record(version, QUANTIZATION, decision)
-    context.log.info(decision["reason"])
+    earlier = store.read_record(version, QUANTIZATION)
+    if (
+        earlier
+        and earlier.get("eval_set_version") == search_eval_set.version
+        and earlier.get("max_tokens") == PRODUCT_MAX_TOKENS
+    ):
+        # Same encoder, same catalog (the eval set is versioned by it): the measurement would
+        # only repeat itself (a day of new sales rebuilds dim_products, not the catalog text).
+        measured, decision = earlier, earlier
+        context.log.info(f"reused the decision measured at {earlier['measured_at']}")
+    else:
+        products = searchable_products(dim_products)
+        encoders = {
+            "fp32": _encoder(store, version, FP32_FILE),
+            "int8": _encoder(store, version, INT8_FILE),
+        }
+        measured = measure_quantization(products, search_eval_set, encoders)
+        decision = {
+            **measured,
+            "encoder_version": folder.name,
+            "max_tokens": PRODUCT_MAX_TOKENS,
+            "eval_set_version": search_eval_set.version,
+            "measured_at": now_iso(),
+        }
+        store.write_record(version, QUANTIZATION, decision)
+        context.log.info(decision["reason"])
     rows = [
         {
             "encoder": label,
@@ -240,6 +253,7 @@ def encoder_quantization(
             "int8_fp32_cosine_mean": _r(measured["int8_fp32_cosine_mean"]),
             "int8_fp32_cosine_min": _r(measured["int8_fp32_cosine_min"]),
             "eval_set_version": search_eval_set.version,
+            "measured_at": decision["measured_at"],
             "queries": measured["queries"],
             "products": measured["products"],
         },
@@ -664,10 +678,11 @@ def search_index_promotion(
     recall@10 < 0.4, or either drops more than 0.02 against the live version. Otherwise:
     the first version ever goes live; a new version becomes the challenger and gets the
     canary share of search traffic (set by `PUT /v1/admin/search/rollout`, else
-    RETAIL_SEARCH_CANARY_SHARE, default 0.1; sticky by session, user or query); a canary
-    that has served at least the minimum canary time (RETAIL_SEARCH_CANARY_MIN_SECONDS,
-    default 600; 0 skips the canary) is made live by the next run, or at once with
-    `POST /v1/admin/search/promote`. Serving follows the store's roles without a restart.
+    RETAIL_SEARCH_CANARY_SHARE, default 0.1; sticky by session, user or query). The canary is
+    not ended by a timer: `search_monitoring` decides it by click-through from the
+    clickstream (a sequential test, once it has served RETAIL_SEARCH_CANARY_MIN_SECONDS,
+    default 600; 0 disables the canary), or an operator with `POST /v1/admin/search/promote`.
+    Serving follows the store's roles without a restart.
     Every decision goes to the decision log with the gate's table."""
     store = search_store.indexes()
     evaluation = search_index_evaluation

@@ -238,7 +238,8 @@ def rollout_step(
 ) -> RolloutStep:
     """The search index's progressive delivery, without Dagster: refuse a version the gate
     refused; the first version goes live; a new version becomes the canary at the policy's
-    share; a canary that has served `policy.min_seconds` goes live (0 skips the canary)."""
+    share (min_seconds 0 disables the canary: straight live). A running canary is not made
+    live by time: `search_monitoring` decides it on click-through (sequential test)."""
     if not result.passed:
         return RolloutStep("refuse", "; ".join(result.reasons))
     live, candidate = roles.version("champion"), roles.version("challenger")
@@ -247,16 +248,13 @@ def rollout_step(
     if live is None:
         return RolloutStep("live", f"first index version ({summary})")
     if candidate == version and roles.challenger is not None:
+        if policy.min_seconds == 0:
+            return RolloutStep("live", f"canary disabled (min_canary_seconds = 0); {summary}")
         age = (now - datetime.fromisoformat(roles.challenger.since)).total_seconds()
-        if age >= policy.min_seconds:
-            return RolloutStep(
-                "live",
-                f"canary at share {policy.share} for {age:.0f} s (min "
-                f"{policy.min_seconds:.0f} s); {summary}",
-            )
         return RolloutStep(
             "continue",
-            f"canary continues: {age:.0f} s of {policy.min_seconds:.0f} s at share {policy.share}",
+            f"canary continues at share {policy.share} ({age:.0f} s so far): the click-through "
+            f"test in search_monitoring decides, after at least {policy.min_seconds:.0f} s",
         )
     if policy.min_seconds == 0:
         return RolloutStep("live", f"canary disabled (min_canary_seconds = 0); {summary}")

@@ -26,7 +26,9 @@ from retail_assets.artifacts import Artifacts
 from retail_assets.core.store import ArtifactStore, Rollout, check_name
 
 # Canary policy while no operator has set one (PUT /v1/admin/search/rollout): a tenth of the
-# search sessions see a new index for ten minutes before the next promotion run makes it live.
+# search sessions see a new index, for at least ten minutes before the click-through test
+# (search_monitoring) may decide it: a few minutes of clicks say more about the hour than
+# about the index.
 DEFAULT_CANARY_SHARE = 0.1
 DEFAULT_MIN_CANARY_SECONDS = 600.0
 KEEP_SNAPSHOTS = 2
@@ -43,7 +45,8 @@ def _env_float(name: str, default: float) -> float:
 
 
 def canary_policy(store: ArtifactStore) -> Rollout:
-    """The canary share and minimum canary time for a new index: what an operator set on the
+    """The canary share and the minimum canary time (before the click-through test may
+    decide; 0 disables the canary) for a new index: what an operator set on the
     store's rollout, else RETAIL_SEARCH_CANARY_SHARE (0.1) and RETAIL_SEARCH_CANARY_MIN_SECONDS
     (600)."""
     configured = store.roles().rollout

@@ -3,6 +3,7 @@ endpoints (canary share, promote, roll back)."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, ClassVar
 
 import msgspec
@@ -55,6 +56,9 @@ class SearchResponse(msgspec.Struct):
     took_ms: float
     """Query embedding + index search, in the app."""
     cached_query: bool
+    request_id: str
+    """Names this search in the prediction log; clicks in the same session on its results
+    are attributed to it (the canary's click-through test)."""
 
 
 class IndexInfo(msgspec.Struct):
@@ -93,6 +97,30 @@ class SearchDecision(msgspec.Struct):
 
 
 SearchDependency = NamedDependency[SkipValidation[SearchRuntime]]
+
+# Role names in the prediction log, as for the models (the API says live / candidate).
+LOG_ARMS = {"live": "champion", "candidate": "challenger"}
+
+
+def log_search(serving, outcome, q, filters, session_id, user_id, hits, request_id) -> None:
+    """One prediction-log row per search: the session (clicks are attributed by session),
+    the query and filters, and the SKUs returned in rank order."""
+    serving.prediction_log.log(
+        model="search",
+        version=outcome.served.version,
+        arm=LOG_ARMS.get(outcome.arm, outcome.arm),
+        entity_id=session_id or user_id or "",
+        features={
+            "q": q,
+            "filters": filters.as_dict(),
+            "session_id": session_id,
+            "user_id": user_id,
+        },
+        output={"skus": [hit.sku for hit in hits]},
+        latency_ms=outcome.seconds * 1000,
+        request_id=request_id,
+    )
+
 
 _QUERY_PARAMS = frozenset(
     {
@@ -192,7 +220,10 @@ class SearchController(Controller):
                 zip(outcome.rows, outcome.scores, strict=True), start=1
             )
         ]
+        request_id = uuid.uuid4().hex
+        log_search(serving, outcome, q, filters, session_id, user_id, hits, request_id)
         return SearchResponse(
+            request_id=request_id,
             query=q,
             k=k,
             index_version=outcome.served.version,
@@ -222,8 +253,8 @@ class SearchAdminController(Controller):
         self, data: JSONBody[SearchRolloutRequest], search_service: SearchDependency
     ) -> SearchStatus:
         """Set the share of search sessions the candidate index gets (and optionally how long
-        it must serve before a promotion run makes it live); applies without a restart and is
-        recorded in the decision log."""
+        it must serve before the click-through test may decide it; 0 disables the canary);
+        applies without a restart and is recorded in the decision log."""
         store = search_service.store
         current = canary_policy(store)
         store.set_rollout(
