@@ -92,7 +92,6 @@ class FeatureDrift:
     drifted: bool
     segment: str = "overall"
     note: str = ""
-    reference: str = "season"
 
     def as_dict(self) -> dict[str, Any]:
         return {k: _round(v) for k, v in asdict(self).items()}

@@ -62,56 +62,6 @@ ROLLBACK_MIN_GAIN = 0.05
 # Weekly fraud rates on the generator's stationary data move by about 20 %; a new pattern
 # running at half the usual fraud rate adds 50 %.
 FRAUD_RATE_CHANGE = 0.5
-# Features that grow with time by construction (a product's age, a customer's tenure): they
-# always differ from a year ago and from last month, and that is not drift.
-AGE_FEATURES = frozenset(
-    {
-        "days_since_launch",
-        "days_of_history",
-        "customer_tenure_days",
-        "customer_prior_txn_count",
-        "horizon",
-    }
-)
-# Calendar features are the same function of the date every year: nothing to monitor.
-CALENDAR_FEATURES = frozenset(
-    {
-        "day_of_week",
-        "week_of_year",
-        "month",
-        "is_holiday",
-        "is_event_day",
-        "days_to_christmas",
-        "is_black_friday",
-        "is_cyber_monday",
-        "is_christmas_peak",
-        "is_back_to_school",
-        "is_mid_year_sale",
-        "school_holiday",
-        "is_store_event",
-        "is_open",
-        "hour_of_day",
-    }
-)
-
-
-# Demand features compared across windows: those that describe the target day itself (price,
-# promotion, competitor). The history features (lags, rolling means) are measured from each
-# row's forecast origin, and the training set's windows mix horizons differently (the test
-# window is one origin with horizons 1..28, training rows sample a horizon per day), so their
-# distributions differ by construction; the level test on the sales they are computed from
-# covers them.
-DEMAND_TARGET_DAY_FEATURES = frozenset(
-    {
-        "unit_price",
-        "list_price",
-        "price_ratio",
-        "on_promotion",
-        "promo_discount_pct",
-        "competitor_min_price",
-        "price_to_competitor_ratio",
-    }
-)
 
 
 @dataclass
@@ -200,14 +150,6 @@ def _bundle(bundle_dir: Path | None):
     return bundle, bundle.signature, metrics.get("evaluation", {})
 
 
-def _monitored(features: list[str]) -> list[str]:
-    return [
-        f
-        for f in features
-        if f not in AGE_FEATURES and f not in CALENDAR_FEATURES and not f.endswith("_code")
-    ]
-
-
 # -- demand ---------------------------------------------------------------------------------
 
 
@@ -222,6 +164,8 @@ def monitor_demand(
     demand_quantity, department, category), for the level; `frame`: the demand training set's
     rows (one per series and target date: target_date, features, units_sold), for feature
     drift and live accuracy; `bundle_dir`: the champion's bundle (None: drift only)."""
+    from retail_assets.models.demand.training_set import DRIFT_MONITORED_DEMAND
+
     end: date = daily["date"].max()
     windows = Windows.ending(end)
     report = ModelReport("demand", version, end.isoformat(), windows.as_dict())
@@ -236,7 +180,7 @@ def monitor_demand(
     report.feature_drift = seasonal_feature_drift(
         frame,
         "target_date",
-        [f for f in _monitored(feature_columns) if f in DEMAND_TARGET_DAY_FEATURES],
+        [f for f in feature_columns if f in DRIFT_MONITORED_DEMAND],
         [],
         windows,
         segment_column="department" if "department" in frame.columns else None,
@@ -290,19 +234,31 @@ def monitor_demand(
 
 
 def fraud_monitoring_frame(
-    transactions: pl.DataFrame, customers: pl.DataFrame, since: datetime
+    transactions: pl.DataFrame,
+    customers: pl.DataFrame,
+    since: datetime,
+    features: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Payments from `since` on with every model input, computed by replaying the whole
-    history through the online feature state (as serving computes them)."""
+    history through the online feature state (as serving computes them); `features`: that
+    replay done already (`skew.replay`, shared with the skew check)."""
     from retail_assets.models.fraud.online import replay_features
     from retail_assets.models.fraud.training_set import join_customers
 
     score = transactions["transaction_ts"] >= since
-    features = replay_features(transactions, customers, score=score)
+    if features is None:
+        features = replay_features(transactions, customers, score=score)
     frame = transactions.filter(score).join(
         features, on="transaction_id", how="left", maintain_order="left"
     )
     return join_customers(frame, customers)
+
+
+def monitoring_since(transactions: pl.DataFrame) -> datetime:
+    """The first payment time fraud monitoring needs features for: the start of the seasonal
+    reference window (a year before the current window)."""
+    end = transactions["transaction_ts"].max().date()
+    return datetime.combine(Windows.ending(end).season[0], datetime.min.time())
 
 
 def monitor_fraud(
@@ -311,12 +267,14 @@ def monitor_fraud(
     bundle_dir: Path | None,
     version: str | None,
     previous: tuple[str, Path] | None = None,
+    features: pl.DataFrame | None = None,
 ) -> ModelReport:
     """`previous`: (version, bundle) of the champion the current one replaced, compared with it
-    on the same live payments (see `ROLLBACK_P_VALUE`)."""
+    on the same live payments (see `ROLLBACK_P_VALUE`); `features`: the replayed features of
+    the payments since `monitoring_since(transactions)` (replayed here when not given)."""
     from retail_assets.models.fraud.training_set import (
         CATEGORICAL_FEATURES,
-        NUMERIC_FEATURES,
+        DRIFT_MONITORED_NUMERIC,
         prepare_features,
     )
 
@@ -327,13 +285,13 @@ def monitor_fraud(
     test_end = (
         datetime.fromisoformat(signature["training_windows"]["test"]["end"]) if signature else None
     )
-    earliest = datetime.combine(windows.season[0], datetime.min.time())
-    frame = fraud_monitoring_frame(transactions, customers, earliest)
+    earliest = monitoring_since(transactions)
+    frame = fraud_monitoring_frame(transactions, customers, earliest, features)
     report = ModelReport("fraud", version, now.isoformat(), windows.as_dict())
     report.feature_drift = seasonal_feature_drift(
         frame.with_columns(pl.col("transaction_ts").dt.date().alias("_day")),
         "_day",
-        _monitored(NUMERIC_FEATURES),
+        DRIFT_MONITORED_NUMERIC,
         [c for c in CATEGORICAL_FEATURES.values()],
         windows,
         segment_column="channel",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
@@ -40,11 +41,19 @@ def _same(served: Any, offline: Any) -> bool:
     return abs(a - b) <= TOLERANCE * max(1.0, abs(a), abs(b))
 
 
-def fraud_skew(
-    log: pl.DataFrame, transactions: pl.DataFrame, customers: pl.DataFrame
-) -> list[dict[str, Any]]:
-    """One row per feature: payments compared, mismatches, rate, an example; empty when the
-    log holds no fraud request with its replay fields."""
+@dataclass
+class Replay:
+    """One replay of the payment history plus the requests serving logged that the history does
+    not hold yet: the features of every payment from `since` on and of every logged request
+    (monitoring's drift and live metrics and the skew check read the same replay)."""
+
+    features: pl.DataFrame
+    served: list[tuple[str, dict[str, Any], dict[str, Any]]]
+
+
+def logged_requests(log: pl.DataFrame) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(transaction id, logged features, request replay fields) per logged fraud score that
+    carries its request (older log rows do not)."""
     served = []
     for entity, features in (
         log.filter(pl.col("model") == "fraud").select("entity_id", "features").iter_rows()
@@ -53,26 +62,44 @@ def fraud_skew(
         request = document.get("request")
         if isinstance(request, dict) and request.get("transaction_ts"):
             served.append((entity, document, request))
-    if not served:
-        return []
-    requests = pl.DataFrame(
-        [{c: r.get(c) for c in REPLAY_COLUMNS} for _, _, r in served],
-        schema={c: pl.String for c in REPLAY_COLUMNS},
-    ).with_columns(
-        pl.col("transaction_ts").str.to_datetime(time_unit="us").dt.replace_time_zone(None),
-        pl.col("amount").cast(pl.Float64),
-    )
+    return served
+
+
+def replay(transactions: pl.DataFrame, customers: pl.DataFrame, log: pl.DataFrame, since) -> Replay:
+    served = logged_requests(log)
     history = transactions.select(REPLAY_COLUMNS).with_columns(
         pl.col("transaction_ts").cast(pl.Datetime("us")), pl.col("amount").cast(pl.Float64)
     )
-    new = requests.filter(~pl.col("transaction_id").is_in(history["transaction_id"].implode()))
-    combined = pl.concat([history, new.cast(history.schema)], how="vertical")
-    offline = replay_features(
-        combined,
-        customers,
-        score=combined["transaction_id"].is_in(requests["transaction_id"].implode()),
+    requested = pl.Series("transaction_id", [entity for entity, _, _ in served], pl.String)
+    if served:
+        requests = pl.DataFrame(
+            [{c: r.get(c) for c in REPLAY_COLUMNS} for _, _, r in served],
+            schema={c: pl.String for c in REPLAY_COLUMNS},
+        ).with_columns(
+            pl.col("transaction_ts").str.to_datetime(time_unit="us").dt.replace_time_zone(None),
+            pl.col("amount").cast(pl.Float64),
+        )
+        new = requests.filter(~pl.col("transaction_id").is_in(history["transaction_id"].implode()))
+        history = pl.concat([history, new.cast(history.schema)], how="vertical")
+    score = (history["transaction_ts"] >= since) | history["transaction_id"].is_in(
+        requested.implode()
     )
-    by_id = {row["transaction_id"]: row for row in offline.iter_rows(named=True)}
+    return Replay(replay_features(history, customers, score=score), served)
+
+
+def fraud_skew(replayed: Replay) -> list[dict[str, Any]]:
+    """One row per feature: payments compared, mismatches, rate, an example; empty when the
+    log holds no fraud request with its replay fields."""
+    served, offline = replayed.served, replayed.features
+    if not served:
+        return []
+    ids = pl.Series([entity for entity, _, _ in served], dtype=pl.String)
+    by_id = {
+        row["transaction_id"]: row
+        for row in offline.filter(pl.col("transaction_id").is_in(ids.implode())).iter_rows(
+            named=True
+        )
+    }
     rows = []
     for feature in FEATURE_NAMES:
         compared = mismatches = 0

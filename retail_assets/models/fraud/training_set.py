@@ -66,6 +66,13 @@ CATEGORICAL_FEATURES = {
     "customer_region_code": "customer_region",
 }
 FEATURE_COLUMNS = [*NUMERIC_FEATURES, *CATEGORICAL_FEATURES]
+# Drift monitoring compares these numeric features across windows; not the ones that grow
+# with time by construction (a customer's tenure and prior payments always differ from a year
+# ago, and that is not drift) nor the clock's (hour, weekday: the same every year).
+NOT_DRIFT_MONITORED = frozenset(
+    {"customer_tenure_days", "customer_prior_txn_count", "hour_of_day", "day_of_week"}
+)
+DRIFT_MONITORED_NUMERIC = [f for f in NUMERIC_FEATURES if f not in NOT_DRIFT_MONITORED]
 # Mart columns the training set reads besides the replay's inputs.
 PAYMENT_COLUMNS = [
     *ENTITY_COLUMNS,
