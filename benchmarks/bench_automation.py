@@ -34,7 +34,7 @@ DAILY_FEEDS = (
 MAX_TICKS = 6  # eager requests a whole downstream closure per tick; more means a loop
 
 
-def slowest_steps(instance, run_id: str, top: int = 8) -> str:
+def step_seconds(instance, run_id: str) -> dict[str, float]:
     """Wall seconds per step of a run, from its event log."""
     import dagster as dg
 
@@ -50,7 +50,11 @@ def slowest_steps(instance, run_id: str, top: int = 8) -> str:
             started[step] = event.timestamp
         elif kind in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
             took[step] = event.timestamp - started.get(step, event.timestamp)
-    ranked = sorted(took.items(), key=lambda item: -item[1])[:top]
+    return took
+
+
+def slowest_steps(instance, run_id: str, top: int = 8) -> str:
+    ranked = sorted(step_seconds(instance, run_id).items(), key=lambda item: -item[1])[:top]
     return ", ".join(f"{step} {seconds:.0f} s" for step, seconds in ranked)
 
 

@@ -16,11 +16,20 @@ holidays, and what one monitoring run costs.
    2026-12-31), where any alarm is a false one.
 2. Cost of one monitoring run (drift and live metrics, no Dagster) on the warehouse at
    --cost-home (materialized at that scale; skipped if absent): seconds and rows.
+3. Cost per day of logs (--log-day-home, a materialized home; its prediction log is used):
+   on a copy of it without its prediction log, the monitoring assets (prediction_log load,
+   demand, fraud, search, assistant monitoring) run through Dagster first without serving
+   traffic (the baseline, same run, after a warm-up run), then after
+   one day of traffic at that scale went through `retail serve` over HTTP: every payment of
+   the last day scored again as a new payment, and every store x SKU series forecast 28 days
+   ahead once (a replenishment system's daily call). Printed: log rows, seconds per asset
+   with and without the day, and the difference.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -169,15 +178,127 @@ def cost(home: Path) -> None:
         )
 
 
+def _monitoring_seconds(settings) -> dict[str, float]:
+    from bench_automation import step_seconds
+
+    from retail_assets.runner import instance_for, materialize_platform
+
+    selection = (
+        'key:"serving/prediction_log" or key:demand_monitoring or key:fraud_monitoring or '
+        "key:search_monitoring or key:assistant_monitoring"
+    )
+    summary = materialize_platform(settings, selection=selection)
+    assert summary.success, summary.failures
+    seconds = step_seconds(instance_for(settings), summary.run_id)
+    seconds["run (wall)"] = summary.seconds
+    return seconds
+
+
+def send_one_day(settings, port: int) -> dict[str, int]:
+    """One day of traffic over HTTP: the last day's payments (new ids) and a 28-day forecast
+    of every store x SKU series."""
+    import duckdb
+    import httpx
+
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        payments = con.sql(
+            "select * from marts.transaction_features where cast(transaction_ts as date) = "
+            "(select max(cast(transaction_ts as date)) from marts.transaction_features)"
+        ).pl()
+        series = con.sql(
+            "select distinct store_id, sku from marts.fct_daily_sales order by 1, 2"
+        ).pl()
+    fields = (
+        "card_id", "customer_id", "amount", "device_id", "shipping_address_id", "n_items",
+        "channel", "payment_method", "billing_country", "ip_country", "shipping_country",
+    )  # fmt: skip
+    sent = {"payments": 0, "series": 0}
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300) as client:
+        rows = payments.to_dicts()
+        for start in range(0, len(rows), 1000):
+            batch = [
+                {
+                    **{f: r[f] for f in fields if f in r and r[f] is not None},
+                    "transaction_id": f"{r['transaction_id']}-live",
+                }
+                for r in rows[start : start + 1000]
+            ]
+            response = client.post("/v1/fraud/score:batch", json={"payments": batch})
+            assert response.status_code == 200, response.text[:500]
+            sent["payments"] += len(batch)
+        for store_id, group in series.group_by("store_id", maintain_order=True):
+            skus = group["sku"].to_list()
+            for start in range(0, len(skus), 200):
+                page = skus[start : start + 200]
+                response = client.post(
+                    "/v1/forecast", json={"store_id": store_id[0], "sku": page, "horizon": 28}
+                )
+                assert response.status_code == 200, response.text[:500]
+                sent["series"] += len(page)
+    return sent
+
+
+def log_day_cost(home: Path, scale: str) -> None:
+    """On a copy of `home` without its prediction log."""
+    import shutil
+    import tempfile
+
+    from retail_assets.settings import settings_for_home
+
+    copy = Path(tempfile.mkdtemp(prefix="retail-bench-logday-")) / "home"
+    shutil.copytree(home, copy, ignore=shutil.ignore_patterns("prediction_logs", "logs"))
+    try:
+        _log_day_cost(settings_for_home(copy, scale))
+    finally:
+        shutil.rmtree(copy.parent, ignore_errors=True)
+
+
+def _log_day_cost(settings) -> None:
+    from bench_serving import VENV_BIN, wait_http
+    from harness import free_port, start, stop
+
+    (settings.home / "logs").mkdir(exist_ok=True)
+    _monitoring_seconds(settings)  # warm-up: first imports and caches, not monitoring's cost
+    before = _monitoring_seconds(settings)
+    port = free_port()
+    process = start(
+        [str(VENV_BIN / "retail"), "serve", "--port", str(port), "--log-level", "warning"],
+        {**os.environ, "RETAIL_SERVING_POLL_SECONDS": "60"},
+        settings.home / "logs" / "bench-monitoring-serve.log",
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/ready", timeout=600)
+        started = time.perf_counter()
+        sent = send_one_day(settings, port)
+        print(
+            f"one day of traffic: {sent['payments']:,} payments scored, {sent['series']:,} "
+            f"series forecast 28 days ahead, in {time.perf_counter() - started:.0f} s"
+        )
+    finally:
+        stop(process)  # flushes the prediction log
+    logged = pl.read_parquet(settings.prediction_log_dir / "**/*.parquet").height
+    after = _monitoring_seconds(settings)
+    print(f"prediction log rows: {logged:,}")
+    print(f"{'step':<40} {'no logs s':>9} {'one day s':>9} {'difference':>10}")
+    for step in sorted(set(before) | set(after)):
+        b, a = before.get(step, 0.0), after.get(step, 0.0)
+        print(f"{step:<40} {b:9.1f} {a:9.1f} {a - b:10.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scale", default="default")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--cost-home", type=Path, default=None)
+    parser.add_argument("--log-day-home", type=Path, default=None)
+    parser.add_argument("--skip-detection", action="store_true")
     args = parser.parse_args()
-    detection(args.scale, args.seed)
+    if not args.skip_detection:
+        detection(args.scale, args.seed)
     if args.cost_home:
         cost(args.cost_home)
+    if args.log_day_home:
+        log_day_cost(args.log_day_home, args.scale)
 
 
 if __name__ == "__main__":
