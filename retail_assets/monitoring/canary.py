@@ -14,6 +14,10 @@ Losses (lower is better, one per prediction):
   dispute window is still open counts as genuine, for both arms alike);
 * demand: absolute error of the median forecast against realised sales, divided by the
   series' mean sales over the window so large and small series weigh alike.
+
+The search index's canary is decided on a rate instead: click-through per logged search (a
+click in the same session on a returned SKU within ATTRIBUTION_MINUTES), by the same design's
+two-proportion version (`sequential.decide_rates`).
 """
 
 from __future__ import annotations
@@ -197,9 +201,9 @@ ATTRIBUTION_MINUTES = 30
 
 
 def search_clicks(rows: pl.DataFrame, clickstream: pl.DataFrame) -> pl.DataFrame:
-    """arm, version, clicked per logged search with a session: whether the session clicked one of the
-    SKUs the search returned within ATTRIBUTION_MINUTES after it (the clickstream's
-    `session_id` is the id the shop sent to /v1/search)."""
+    """arm, version, clicked per logged search with a session: whether the session clicked
+    one of the SKUs the search returned within ATTRIBUTION_MINUTES after it (the
+    clickstream's `session_id` is the id the shop sent to /v1/search)."""
     if rows.is_empty():
         return pl.DataFrame(schema={"arm": pl.String, "version": pl.String, "clicked": pl.Boolean})
     searches = rows.filter(pl.col("entity_id") != "").select(
