@@ -12,7 +12,6 @@ from click.testing import CliRunner
 from retail_assets.artifacts import Artifacts
 from retail_assets.core.store import ArtifactInvalidError
 from retail_assets.models.lifecycle.bundle import validate_bundle
-from retail_assets.models.lifecycle.onnx_export import lightgbm_outputs
 
 MODELS = ("demand", "fraud")
 
@@ -62,15 +61,10 @@ def test_platform_run_registers_promotes_and_publishes_a_servable_bundle(tiny_pl
             strict=True,
         )
     )
-    boosters = services.registry.load_boosters(model, "1")
-    assert set(outputs) == set(signature["outputs"]) == set(boosters)
-    expected = lightgbm_outputs(
-        boosters,
-        rows,
-        signature["sorted_output_groups"],
-        signature.get("interval_calibration"),
-    )
-    for name in boosters:
+    registered = services.registry.load_model(model, "1")
+    assert set(outputs) == set(signature["outputs"]) == set(registered.output_names)
+    expected = registered.outputs(rows)
+    for name in registered.output_names:
         assert np.max(np.abs(outputs[name] - expected[name])) < 1e-5
     entries = _decisions(settings, model)
     assert entries[0]["action"] == "promote" and entries[0]["champion_after"] == "1"

@@ -65,8 +65,12 @@ class WarehouseResource(dg.ConfigurableResource):
             ).fetchall()
         return bool(found[0][0])
 
-    def read_table(self, schema: str, table: str) -> pl.DataFrame:
-        return self.query(f"select * from {_quote(schema)}.{_quote(table)}")
+    def read_table(
+        self, schema: str, table: str, columns: Sequence[str] | None = None
+    ) -> pl.DataFrame:
+        """The table, or only `columns` of it (a narrow read of a wide mart)."""
+        selected = ", ".join(_quote(c) for c in columns) if columns else "*"
+        return self.query(f"select {selected} from {_quote(schema)}.{_quote(table)}")
 
     def write_table(self, schema: str, table: str, frame: pl.DataFrame) -> int:
         """Replace schema.table with frame atomically; returns the row count written.
@@ -129,5 +133,8 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         )
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
+        """The upstream table; an input whose `AssetIn` metadata names `columns` reads only
+        those."""
         schema, table = table_for_asset_key(context.asset_key)
-        return self._warehouse.read_table(schema, table)
+        columns = (context.definition_metadata or {}).get("columns")
+        return self._warehouse.read_table(schema, table, columns)

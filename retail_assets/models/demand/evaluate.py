@@ -116,9 +116,9 @@ def _disparity(rows: list[dict[str, Any]], predictor: str, min_support: float) -
 
 def feature_importance(model: TrainedModel) -> list[dict[str, Any]]:
     """Gain and split importance of the mean booster (and gain share), sorted by gain."""
-    booster = model.boosters["mean"]
-    gain = booster.feature_importance("gain")
-    split = booster.feature_importance("split")
+    boosters = [leaf.boosters["mean"] for leaf in model.leaves()]  # a routed model: summed
+    gain = sum(b.feature_importance("gain") for b in boosters)
+    split = sum(b.feature_importance("split") for b in boosters)
     total = float(gain.sum()) or 1.0
     rows = [
         {"feature": f, "gain": float(g), "split": int(s), "gain_share": float(g) / total}
@@ -141,8 +141,13 @@ def explanations(
     if frame.height == 0:
         return []
     rows = np.sort(np.random.default_rng(seed).choice(frame.height, min(n, frame.height), False))
-    booster: lgb.Booster = model.boosters["mean"]
-    contrib = booster.predict(x[rows], pred_contrib=True)
+    contrib = np.zeros((len(rows), x.shape[1] + 1))
+    part_of_row = model.part_index(x[rows])  # a routed model: each row's own part explains it
+    for i, part in enumerate(model.leaves()):
+        mine = part_of_row == i
+        if mine.any():
+            booster: lgb.Booster = part.boosters["mean"]
+            contrib[mine] = booster.predict(x[rows][mine], pred_contrib=True)
     out = []
     for i, row in enumerate(rows):
         values = contrib[i, :-1]

@@ -28,8 +28,7 @@ from retail_assets.models.lifecycle.bundle import (
 from retail_assets.models.lifecycle.gate import decide, headline
 from retail_assets.models.lifecycle.onnx_export import (
     INPUT_NAME,
-    lightgbm_outputs,
-    parity,
+    parity_with,
     single_row_latency_us,
 )
 from retail_assets.models.lifecycle.operations import Lifecycle
@@ -47,6 +46,13 @@ from retail_assets.models.lifecycle.spec import (
     ModelVersionRef,
     TrainedModel,
     TrainingSet,
+)
+from retail_assets.models.lifecycle.tiers import (
+    Tiering,
+    TierMembership,
+    TierModel,
+    compose,
+    train_tier,
 )
 
 # onnxruntime must reproduce LightGBM to this max abs diff on every test row: float64 tree
@@ -122,16 +128,45 @@ def build_lifecycle_assets(family: ModelFamily) -> tuple[list[dg.AssetsDefinitio
         return training_set
 
     training_set_input = dg.AssetIn(key=f"{name}_training_set")
+    tiering: Tiering | None = getattr(family, "tiering", None)
+    tier_assets = build_tier_assets(family, tiering, training_set_input) if tiering else []
+    part_ins = (
+        {f"{t.name}_part": dg.AssetIn(key=f"{name}_{t.name}_tier_model") for t in tiering.tiers}
+        if tiering
+        else {}
+    )
+    # A tiered family's chain runs after any tier's part retrained (see automation.py).
+    chain_after = (
+        {
+            "model": [f"{name}_{t.name}_tier_model" for t in tiering.tiers],
+            "evaluation": [f"{name}_model"],
+            "onnx": [f"{name}_evaluation"],
+            "promotion": [f"{name}_onnx"],
+        }
+        if tiering
+        else {}
+    )
+
+    def runs_after(step: str) -> dict[str, Any]:
+        return {RUNS_AFTER: chain_after[step]} if step in chain_after else {}
 
     @dg.asset(
         name=f"{name}_model",
         group_name="models",
         io_manager_key="artifact_io_manager",
-        ins={"training_set": training_set_input},
+        ins={"training_set": training_set_input, **part_ins},
         kinds={"lightgbm", "mlflow"},
+        metadata=runs_after("model"),
         description=(
             f"LightGBM {name} model trained on the training window, logged to MLflow and "
             "registered as a new version with alias `challenger`."
+            + (
+                f"\n\nTiered: the newest part model of every tier "
+                f"({', '.join(t.name for t in tiering.tiers)}) composed into one routed model "
+                f"(rows go to the part that learned their {tiering.column})."
+                if tiering
+                else ""
+            )
         ),
     )
     def model_asset(
@@ -139,8 +174,27 @@ def build_lifecycle_assets(family: ModelFamily) -> tuple[list[dg.AssetsDefinitio
         config: ModelTrainingConfig,
         lifecycle: LifecycleResource,
         training_set: TrainingSet,
+        **parts: TierModel,
     ) -> RegisteredModel:
-        model = family.train(training_set, shuffle_labels_seed=config.shuffle_labels_seed)
+        if tiering is None:
+            model = family.train(training_set, shuffle_labels_seed=config.shuffle_labels_seed)
+        else:
+            model = compose_tiers(family, tiering, training_set, parts, config.shuffle_labels_seed)
+            context.add_output_metadata(
+                {
+                    "routing": dg.MetadataValue.md(
+                        markdown_table(
+                            [
+                                {"value": v, "part": t}
+                                for v, t in sorted(model.extras["routing"].items())
+                            ]
+                        )
+                    ),
+                    "parts": dg.MetadataValue.md(
+                        markdown_table(list(model.extras["tiers"].values()))
+                    ),
+                }
+            )
         tags = {"retail.dagster_run_id": context.run.run_id}
         if config.shuffle_labels_seed is not None:
             tags["retail.negative_control"] = f"shuffled labels, seed {config.shuffle_labels_seed}"
@@ -149,7 +203,7 @@ def build_lifecycle_assets(family: ModelFamily) -> tuple[list[dg.AssetsDefinitio
             {
                 "mlflow_version": ref.version,
                 "mlflow_run_id": ref.run_id,
-                "outputs": ", ".join(model.boosters),
+                "outputs": ", ".join(model.output_names),
                 "validation_metrics": dg.MetadataValue.md(
                     markdown_table(
                         [{"metric": k, "value": v} for k, v in model.validation_metrics.items()]
@@ -164,6 +218,7 @@ def build_lifecycle_assets(family: ModelFamily) -> tuple[list[dg.AssetsDefinitio
     @dg.asset(
         name=f"{name}_evaluation",
         group_name="models",
+        metadata=runs_after("evaluation"),
         io_manager_key="artifact_io_manager",
         ins={"training_set": training_set_input, "registered": dg.AssetIn(key=f"{name}_model")},
         kinds={"mlflow"},
@@ -209,6 +264,7 @@ def build_lifecycle_assets(family: ModelFamily) -> tuple[list[dg.AssetsDefinitio
     @dg.asset(
         name=f"{name}_onnx",
         group_name="models",
+        metadata=runs_after("onnx"),
         io_manager_key="artifact_io_manager",
         ins={
             "training_set": training_set_input,
@@ -243,13 +299,7 @@ def build_lifecycle_assets(family: ModelFamily) -> tuple[list[dg.AssetsDefinitio
         model, ref = registered.model, registered.ref
         onnx_model = family.to_onnx(model)
         test_features = training_set.features(training_set.split("test"))
-        diffs = parity(
-            onnx_model,
-            model.boosters,
-            test_features,
-            model.sorted_output_groups,
-            model.interval_calibration,
-        )
+        diffs = parity_with(onnx_model, model.outputs(test_features), test_features)
         latency = single_row_latency_us(onnx_model, test_features[0]) if len(test_features) else {}
         files = _bundle_files(
             family, ref, model, training_set, evaluation, onnx_model, diffs, latency
@@ -285,6 +335,7 @@ def build_lifecycle_assets(family: ModelFamily) -> tuple[list[dg.AssetsDefinitio
     @dg.asset(
         name=f"{name}_promotion",
         group_name="models",
+        metadata=runs_after("promotion"),
         io_manager_key="artifact_io_manager",
         ins={
             "evaluation": dg.AssetIn(key=f"{name}_evaluation"),
@@ -333,7 +384,133 @@ def build_lifecycle_assets(family: ModelFamily) -> tuple[list[dg.AssetsDefinitio
             "record": record,
         }
 
-    return [training_set_asset, model_asset, evaluation_asset, onnx_asset, promotion_asset], []
+    return [
+        training_set_asset,
+        *tier_assets,
+        model_asset,
+        evaluation_asset,
+        onnx_asset,
+        promotion_asset,
+    ], []
+
+
+# Asset metadata naming the assets whose update starts this one (automation.py reads it).
+RUNS_AFTER = "retail/runs_after"
+# Asset metadata of a tier's part model: its retrain cron and how old it may get.
+RETRAIN_CRON = "retail/retrain_cron"
+MAX_AGE_DAYS = "retail/max_age_days"
+RETRAIN_ON_NEW_VERSION_OF = "retail/retrain_on_new_version_of"
+
+
+def build_tier_assets(
+    family: ModelFamily, tiering: Tiering, training_set_input: dg.AssetIn
+) -> list[dg.AssetsDefinition]:
+    """`<name>_tiers` (one membership asset per tier, versioned by the categorical codes) and
+    one part-model asset per tier, `<name>_<tier>_tier_model`, each with its own cadence."""
+    name = family.name
+    membership_key = {t.name: f"{name}_{t.name}_tier" for t in tiering.tiers}
+
+    @dg.multi_asset(
+        name=f"{name}_tiers",
+        group_name="models",
+        ins={
+            "daily": dg.AssetIn(
+                key=list(tiering.source), metadata={"columns": list(tiering.source_columns)}
+            )
+        },
+        outs={
+            membership_key[t.name]: dg.AssetOut(
+                io_manager_key="artifact_io_manager",
+                description=f"{tiering.description}\n\nThis tier ({t.name}, {t.cadence}): "
+                f"{t.description}",
+            )
+            for t in tiering.tiers
+        },
+    )
+    def tiers_asset(context: dg.AssetExecutionContext, daily: pl.DataFrame):
+        memberships = {m.tier: m for m in tiering.assign(daily)}
+        for tier in tiering.tiers:
+            membership = memberships[tier.name]
+            yield dg.Output(
+                membership,
+                output_name=membership_key[tier.name],
+                data_version=dg.DataVersion(membership.codes_version()),
+                metadata={
+                    "values": len(membership.values),
+                    tiering.column: dg.MetadataValue.json(membership.values),
+                    "parents": dg.MetadataValue.json(membership.parents),
+                    "evidence": dg.MetadataValue.md(
+                        markdown_table(membership.evidence) if membership.evidence else "none"
+                    ),
+                    "cadence": f"{tier.cadence} ({tier.cron})",
+                },
+            )
+
+    def part_asset(tier) -> dg.AssetsDefinition:
+        @dg.asset(
+            name=f"{name}_{tier.name}_tier_model",
+            group_name="models",
+            io_manager_key="artifact_io_manager",
+            ins={
+                "training_set": training_set_input,
+                "membership": dg.AssetIn(key=membership_key[tier.name]),
+            },
+            kinds={"lightgbm"},
+            metadata={
+                RETRAIN_CRON: tier.cron,
+                RETRAIN_ON_NEW_VERSION_OF: membership_key[tier.name],
+                MAX_AGE_DAYS: tier.max_age_days,
+            },
+            description=(
+                f"The {tier.name} tier's part of the {name} model, retrained {tier.cadence} "
+                f"(`{tier.cron}`) on the rows of its {tiering.column} values only, or when the "
+                f"categorical codes change. {tier.description}"
+            ),
+        )
+        def part(training_set: TrainingSet, membership: TierMembership) -> dg.Output:
+            trained = train_tier(membership, training_set, family.train)
+            validation = trained.model.validation_metrics if trained.model else {}
+            return dg.Output(
+                trained,
+                metadata={
+                    "values": len(trained.values),
+                    "rows": trained.rows,
+                    tiering.column: dg.MetadataValue.json(trained.values),
+                    "train_window": dg.MetadataValue.json(trained.windows.get("train", {})),
+                    "validation": dg.MetadataValue.md(
+                        markdown_table([{"metric": k, "value": v} for k, v in validation.items()])
+                        if validation
+                        else "empty tier: nothing to train"
+                    ),
+                },
+            )
+
+        return part
+
+    return [tiers_asset, *(part_asset(t) for t in tiering.tiers)]
+
+
+def compose_tiers(
+    family: ModelFamily,
+    tiering: Tiering,
+    training_set: TrainingSet,
+    parts: dict[str, TierModel],
+    shuffle_labels_seed: int | None = None,
+) -> TrainedModel:
+    """The routed model of the stored tier parts; the negative control retrains every tier
+    on shuffled labels (same tiers) instead."""
+    by_tier = {part.tier: part for part in parts.values()}
+    if shuffle_labels_seed is not None:
+        by_tier = {
+            tier: train_tier(
+                TierMembership(tier, part.column, part.values, training_set.encodings),
+                training_set,
+                family.train,
+                shuffle_labels_seed,
+            )
+            for tier, part in by_tier.items()
+        }
+    return compose(training_set, by_tier, tiering.column)
 
 
 def evaluate_challenger(
@@ -588,11 +765,7 @@ def _bundle_files(
     """The bundle's files. `outputs_fn(features) -> outputs` is what the graph must reproduce
     (default: the model's LightGBM boosters)."""
     if outputs_fn is None:
-
-        def outputs_fn(x: np.ndarray) -> dict[str, np.ndarray]:
-            return lightgbm_outputs(
-                model.boosters, x, model.sorted_output_groups, model.interval_calibration
-            )
+        outputs_fn = model.outputs
 
     train = training_set.split("train")
     test = training_set.split("test")

@@ -345,14 +345,23 @@ def parity(
     calibration: Mapping[str, Any] | None = None,
 ) -> dict[str, float]:
     """Max absolute difference per output between onnxruntime and LightGBM on `features`."""
+    reference = lightgbm_outputs(boosters, features, sorted_output_groups, calibration)
+    return parity_with(model, reference, features)
+
+
+def parity_with(
+    model: onnx.ModelProto, reference: Mapping[str, np.ndarray], features: np.ndarray
+) -> dict[str, float]:
+    """Max absolute difference per output between onnxruntime and `reference` outputs (what
+    the trained model computes on `features`: `TrainedModel.outputs`)."""
+    sess = session(model)
     onnx_out = dict(
         zip(
-            [o.name for o in session(model).get_outputs()],
-            session(model).run(None, {INPUT_NAME: features}),
+            [o.name for o in sess.get_outputs()],
+            sess.run(None, {INPUT_NAME: features}),
             strict=True,
         )
     )
-    reference = lightgbm_outputs(boosters, features, sorted_output_groups, calibration)
     return {
         name: float(np.max(np.abs(onnx_out[name] - reference[name]))) if len(features) else 0.0
         for name in reference

@@ -87,7 +87,8 @@ class ModelRegistry:
         tags: dict[str, str] | None = None,
     ) -> ModelVersionRef:
         """Log a training run (params, validation metrics, data windows, every booster) and
-        register the primary booster as a new version of `name` with alias `challenger`."""
+        register the model (its primary booster; a routed model's ONNX graph) as a new
+        version of `name` with alias `challenger`."""
         with self._active() as mlflow:
             experiment_id = self._experiment_id(mlflow, name)
             with mlflow.start_run(experiment_id=experiment_id, run_name=f"{name}-training") as run:
@@ -121,17 +122,24 @@ class ModelRegistry:
                             default=str,
                         )
                     )
-                    boosters = folder / "boosters"
-                    boosters.mkdir()
-                    for output, booster in model.boosters.items():
-                        (boosters / f"{output}.txt").write_text(booster.model_to_string())
+                    _write_boosters(model, folder / "boosters")
                     mlflow.log_artifacts(str(folder))
-                info = mlflow.lightgbm.log_model(
-                    model.boosters[model.primary_output],
-                    name="model",
-                    registered_model_name=name,
-                    pip_requirements=_PIP_REQUIREMENTS,
-                )
+                if model.route is None:
+                    info = mlflow.lightgbm.log_model(
+                        model.boosters[model.primary_output],
+                        name="model",
+                        registered_model_name=name,
+                        pip_requirements=_PIP_REQUIREMENTS,
+                    )
+                else:  # a routed (tiered) model is one ONNX graph, not one booster
+                    from retail_assets.models.lifecycle.tiers import model_to_onnx
+
+                    info = mlflow.onnx.log_model(
+                        model_to_onnx(model),
+                        name="model",
+                        registered_model_name=name,
+                        pip_requirements=["onnxruntime", "numpy"],
+                    )
                 version = str(info.registered_model_version)
                 ref = ModelVersionRef(
                     name=name,
@@ -224,17 +232,44 @@ class ModelRegistry:
     def run_id(self, name: str, version: str) -> str:
         return self.client.get_model_version(name, version).run_id
 
-    def load_boosters(self, name: str, version: str) -> dict[str, lgb.Booster]:
-        """Every booster of a registered version, from its run's artifacts."""
+    def load_model(self, name: str, version: str) -> TrainedModel:
+        """A registered version as the trained model (every booster, routing and interval
+        calibration), from its run's artifacts."""
         with self._active() as mlflow, tempfile.TemporaryDirectory() as tmp:
             run_id = self.run_id(name, version)
-            local = mlflow.artifacts.download_artifacts(
-                run_id=run_id, artifact_path="boosters", dst_path=tmp
-            )
-            return {
-                path.stem: lgb.Booster(model_str=path.read_text())
-                for path in sorted(Path(local).glob("*.txt"))
-            }
+            local = Path(mlflow.artifacts.download_artifacts(run_id=run_id, dst_path=tmp))
+            description = json.loads((local / "trained_model.json").read_text())
+            return _load(description, local / "boosters")
+
+
+def _write_boosters(model: TrainedModel, folder: Path) -> None:
+    """Boosters as LightGBM text, one file per output; a routed model's parts in subfolders."""
+    folder.mkdir(parents=True)
+    for output, booster in model.boosters.items():
+        (folder / f"{output}.txt").write_text(booster.model_to_string())
+    for part_name, part in model.parts.items():
+        _write_boosters(part, folder / part_name)
+
+
+def _load(description: dict[str, Any], folder: Path) -> TrainedModel:
+    return TrainedModel(
+        boosters={
+            output: lgb.Booster(model_str=(folder / f"{output}.txt").read_text())
+            for output in description["outputs"]
+        },
+        feature_columns=description["feature_columns"],
+        params=description["params"],
+        validation_metrics=description["validation_metrics"],
+        extras=description["extras"],
+        output_transforms=description["output_transforms"],
+        sorted_output_groups=description["sorted_output_groups"],
+        interval_calibration=description.get("interval_calibration"),
+        parts={
+            part_name: _load(part, folder / part_name)
+            for part_name, part in description.get("parts", {}).items()
+        },
+        route=description.get("route"),
+    )
 
 
 def _describe(model: TrainedModel) -> dict[str, Any]:
@@ -246,6 +281,9 @@ def _describe(model: TrainedModel) -> dict[str, Any]:
         "extras": model.extras,
         "output_transforms": model.output_transforms,
         "sorted_output_groups": model.sorted_output_groups,
+        "interval_calibration": model.interval_calibration,
+        "route": model.route,
+        "parts": {name: _describe(part) for name, part in model.parts.items()},
     }
 
 

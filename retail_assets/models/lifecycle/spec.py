@@ -65,9 +65,49 @@ class TrainedModel:
     """Conformal shift of an output interval, applied after sorting (see
     `onnx_export.calibrate_interval`); part of the exported graph."""
 
+    parts: dict[str, TrainedModel] = field(default_factory=dict)
+    """A routed model (tiered training): each row is scored by one of these part models,
+    chosen by the integer code of one categorical feature (`route`); `boosters` is then
+    empty. See `lifecycle/tiers.py`."""
+    route: dict[str, Any] | None = None
+    """`{"column": feature, "feature_index": i, "parts": [part names], "table": [part index
+    for code -1 (unknown), 0, 1, ...]}`."""
+
+    @property
+    def output_names(self) -> list[str]:
+        if self.parts:
+            return next(iter(self.parts.values())).output_names
+        return list(self.boosters)
+
     @property
     def primary_output(self) -> str:
-        return next(iter(self.boosters))
+        return self.output_names[0]
+
+    def leaves(self) -> list[TrainedModel]:
+        """The single (unrouted) models this model consists of."""
+        return [leaf for part in self.parts.values() for leaf in part.leaves()] or [self]
+
+    def part_index(self, x: np.ndarray) -> np.ndarray:
+        """Per row, the index (into `route["parts"]`) of the part that scores it; all zeros for
+        an unrouted model."""
+        if self.route is None:
+            return np.zeros(len(x), dtype=np.int64)
+        from retail_assets.models.lifecycle.tiers import route_rows
+
+        return route_rows(self.route, x)
+
+    def outputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """What the exported graph must reproduce: the boosters' outputs (sorted groups,
+        interval calibration), or for a routed model each row's part's outputs."""
+        if self.route is not None:
+            from retail_assets.models.lifecycle.tiers import routed_outputs
+
+            return routed_outputs(self, x)
+        from retail_assets.models.lifecycle.onnx_export import lightgbm_outputs
+
+        return lightgbm_outputs(
+            self.boosters, x, self.sorted_output_groups, self.interval_calibration
+        )
 
 
 @dataclass
