@@ -10,8 +10,10 @@ retrains.
   not on every rebuild of the marts upstream of them (`on_new_content`).
 * Models are not retrained on every new mart. A model's chain (train -> evaluate -> export ->
   gate) runs when monitoring asks for it (`monitoring_retrain_sensor`: drift or live
-  degradation of exactly that model) and on a weekly schedule (fraud on its rolling window,
-  demand on its latest history), each candidate through the gate and a canary.
+  degradation of exactly that model) and on its cadence, each candidate through the gate and
+  a canary: fraud weekly on its rolling window (a schedule); demand in tiers, each tier's
+  part model on its own cron (fast categories weekly, stable ones monthly) or when the
+  categorical codes change, and the demand chain after any part retrained.
 * Every asset has a freshness policy fitting its cadence, so the UI shows what is late.
 """
 
@@ -21,6 +23,12 @@ from datetime import timedelta
 
 import dagster as dg
 
+from retail_assets.models.lifecycle.assets import (
+    MAX_AGE_DAYS,
+    RETRAIN_CRON,
+    RETRAIN_ON_NEW_VERSION_OF,
+    RUNS_AFTER,
+)
 from retail_assets.monitoring.assets import retrain_selection
 
 
@@ -84,6 +92,40 @@ CONTENT_TRIGGERED = {
 }
 
 
+def after(*keys: str) -> dg.AutomationCondition:
+    """Runs once any of `keys` updated (or will, in the same tick), nothing it needs is
+    missing or in progress, and no blocking check upstream failed: a model chain's next
+    step."""
+    return (
+        dg.AutomationCondition.any_deps_updated()
+        .allow(dg.AssetSelection.assets(*keys))
+        .since_last_handled()
+        & ~dg.AutomationCondition.any_deps_missing()
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
+        & dg.AutomationCondition.all_deps_blocking_checks_passed()
+    ).with_label(f"after {', '.join(keys)}")
+
+
+def tier_retrain(cron: str, membership: str) -> dg.AutomationCondition:
+    """A tier's part model: on its cron once its inputs updated since the tick, or when its
+    `membership` asset has a new data version (the categorical codes changed, so the part's
+    trees would split on codes that now mean other values)."""
+    codes_changed = dg.AutomationCondition.any_deps_match(
+        dg.AutomationCondition.data_version_changed()
+    ).allow(dg.AssetSelection.assets(membership))
+    return (
+        (
+            dg.AutomationCondition.on_cron(cron)
+            | (dg.AutomationCondition.newly_missing() | codes_changed).since_last_handled()
+        )
+        & ~dg.AutomationCondition.any_deps_missing()
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
+        & dg.AutomationCondition.all_deps_blocking_checks_passed()
+    ).with_label(f"on {cron} or new categorical codes")
+
+
 def _is_chain_step(spec: dg.AssetSpec) -> bool:
     return spec.group_name == "models" and spec.key.path[-1].endswith(CHAIN_STEPS)
 
@@ -92,10 +134,20 @@ def apply_policies(spec: dg.AssetSpec) -> dg.AssetSpec:
     """Freshness by group where the asset has none of its own; eager automation for
     everything downstream of the raw tables except the model chains."""
     changes = {}
-    if spec.freshness_policy is None and spec.group_name in FRESHNESS_BY_GROUP:
+    metadata = spec.metadata or {}
+    if spec.freshness_policy is None and MAX_AGE_DAYS in metadata:
+        days = int(metadata[MAX_AGE_DAYS])
+        changes["freshness_policy"] = _window(days * 24 + 24, days * 24)
+    elif spec.freshness_policy is None and spec.group_name in FRESHNESS_BY_GROUP:
         changes["freshness_policy"] = FRESHNESS_BY_GROUP[spec.group_name]
     if spec.automation_condition is None:
-        if spec.key in CONTENT_TRIGGERED:
+        if RETRAIN_CRON in metadata:
+            changes["automation_condition"] = tier_retrain(
+                str(metadata[RETRAIN_CRON]), str(metadata[RETRAIN_ON_NEW_VERSION_OF])
+            )
+        elif RUNS_AFTER in metadata:
+            changes["automation_condition"] = after(*metadata[RUNS_AFTER])
+        elif spec.key in CONTENT_TRIGGERED:
             changes["automation_condition"] = CONTENT_TRIGGERED[spec.key]
         elif spec.key in DAILY_CRON_ASSETS:
             changes["automation_condition"] = dg.AutomationCondition.on_cron(DAILY_CRON)
@@ -130,5 +182,6 @@ def retrain_schedule(model: str, cron: str) -> dg.ScheduleDefinition:
     )
 
 
-# Early Monday, after the weekend's data has landed; fraud first (its window rolls daily).
-SCHEDULES = [retrain_schedule("fraud", "0 3 * * 1"), retrain_schedule("demand", "0 4 * * 1")]
+# Early Monday, after the weekend's data has landed (its window rolls daily). Demand retrains
+# by tier instead: the cron of each tier's part model (models/demand/tiers.py).
+SCHEDULES = [retrain_schedule("fraud", "0 3 * * 1")]

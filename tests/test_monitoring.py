@@ -189,7 +189,8 @@ def test_a_new_fraud_pattern_is_detected_and_retrains_only_fraud(platform_copy):
 
 def test_a_demand_shift_is_detected_and_retrains_only_demand(platform_copy):
     """`--demand-shift 2026-10-01:1.8` after the champion was trained: demand monitoring flags
-    the level drift with its size and test, and the sensor requests the demand chain only."""
+    the level drift with its size and test, and the sensor requests the demand chain only;
+    the overall level moved, so every tier's part retrains."""
     from retail_assets.runner import materialize_platform
 
     settings = platform_copy
@@ -206,7 +207,14 @@ def test_a_demand_shift_is_detected_and_retrains_only_demand(platform_copy):
     requests = _sensor(settings)
     assert isinstance(requests, list) and len(requests) == 1
     keys = {key.to_user_string() for key in requests[0].asset_selection}
-    assert keys == {"demand_model", "demand_evaluation", "demand_onnx", "demand_promotion"}
+    assert keys == {
+        "demand_fast_tier_model",
+        "demand_stable_tier_model",
+        "demand_model",
+        "demand_evaluation",
+        "demand_onnx",
+        "demand_promotion",
+    }
     assert requests[0].tags["retail/model"] == "demand"
 
 

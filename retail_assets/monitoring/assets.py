@@ -27,6 +27,7 @@ from retail_assets.core.markdown import markdown_table
 from retail_assets.core.store import ArtifactStore
 from retail_assets.models.lifecycle.resource import LifecycleResource
 from retail_assets.models.lifecycle.spec import TrainingSet
+from retail_assets.models.lifecycle.tiers import Tiering
 from retail_assets.monitoring import canary, skew
 from retail_assets.monitoring.drift import PSI_DRIFT
 from retail_assets.monitoring.monitors import (
@@ -518,8 +519,79 @@ def assistant_monitoring(prediction_log: pl.DataFrame) -> dg.Output:
     )
 
 
+def _tiering(model: str) -> Tiering | None:
+    from retail_assets.models.definitions import MODEL_FAMILIES
+
+    return next((getattr(f, "tiering", None) for f in MODEL_FAMILIES if f.name == model), None)
+
+
+def retrain_keys(model: str, tiers: list[str] | None = None) -> list[str]:
+    """The assets a retrain of `model` runs: its chain after the training set, and for a
+    tiered model the part models of `tiers` (None: every tier) first."""
+    tiering = _tiering(model)
+    parts = (
+        [f"{model}_{t.name}_tier_model" for t in tiering.tiers if tiers is None or t.name in tiers]
+        if tiering
+        else []
+    )
+    return [*parts, *(f"{model}_{step}" for step in RETRAIN_STEPS)]
+
+
 def retrain_selection(model: str) -> dg.AssetSelection:
-    return dg.AssetSelection.assets(*(f"{model}_{step}" for step in RETRAIN_STEPS))
+    return dg.AssetSelection.assets(*retrain_keys(model))
+
+
+def tiers_to_retrain(
+    report: dict[str, Any],
+    memberships: dict[str, list[str]],
+    column: str,
+    parents: dict[str, dict[str, str]] | None = None,
+) -> list[str] | None:
+    """The tiers holding the values that drifted, when all that drifted is the level of some
+    `column` segments (e.g. two categories) or of coarser segments over them (`parents`, e.g.
+    a department: the tiers of its categories); None (every tier) when the problem is wider:
+    the overall level, a feature, live accuracy, or a value no tier holds."""
+    if report.get("degraded"):
+        return None
+    if any(d.get("drifted") and d.get("segment") == "overall" for d in report["feature_drift"]):
+        return None
+    tiers = set()
+    for drift in report.get("level_drift", []):
+        if not drift.get("drifted"):
+            continue
+        segment_column, _, value = str(drift.get("segment", "overall")).partition("=")
+        if segment_column == column:
+            values = [value]
+        elif segment_column in (parents or {}):
+            values = [v for v, parent in parents[segment_column].items() if parent == value]
+        else:
+            return None
+        for value in values:
+            tier = next((t for t, held in memberships.items() if value in held), None)
+            if tier is None:
+                return None
+            tiers.add(tier)
+    return sorted(tiers) or None
+
+
+def latest_memberships(
+    instance: dg.DagsterInstance, model: str
+) -> tuple[dict[str, list[str]], dict[str, dict[str, str]]]:
+    """Per tier, the values its newest membership materialization holds, and the coarser
+    segments over them (both empty when the tiers were never computed)."""
+    tiering = _tiering(model)
+    if tiering is None:
+        return {}, {}
+    out, parents = {}, {}
+    for tier in tiering.tiers:
+        event = instance.get_latest_materialization_event(dg.AssetKey(f"{model}_{tier.name}_tier"))
+        materialization = event.asset_materialization if event else None
+        if materialization is None or tiering.column not in materialization.metadata:
+            return {}, {}
+        out[tier.name] = list(materialization.metadata[tiering.column].value)
+        if "parents" in materialization.metadata:
+            parents = dict(materialization.metadata["parents"].value)
+    return out, parents
 
 
 @dg.sensor(
@@ -529,7 +601,9 @@ def retrain_selection(model: str) -> dg.AssetSelection:
     description=(
         "Requests a retraining run of exactly the model whose newest monitoring report calls "
         "for it (drift beyond the season or live performance below its offline evaluation), "
-        "once per report, and records `retrain_requested` in the decision log."
+        "once per report, and records `retrain_requested` in the decision log. For a tiered "
+        "model (demand) only the tiers holding the drifted categories retrain, when the "
+        "drift is that narrow."
     ),
 )
 def monitoring_retrain_sensor(context: dg.SensorEvaluationContext, artifacts: ArtifactsResource):
@@ -543,6 +617,11 @@ def monitoring_retrain_sensor(context: dg.SensorEvaluationContext, artifacts: Ar
         if "retrain" not in report.get("actions", []):
             continue
         run_key = f"retrain-{model}-{version}"
+        tiering = _tiering(model)
+        tiers = None
+        if tiering is not None:
+            memberships, parents = latest_memberships(context.instance, model)
+            tiers = tiers_to_retrain(report, memberships, tiering.column, parents)
         if any(
             e.get("evidence", {}).get("run_key") == run_key
             for e in store.log.entries(f"monitoring/{model}", {"retrain_requested"})
@@ -553,12 +632,17 @@ def monitoring_retrain_sensor(context: dg.SensorEvaluationContext, artifacts: Ar
             version,
             reason="; ".join(report["reasons"]),
             actor="monitoring_retrain_sensor",
-            evidence={"run_key": run_key, "model": model, "champion": report.get("version")},
+            evidence={
+                "run_key": run_key,
+                "model": model,
+                "champion": report.get("version"),
+                **({"tiers": tiers or [t.name for t in tiering.tiers]} if tiering else {}),
+            },
         )
         requests.append(
             dg.RunRequest(
                 run_key=run_key,
-                asset_selection=[dg.AssetKey(f"{model}_{step}") for step in RETRAIN_STEPS],
+                asset_selection=[dg.AssetKey(k) for k in retrain_keys(model, tiers)],
                 tags={"retail/trigger": "monitoring", "retail/model": model},
             )
         )

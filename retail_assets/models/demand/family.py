@@ -9,10 +9,11 @@ import polars as pl
 from retail_assets.models.demand.evaluate import BASELINES, evaluate_demand
 from retail_assets.models.demand.features import closed_to_zero, feature_matrix
 from retail_assets.models.demand.grain import DAILY, Grain
+from retail_assets.models.demand.tiers import DEMAND_TIERING
 from retail_assets.models.demand.train import DemandTrainConfig, train_demand
 from retail_assets.models.demand.training_set import build_demand_training_set
-from retail_assets.models.lifecycle.onnx_export import boosters_to_onnx, lightgbm_outputs
 from retail_assets.models.lifecycle.spec import Evaluation, MetricRule, TrainedModel, TrainingSet
+from retail_assets.models.lifecycle.tiers import model_to_onnx
 
 SOURCE_KEY = "marts/demand_features"
 # Segments compared with their own best baseline need this many units in the test window:
@@ -55,6 +56,9 @@ class DemandForecastFamily:
 
     name = "demand"
     source_assets = (("marts", "demand_features"),)
+    # Categories retrain in tiers by drift velocity (weekly / monthly), composed into one
+    # routed model (lifecycle/tiers.py).
+    tiering = DEMAND_TIERING
     intended_use = (
         "Replenishment and allocation planning: units (or sales value) per store and SKU for "
         "each period of the horizon, with a calibrated p10-p90 range, served by POST "
@@ -158,10 +162,7 @@ class DemandForecastFamily:
         missing = [c for c in model.feature_columns if c not in frame.columns]
         if missing:
             raise ValueError(f"frame lacks feature column(s): {', '.join(missing)}")
-        x = feature_matrix(frame, model.feature_columns)
-        outputs = lightgbm_outputs(
-            model.boosters, x, model.sorted_output_groups, model.interval_calibration
-        )
+        outputs = model.outputs(feature_matrix(frame, model.feature_columns))
         is_open = frame["is_open"].cast(float).to_numpy() if "is_open" in frame.columns else None
         return closed_to_zero(outputs, is_open)
 
@@ -176,13 +177,7 @@ class DemandForecastFamily:
         )
 
     def to_onnx(self, model: TrainedModel) -> onnx.ModelProto:
-        return boosters_to_onnx(
-            model.boosters,
-            len(model.feature_columns),
-            model.sorted_output_groups,
-            doc_string=f"{self.name}: {self.description}",
-            calibration=model.interval_calibration,
-        )
+        return model_to_onnx(model, doc_string=f"{self.name}: {self.description}")
 
     def explainer_to_onnx(self, model: TrainedModel) -> None:
         return None
