@@ -1,0 +1,87 @@
+"""Recommendation baselines on a held-out later window: the bar the ranker has to clear.
+
+    uv run python benchmarks/bench_recommend.py --home /tmp/retail-bench-default
+
+`--home` is a platform home materialized at some scale (its warehouse is read: the raw
+clickstream, products and customers). The split is EVAL_DAYS before the last clickstream
+event: candidates come from engagements before it, relevance from each known customer's
+clicks, adds to cart and purchases after it (recommendations/evaluate.py). Printed per
+baseline (popularity in the customer's segment x region; co-occurrence with the customer's
+history alone): NDCG@10, recall@20, MRR, coverage, new-item share, overall, per segment and for
+returning vs new customers, with the seconds each took.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import polars as pl
+
+from retail_assets.models.recommend import candidates as C
+from retail_assets.models.recommend.evaluate import EVAL_DAYS, METRICS, evaluate, targets
+from retail_assets.warehouse import WarehouseResource
+
+K = 20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--home", type=Path, required=True)
+    args = parser.parse_args()
+    warehouse = WarehouseResource(path=str(args.home / "warehouse.duckdb"))
+    clicks = warehouse.read_table("raw", "clickstream")
+    products = warehouse.read_table("marts", "dim_products")
+    customers = warehouse.read_table("marts", "dim_customers")
+    events = C.engagements(clicks)
+    at = events["ts"].max() - timedelta(days=EVAL_DAYS)
+    relevant = targets(events, at)
+    who = relevant.select("customer_id").unique()
+    returning = set(events.filter(pl.col("ts") < at)["customer_id"].drop_nulls().unique().to_list())
+    print(
+        f"home {args.home}: {events.height:,} engagements, split {at:%Y-%m-%d %H:%M}, "
+        f"{who.height:,} customers with engagements in the next {EVAL_DAYS} days "
+        f"({len(returning & set(who['customer_id'].to_list())):,} returning), "
+        f"catalog {products.height:,}"
+    )
+    results = {}
+    started = time.perf_counter()
+    popular = C.popularity(events, customers, at)
+    results["popularity (segment x region)"] = (
+        C.recommend_popular(popular, customers, who, K),
+        time.perf_counter() - started,
+    )
+    started = time.perf_counter()
+    pairs = C.cooccurrence(events, at)
+    seen = C.history(events, at)
+    results["co-occurrence alone"] = (
+        C.recommend_cooccurring(pairs, seen, who, K),
+        time.perf_counter() - started,
+    )
+    header = "| baseline | " + " | ".join(METRICS) + " | coverage | new-item share | seconds |"
+    print("\n" + header + "\n" + "| --- " * (len(METRICS) + 4) + "|")
+    reports = {}
+    for name, (recommended, seconds) in results.items():
+        report = evaluate(recommended, relevant, customers, returning, products, at)
+        reports[name] = report
+        values = " | ".join(f"{report['overall'][m]:.4f}" for m in METRICS)
+        print(
+            f"| {name} | {values} | {report['coverage']:.3f} | "
+            f"{report['new_item_share']:.3f} | {seconds:.1f} |"
+        )
+    for name, report in reports.items():
+        print(f"\n{name}:")
+        groups = {
+            **{f"segment {s}": v for s, v in report["by_segment"].items()},
+            "returning": report["returning"],
+            "new customers": report["new_customers"],
+        }
+        for group, summary in groups.items():
+            values = ", ".join(f"{m} {summary[m]:.4f}" for m in METRICS if summary[m] is not None)
+            print(f"  {group} ({summary['queries']} queries): {values}")
+
+
+if __name__ == "__main__":
+    main()

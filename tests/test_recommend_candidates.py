@@ -1,0 +1,116 @@
+"""Recommendation candidates and their offline evaluation (issue 13, first part): every
+source is computed as of a time and sees nothing after it; the ranking metrics give the
+textbook values on lists whose answer is known."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+
+from retail_assets.models.recommend import candidates as C
+from retail_assets.models.recommend.evaluate import evaluate, per_query, targets
+
+T0 = datetime(2026, 10, 1, 12, 0)
+
+
+def _clicks(rows: list[tuple[str | None, str, str, str, float]]) -> pl.DataFrame:
+    """(customer, session, sku, event_type, hours after T0)."""
+    return pl.DataFrame(
+        {
+            "customer_id": [r[0] for r in rows],
+            "session_id": [r[1] for r in rows],
+            "sku": [r[2] for r in rows],
+            "event_type": [r[3] for r in rows],
+            "event_ts": [T0 + timedelta(hours=r[4]) for r in rows],
+        }
+    )
+
+
+CLICKS = _clicks(
+    [
+        ("C1", "s1", "A", "purchase", -48),
+        ("C1", "s1", "B", "purchase", -48),  # A and B bought together
+        ("C2", "s2", "A", "click", -30),
+        ("C2", "s2", "C", "click", -30),  # A and C only browsed together
+        ("C2", "s2", "C", "impression", -30),  # exposure is no engagement
+        (None, "s3", "D", "click", -5),
+        ("C3", "s4", "A", "purchase", 5),  # after the split
+        ("C3", "s4", "E", "purchase", 5),
+    ]
+)
+CUSTOMERS = pl.DataFrame(
+    {
+        "customer_id": ["C1", "C2", "C3"],
+        "segment": ["value", "value", "premium"],
+        "region": ["North", "North", "South"],
+    }
+)
+
+
+def test_every_source_sees_only_engagements_before_its_time():
+    events = C.engagements(CLICKS)
+    assert set(events["sku"]) == {"A", "B", "C", "D", "E"} and events.height == 7
+    pairs = C.cooccurrence(events, T0)
+    assert "E" not in set(pairs["sku_a"]) | set(pairs["sku_b"])
+    assert "C3" not in set(C.history(events, T0)["customer_id"])
+    popular = C.popularity(events, CUSTOMERS, T0)
+    assert "E" not in set(popular["sku"])
+    later = C.cooccurrence(events, T0 + timedelta(days=1))
+    assert {("A", "E"), ("E", "A")} <= set(zip(later["sku_a"], later["sku_b"], strict=True))
+
+
+def test_a_pair_bought_together_outranks_a_pair_browsed_together_and_history_is_not_repeated():
+    events = C.engagements(CLICKS)
+    pairs = C.cooccurrence(events, T0)
+    partners = pairs.filter(pl.col("sku_a") == "A").sort("score", descending=True)["sku_b"]
+    assert partners.to_list() == ["B", "C"]
+    who = pl.DataFrame({"customer_id": ["C1"]})
+    recommended = C.recommend_cooccurring(pairs, C.history(events, T0), who, k=5)
+    assert recommended["sku"].to_list() == ["C"]  # A and B are C1's own history
+
+
+def test_popularity_ranks_the_customers_group_first_then_fills_from_everyone():
+    events = C.engagements(CLICKS)
+    popular = C.popularity(events, CUSTOMERS, T0)
+    who = pl.DataFrame({"customer_id": ["C1", "C3"]})
+    recommended = C.recommend_popular(popular, CUSTOMERS, who, k=4)
+    c1 = recommended.filter(pl.col("customer_id") == "C1").sort("rank")["sku"].to_list()
+    assert c1[:3] == ["A", "B", "C"] and c1[3] == "D"  # D only from the overall ranking
+    c3 = recommended.filter(pl.col("customer_id") == "C3").sort("rank")["sku"].to_list()
+    assert c3[0] == "A" and len(c3) == 4  # no South premium engagement yet: overall ranking
+
+
+def test_ranking_metrics_give_the_textbook_values():
+    relevant = pl.DataFrame({"customer_id": ["P", "S", "S", "N"], "sku": ["A", "A", "B", "A"]})
+    recommended = pl.DataFrame(
+        {"customer_id": ["P", "S", "S", "S"], "sku": ["A", "X", "A", "B"], "rank": [1, 1, 2, 3]}
+    )
+    rows = {r["customer_id"]: r for r in per_query(recommended, relevant).iter_rows(named=True)}
+    assert rows["P"] == {"customer_id": "P", "ndcg_at_10": 1.0, "recall_at_20": 1.0, "mrr": 1.0}
+    ideal = 1 + 1 / np.log2(3)
+    assert rows["S"]["ndcg_at_10"] == pytest.approx((1 / np.log2(3) + 1 / np.log2(4)) / ideal)
+    assert rows["S"]["mrr"] == 0.5 and rows["S"]["recall_at_20"] == 1.0
+    assert rows["N"] == {"customer_id": "N", "ndcg_at_10": 0.0, "recall_at_20": 0.0, "mrr": 0.0}
+
+
+def test_the_evaluation_reports_segments_new_customers_coverage_and_new_items():
+    events = C.engagements(CLICKS)
+    relevant = targets(events, T0)
+    assert sorted(relevant["sku"]) == ["A", "E"]
+    products = pl.DataFrame(
+        {
+            "sku": ["A", "B", "C", "D", "E"],
+            "launch_date": [date(2025, 1, 1)] * 4 + [date(2026, 9, 20)],
+            "discontinued_date": [None, None, None, date(2026, 1, 1), None],
+        }
+    )
+    recommended = pl.DataFrame({"customer_id": ["C3", "C3"], "sku": ["E", "A"], "rank": [1, 2]})
+    report = evaluate(recommended, relevant, CUSTOMERS, {"C1", "C2"}, products, T0)
+    assert report["overall"]["queries"] == 1 and report["overall"]["recall_at_20"] == 1.0
+    assert report["new_customers"]["queries"] == 1 and report["returning"]["queries"] == 0
+    assert report["by_segment"]["premium"]["mrr"] == 1.0
+    assert report["coverage"] == 2 / 4  # D is discontinued: not in the active catalog
+    assert report["new_item_share"] == 0.5  # E launched 11 days before the split
