@@ -114,3 +114,70 @@ def test_the_evaluation_reports_segments_new_customers_coverage_and_new_items():
     assert report["by_segment"]["premium"]["mrr"] == 1.0
     assert report["coverage"] == 2 / 4  # D is discontinued: not in the active catalog
     assert report["new_item_share"] == 0.5  # E launched 11 days before the split
+
+
+# -- the ranker --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_world():
+    """The generator's tiny world (no platform run): engagements, customers, products."""
+    from retail_assets.sources.synthetic import GeneratorConfig, Knobs, generate
+
+    feeds = generate(GeneratorConfig(scale="tiny", seed=42, knobs=Knobs())).feeds
+    products = feeds["products"].with_columns(
+        pl.col("launch_date").cast(pl.Date),
+        pl.col("discontinued_date").cast(pl.Date)
+        if "discontinued_date" in feeds["products"].columns
+        else pl.lit(None, pl.Date).alias("discontinued_date"),
+    )
+    return C.engagements(feeds["clickstream"]), feeds["customers"], products
+
+
+def test_features_at_an_origin_ignore_everything_after_it(tiny_world):
+    """Adding engagements after the origin (a burst of purchases of one SKU by every
+    customer) changes the labels only, never a candidate or a feature."""
+    from retail_assets.models.recommend.features import FEATURES
+    from retail_assets.models.recommend.train import examples
+
+    events, customers, products = tiny_world
+    at = events["ts"].max() - timedelta(days=40)
+    before = examples(events, customers, products, at)
+    burst = events.filter(pl.col("ts") >= at, pl.col("customer_id").is_not_null()).with_columns(
+        pl.lit(before["sku"][0]).alias("sku"), pl.lit(3.0).alias("weight")
+    )
+    after = examples(pl.concat([events, burst]), customers, products, at)
+    keys = ["customer_id", "sku"]
+    assert before.select(keys).sort(keys).equals(after.select(keys).sort(keys))
+    joined = before.join(after, on=keys, suffix="_after")
+    for feature in FEATURES:
+        assert joined[feature].equals(joined[f"{feature}_after"], check_names=False), feature
+    assert (joined["relevance_after"] >= joined["relevance"]).all()
+    assert (joined["relevance_after"] > joined["relevance"]).any()
+
+
+def test_the_ranker_learns_only_before_the_test_window_and_beats_popularity_on_it(tiny_world):
+    from retail_assets.models.recommend.evaluate import EVAL_DAYS
+    from retail_assets.models.recommend.features import add_features, candidate_table
+    from retail_assets.models.recommend.train import LABEL_DAYS, rank, train_ranker
+
+    events, customers, products = tiny_world
+    at = events["ts"].max() - timedelta(days=EVAL_DAYS)
+    booster, info = train_ranker(events, customers, products, at)
+    last_label_day = max(datetime.fromisoformat(o) for o in info["origins"]) + timedelta(
+        days=LABEL_DAYS
+    )
+    assert last_label_day <= datetime.fromisoformat(info["validation_origin"])
+    assert datetime.fromisoformat(info["validation_origin"]) + timedelta(days=LABEL_DAYS) == at
+
+    relevant = targets(events, at)
+    who = relevant.select("customer_id").unique()
+    frame = add_features(candidate_table(events, customers, who, at), events, products, at)
+    ranked = rank(booster, frame, 20)
+    popular = C.recommend_popular(C.popularity(events, customers, at), customers, who, 20)
+    ndcg = {
+        name: per_query(recommended, relevant)["ndcg_at_10"].mean()
+        for name, recommended in (("ranker", ranked), ("popularity", popular))
+    }
+    assert ndcg["ranker"] > ndcg["popularity"], ndcg
+    assert set(ranked["source"]) <= {"history", "cooccurrence", "segment_popularity", "popularity"}

@@ -150,6 +150,28 @@ def recommend_cooccurring(
     return _top_k(scored.with_columns(pl.lit(0).alias("tier")), k, ["tier"])
 
 
+def recommend_history_then_popular(
+    seen: pl.DataFrame,
+    popular: pl.DataFrame,
+    customers: pl.DataFrame,
+    who: pl.DataFrame,
+    k: int,
+) -> pl.DataFrame:
+    """customer_id, sku, rank: the customer's own items by decayed interest, then their
+    segment x region's popular items (people come back to what they looked at)."""
+    own = seen.join(who, on="customer_id").select(
+        "customer_id", "sku", "score", pl.lit(0).alias("tier")
+    )
+    fill = recommend_popular(popular, customers, who, k).select(
+        "customer_id",
+        "sku",
+        (-pl.col("rank")).cast(pl.Float64).alias("score"),
+        pl.lit(1).alias("tier"),
+    )
+    both = pl.concat([own, fill]).sort("tier").unique(["customer_id", "sku"], keep="first")
+    return _top_k(both, k, ["tier"])
+
+
 def _top_k(ranked: pl.DataFrame, k: int, first: list[str]) -> pl.DataFrame:
     return (
         ranked.sort(
