@@ -81,8 +81,8 @@ def main() -> None:
     print(
         f"ranker: trained in {train_seconds:.1f} s on {info['train_rows']:,} candidate rows "
         f"({info['train_queries']:,} queries, {len(info['origins'])} weekly origins), "
-        f"validation NDCG@10 {info['validation_ndcg_at_10']:.4f} at iteration "
-        f"{info['best_iteration']}; the candidate union holds {ceiling:.1%} of the test "
+        f"validation NDCG@10 {info['validation_ndcg_at_10']:.4f} with "
+        f"{info['trees']} trees; the candidate union holds {ceiling:.1%} of the test "
         f"window's relevant items (the ceiling of recall)"
     )
     header = "| recommender | " + " | ".join(METRICS) + " | coverage | new-item share | seconds |"

@@ -182,6 +182,7 @@ def retrain_schedule(model: str, cron: str) -> dg.ScheduleDefinition:
     )
 
 
-# Early Monday, after the weekend's data has landed (its window rolls daily). Demand retrains
-# by tier instead: the cron of each tier's part model (models/demand/tiers.py).
-SCHEDULES = [retrain_schedule("fraud", "0 3 * * 1")]
+# Early Monday, after the weekend's data has landed: fraud (its window rolls daily), then the
+# recommendation ranker (a week of new engagement). Demand retrains by tier instead: the cron
+# of each tier's part model (models/demand/tiers.py).
+SCHEDULES = [retrain_schedule("fraud", "0 3 * * 1"), retrain_schedule("recommend", "0 5 * * 1")]

@@ -133,6 +133,16 @@ DOMAINS: dict[str, Domain] = {
             artifacts=("search/",),
         ),
         Domain(
+            "recommend",
+            "recommendations: the ranker trained, evaluated and gated (serving it is next)",
+            needs=("clickstream", "products", "customers"),
+            asset_keys=tuple(
+                f"recommend_{step}"
+                for step in ("training_set", "model", "evaluation", "onnx", "promotion")
+            ),
+            artifacts=("model/recommend",),
+        ),
+        Domain(
             "assistant",
             "the shopping assistant and its eval gate (POST /v1/assistant/chat)",
             needs=("products", "policy_documents"),

@@ -496,6 +496,7 @@ def test_drugstore_serving_is_ready_and_forecasts_follow_the_landed_plan(drugsto
         "demand": "enabled",
         "fraud": "disabled",
         "search": "disabled",
+        "recommend": "disabled",
         "assistant": "disabled",
     }
     assert response.status_code == 200, response.text

@@ -13,7 +13,7 @@ from retail_assets.artifacts import Artifacts
 from retail_assets.core.store import ArtifactInvalidError
 from retail_assets.models.lifecycle.bundle import validate_bundle
 
-MODELS = ("demand", "fraud")
+MODELS = ("demand", "fraud", "recommend")
 
 
 def _services(settings):

@@ -49,7 +49,10 @@ def objective_link(booster: lgb.Booster) -> tuple[str, float]:
     if name.startswith(("binary", "cross_entropy")):
         match = re.search(r"sigmoid:([0-9.eE+-]+)", objective)
         return "sigmoid", float(match.group(1)) if match else 1.0
-    if name.startswith(("regression", "quantile", "huber", "fair", "mape")):
+    # Ranking objectives output the raw score itself: only its order within a query matters.
+    if name.startswith(
+        ("regression", "quantile", "huber", "fair", "mape", "lambdarank", "rank_xendcg")
+    ):
         return "identity", 1.0
     raise ValueError(f"cannot export LightGBM objective {objective!r} to ONNX")
 

@@ -38,11 +38,17 @@ def targets(events: pl.DataFrame, at: datetime, days: int = EVAL_DAYS) -> pl.Dat
     )
 
 
-def per_query(recommended: pl.DataFrame, relevant: pl.DataFrame) -> pl.DataFrame:
+def per_query(
+    recommended: pl.DataFrame, relevant: pl.DataFrame, sizes: pl.DataFrame | None = None
+) -> pl.DataFrame:
     """customer_id, ndcg_at_10, recall_at_20, mrr for every customer in `relevant`
-    (`recommended`: customer_id, sku, rank from 1)."""
+    (`recommended`: customer_id, sku, rank from 1). `sizes` (customer_id, n_relevant) says
+    how many items each customer engaged with when `relevant` lists only some of them (those
+    among the candidates); its customers are the queries then."""
     hits = recommended.join(
-        relevant.with_columns(pl.lit(True).alias("hit")), on=["customer_id", "sku"], how="left"
+        relevant.select("customer_id", "sku").with_columns(pl.lit(True).alias("hit")),
+        on=["customer_id", "sku"],
+        how="left",
     ).with_columns(pl.col("hit").fill_null(False))
     gains = hits.group_by("customer_id").agg(
         (pl.col("hit") & (pl.col("rank") <= 10))
@@ -53,7 +59,8 @@ def per_query(recommended: pl.DataFrame, relevant: pl.DataFrame) -> pl.DataFrame
         (pl.col("hit") & (pl.col("rank") <= 20)).sum().alias("hits_20"),
         pl.col("rank").filter(pl.col("hit")).min().alias("first_hit"),
     )
-    sizes = relevant.group_by("customer_id").agg(pl.len().alias("n_relevant"))
+    if sizes is None:
+        sizes = relevant.group_by("customer_id").agg(pl.len().alias("n_relevant"))
     ideal_discounts = np.concatenate([[0.0], np.cumsum(1 / np.log2(np.arange(2, 12)))])
     out = sizes.join(gains, on="customer_id", how="left").with_columns(
         pl.col("n_relevant")
