@@ -8,7 +8,8 @@ event: candidates come from engagements before it, relevance from each known cus
 clicks, adds to cart and purchases after it (recommend/evaluate.py). Printed for the ranker
 (trained on weekly origins before the split, recommend/train.py) and the baselines
 (popularity in the customer's segment x region; co-occurrence with the customer's history
-alone; the customer's own history, then segment popularity): NDCG@10, recall@20, MRR, coverage, new-item share, overall, per segment and for
+alone; content similarity of the product embeddings (the champion search index) alone; the
+customer's own history, then segment popularity): NDCG@10, recall@20, MRR, coverage, new-item share, overall, per segment and for
 returning vs new customers, with the seconds each took, and the ranker's training time.
 """
 
@@ -21,10 +22,12 @@ from pathlib import Path
 
 import polars as pl
 
+from retail_assets.artifacts import Artifacts
 from retail_assets.models.recommend import candidates as C
 from retail_assets.models.recommend.evaluate import EVAL_DAYS, METRICS, evaluate, targets
-from retail_assets.models.recommend.features import add_features, candidate_table
+from retail_assets.models.recommend.features import add_features, candidate_table, content_as_of
 from retail_assets.models.recommend.train import rank, train_ranker
+from retail_assets.search.index import LoadedIndex
 from retail_assets.warehouse import WarehouseResource
 
 K = 20
@@ -38,6 +41,16 @@ def main() -> None:
     clicks = warehouse.read_table("raw", "clickstream")
     products = warehouse.read_table("marts", "dim_products")
     customers = warehouse.read_table("marts", "dim_customers")
+    index = Artifacts(
+        bundles_dir=args.home / "bundles",
+        online_features_dir=args.home / "online_features",
+        search_dir=args.home / "search",
+        assistant_dir=args.home / "assistant",
+        decision_log_path=args.home / "decisions.jsonl",
+    ).search_index()
+    started = time.perf_counter()
+    content = C.content_neighbours(LoadedIndex(index.version_dir(index.champion())))
+    content_seconds = time.perf_counter() - started
     events = C.engagements(clicks)
     at = events["ts"].max() - timedelta(days=EVAL_DAYS)
     relevant = targets(events, at)
@@ -60,8 +73,14 @@ def main() -> None:
     pairs = C.cooccurrence(events, at)
     seen = C.history(events, at)
     results["co-occurrence alone"] = (
-        C.recommend_cooccurring(pairs, seen, who, K),
+        C.recommend_related(pairs, seen, who, K),
         time.perf_counter() - started,
+    )
+    started = time.perf_counter()
+    neighbours = content_as_of(content, products, at)
+    results["content similarity alone"] = (
+        C.recommend_related(neighbours, seen, who, K),
+        time.perf_counter() - started + content_seconds,
     )
     started = time.perf_counter()
     results["history, then segment popularity"] = (
@@ -69,10 +88,12 @@ def main() -> None:
         time.perf_counter() - started,
     )
     started = time.perf_counter()
-    booster, info = train_ranker(events, customers, products, at)
+    booster, info = train_ranker(events, customers, products, at, content=content)
     train_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    frame = add_features(candidate_table(events, customers, who, at), events, products, at)
+    frame = add_features(
+        candidate_table(events, customers, who, at, content=neighbours), events, products, at
+    )
     ceiling = frame.join(relevant, on=["customer_id", "sku"]).height / max(relevant.height, 1)
     results["LambdaRank over the candidate union"] = (
         rank(booster, frame, K),

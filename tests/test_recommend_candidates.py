@@ -68,7 +68,7 @@ def test_a_pair_bought_together_outranks_a_pair_browsed_together_and_history_is_
     partners = pairs.filter(pl.col("sku_a") == "A").sort("score", descending=True)["sku_b"]
     assert partners.to_list() == ["B", "C"]
     who = pl.DataFrame({"customer_id": ["C1"]})
-    recommended = C.recommend_cooccurring(pairs, C.history(events, T0), who, k=5)
+    recommended = C.recommend_related(pairs, C.history(events, T0), who, k=5)
     assert recommended["sku"].to_list() == ["C"]  # A and B are C1's own history
 
 
@@ -188,22 +188,77 @@ def test_the_ranker_learns_only_before_the_test_window_and_beats_popularity_on_i
     assert set(ranked["source"]) <= {"history", "cooccurrence", "segment_popularity", "popularity"}
 
 
-def test_the_gate_promotes_the_ranker_and_refuses_one_trained_on_shuffled_labels(
-    tiny_feeds, tiny_world
-):
+def _platform_sources(settings) -> dict:
+    """The recommender's sources as the tiny platform run left them."""
+    from retail_assets.artifacts import Artifacts
+    from retail_assets.warehouse import WarehouseResource
+
+    warehouse = WarehouseResource(path=str(settings.warehouse_path))
+    index = Artifacts.from_settings(settings).search_index()
+    return {
+        "raw/clickstream": warehouse.read_table("raw", "clickstream"),
+        "marts/dim_products": warehouse.read_table("marts", "dim_products"),
+        "marts/dim_customers": warehouse.read_table("marts", "dim_customers"),
+        "product_search_index": {"folder": str(index.version_dir(index.champion()))},
+    }
+
+
+def test_content_similarity_reaches_items_nobody_engaged_with(tiny_platform):
+    """Each item's content neighbours come from the search index's graph, exclude the item and
+    respect the catalog as of a time; an item without any engagement becomes a candidate of
+    a customer who engaged with a similar one (the cold start of a new SKU)."""
+    from retail_assets.models.recommend.features import candidate_table, content_as_of
+    from retail_assets.search.index import LoadedIndex
+
+    settings, _ = tiny_platform
+    sources = _platform_sources(settings)
+    index = LoadedIndex(sources["product_search_index"]["folder"])
+    pairs = C.content_neighbours(index)
+    assert pairs.height and (pairs["sku_a"] != pairs["sku_b"]).all()
+    assert pairs["score"].max() <= 1.0 + 1e-6
+    best = pairs.group_by("sku_a").agg(pl.col("score").max())
+    assert best["score"].min() > 0.3  # every item has a genuinely similar neighbour
+
+    events = C.engagements(sources["raw/clickstream"])
+    at = events["ts"].max()
+    unseen = sorted(set(index.sku) - set(events["sku"]))
+    seen = set(events["sku"])
+    edge = pairs.filter(pl.col("sku_b").is_in(unseen or [""]) & pl.col("sku_a").is_in(list(seen)))
+    if not unseen:  # every tiny SKU has engagements: pretend one was never engaged with
+        edge = pairs.head(1)
+        events = events.filter(pl.col("sku") != edge["sku_b"][0])
+    target, via = edge["sku_b"][0], edge["sku_a"][0]
+    customer = f"COLD-{via}"
+    events = pl.concat(
+        [
+            events,
+            events.head(1).with_columns(
+                pl.lit(customer).alias("customer_id"),
+                pl.lit(via).alias("sku"),
+                pl.lit(3.0).alias("weight"),
+                pl.lit(at - timedelta(days=1)).alias("ts"),
+            ),
+        ]
+    )
+    customers = pl.DataFrame({"customer_id": [customer], "segment": ["value"], "region": ["x"]})
+    products = sources["marts/dim_products"]
+    table = candidate_table(
+        events, customers, pl.DataFrame({"customer_id": [customer]}), at,
+        content=content_as_of(pairs, products, at),
+    )  # fmt: skip
+    row = table.filter(pl.col("sku") == target)
+    assert row.height == 1 and row["content_score"][0] > 0, table
+    assert "content" in set(table["source"])
+
+
+def test_the_gate_promotes_the_ranker_and_refuses_one_trained_on_shuffled_labels(tiny_platform):
     """Through the shared lifecycle gate: the ranker beats the best baseline (the customer's
     history, then segment popularity) by the margin; the negative control does not."""
     from retail_assets.models.lifecycle.gate import decide
     from retail_assets.models.recommend.family import recommend_family as family
 
-    _, customers, products = tiny_world
-    training_set = family.build_training_set(
-        {
-            "raw/clickstream": tiny_feeds["clickstream"],
-            "marts/dim_products": products,
-            "marts/dim_customers": customers,
-        }
-    )
+    settings, _ = tiny_platform
+    training_set = family.build_training_set(_platform_sources(settings))
     assert set(training_set.frame["split"]) == {"train", "validation", "test"}
     test = training_set.split("test")
     assert test["n_relevant"].min() >= 1

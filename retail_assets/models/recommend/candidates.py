@@ -10,13 +10,19 @@ and the evaluation's (until the split), and the evaluation cannot leak.
 * history: the customer's own engaged items, decayed by HISTORY_HALF_LIFE_DAYS;
 * co-occurrence: items engaged in the same session, scored by the weaker of the two
   engagements summed over shared sessions (a pair bought together outranks a pair merely
-  browsed together), top COOCCURRENCE_TOP partners per item.
+  browsed together), top COOCCURRENCE_TOP partners per item;
+* content: each item's nearest items by the cosine of their product embeddings (the search
+  index's HNSW graph), so an item nobody engaged with yet (a new SKU) is a candidate as soon
+  as the index holds it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
+import numpy as np
 import polars as pl
 
 ENGAGEMENT_WEIGHTS = {"click": 1.0, "add_to_cart": 2.0, "purchase": 3.0}
@@ -27,6 +33,8 @@ POPULARITY_DAYS = 28
 HISTORY_HALF_LIFE_DAYS = 30.0
 COOCCURRENCE_DAYS = 365
 COOCCURRENCE_TOP = 50
+# Content neighbours per item: enough to reach a new item from any of a customer's items.
+CONTENT_TOP = 20
 
 
 def engagements(clickstream: pl.DataFrame) -> pl.DataFrame:
@@ -107,6 +115,30 @@ def cooccurrence(
     )
 
 
+def content_neighbours(
+    index: Any, allowed: Iterable[str] | None = None, top: int = CONTENT_TOP
+) -> pl.DataFrame:
+    """sku_a, sku_b, score (cosine): each item's `top` nearest items in a loaded search index
+    (`search/index.LoadedIndex`: its usearch graph), itself excluded. `allowed` limits both
+    sides (e.g. the catalog as it was at a time)."""
+    keep = None if allowed is None else set(allowed)
+    rows = index.search_batch(index.vectors, min(index.size, top * 2 + 1))
+    out: dict[str, list] = {"sku_a": [], "sku_b": [], "score": []}
+    for a, neighbours in enumerate(rows):
+        if keep is not None and index.sku[a] not in keep:
+            continue
+        chosen = [
+            int(b)
+            for b in neighbours
+            if int(b) != a and (keep is None or index.sku[int(b)] in keep)
+        ][:top]
+        scores = index.vectors[chosen] @ index.vectors[a] if chosen else np.empty(0)
+        out["sku_a"] += [index.sku[a]] * len(chosen)
+        out["sku_b"] += [index.sku[b] for b in chosen]
+        out["score"] += [float(v) for v in scores]
+    return pl.DataFrame(out, schema={"sku_a": pl.String, "sku_b": pl.String, "score": pl.Float64})
+
+
 def recommend_popular(
     popular: pl.DataFrame, customers: pl.DataFrame, who: pl.DataFrame, k: int
 ) -> pl.DataFrame:
@@ -132,12 +164,13 @@ def recommend_popular(
     )
 
 
-def recommend_cooccurring(
+def recommend_related(
     pairs: pl.DataFrame, seen: pl.DataFrame, who: pl.DataFrame, k: int
 ) -> pl.DataFrame:
-    """customer_id, sku, rank: items co-engaged with the customer's history (each partner's
-    score times the customer's interest in the item it came from), the history excluded.
-    Customers without history get nothing: this is the co-occurrence source alone."""
+    """customer_id, sku, rank: items related to the customer's history by `pairs` (session
+    co-occurrence or content neighbours; each partner's score times the customer's interest in
+    the item it came from), the history excluded. Customers without history get nothing:
+    this is one source alone."""
     mine = seen.join(who, on="customer_id").select(
         "customer_id", pl.col("sku").alias("sku_a"), pl.col("score").alias("interest")
     )

@@ -12,6 +12,7 @@ so recall counts what the candidates missed).
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,12 @@ from retail_assets.models.lifecycle.onnx_export import boosters_to_onnx
 from retail_assets.models.lifecycle.spec import Evaluation, MetricRule, TrainedModel, TrainingSet
 from retail_assets.models.recommend import candidates as C
 from retail_assets.models.recommend.evaluate import EVAL_DAYS, METRICS, per_query, targets
-from retail_assets.models.recommend.features import FEATURES, add_features, candidate_table
+from retail_assets.models.recommend.features import (
+    FEATURES,
+    add_features,
+    candidate_table,
+    content_as_of,
+)
 from retail_assets.models.recommend.train import (
     LABEL_DAYS,
     RankerConfig,
@@ -30,11 +36,13 @@ from retail_assets.models.recommend.train import (
     ndcg_at_10,
     training_frames,
 )
+from retail_assets.search.index import LoadedIndex
 
 SOURCES = {
     "clickstream": "raw/clickstream",
     "products": "marts/dim_products",
     "customers": "marts/dim_customers",
+    "search_index": "product_search_index",
 }
 K = 20
 # Baselines as orderings of the candidate union's own columns (each is exactly the standalone
@@ -42,8 +50,11 @@ K = 20
 BASELINES = {
     "segment_popularity": pl.col("segment_popularity"),
     "cooccurrence": pl.col("cooccurrence_score"),
+    "content": pl.col("content_score"),
     "history_then_popularity": pl.col("history_score") * 1e9 + pl.col("segment_popularity"),
 }
+# Baselines that are one candidate source alone: they rank only the items that source proposed.
+ALONE = {"cooccurrence": "cooccurrence_score", "content": "content_score"}
 # Segments with fewer test queries are reported, not gated: NDCG of 30 queries moves by ~0.05
 # between neighbouring windows.
 MIN_SEGMENT_QUERIES = 30
@@ -55,7 +66,8 @@ class RecommendFamily:
     Gate thresholds:
 
     - `baseline_margin` (0.02): NDCG@10 must beat the best baseline (segment popularity,
-      co-occurrence alone, the customer's history then segment popularity) by 2 % (relative):
+      co-occurrence alone, content similarity alone, the customer's history then segment
+      popularity) by 2 % (relative):
       about the spread between neighbouring weekly windows of the same ranker.
     - `champion_tolerance` (0.05): NDCG@10 may be at most 5 % (relative) worse than the
       champion's, overall and per customer segment and new / returning with enough queries.
@@ -92,7 +104,8 @@ class RecommendFamily:
         }
         self.description = (
             "Recommendations: LightGBM LambdaRank over each customer's candidates (history, "
-            "co-occurrence, segment and overall popularity) with user, item and user-item "
+            "co-occurrence, content similarity of the product embeddings, segment and overall "
+            "popularity) with user, item and user-item "
             "features as of the recommendation time."
         )
         self.gate_rules = (
@@ -123,13 +136,25 @@ class RecommendFamily:
         customers = sources[SOURCES["customers"]]
         products = sources[SOURCES["products"]]
         test_at = events["ts"].max() - timedelta(days=EVAL_DAYS)
-        train, valid = training_frames(events, customers, products, test_at)
+        content = C.content_neighbours(
+            LoadedIndex(Path(sources[SOURCES["search_index"]]["folder"]))
+        )
+        train, valid = training_frames(events, customers, products, test_at, content)
         relevant = targets(events, test_at)
         who = relevant.select("customer_id").unique().sort("customer_id")
         returning = events.filter(pl.col("ts") < test_at)["customer_id"].drop_nulls().unique()
         test = (
             add_features(
-                candidate_table(events, customers, who, test_at), events, products, test_at
+                candidate_table(
+                    events,
+                    customers,
+                    who,
+                    test_at,
+                    content=content_as_of(content, products, test_at),
+                ),
+                events,
+                products,
+                test_at,
             )
             .join(
                 events.filter(
@@ -232,7 +257,7 @@ class RecommendFamily:
         by_segment: dict[str, list[dict[str, Any]]] = {c: [] for c in training_set.segment_columns}
         catalog = test["sku"].n_unique()
         for name, score in scores.items():
-            queries, shown = _queries(test, score, cooccurrence_only=name == "cooccurrence")
+            queries, shown = _queries(test, score, alone=ALONE.get(name))
             overall[name] = {m: float(queries[m].mean()) for m in METRICS}
             overall[name]["coverage"] = shown / max(catalog, 1)
             for column in training_set.segment_columns:
@@ -286,14 +311,12 @@ class RecommendFamily:
         return None
 
 
-def _queries(
-    test: pl.DataFrame, score: pl.Series, cooccurrence_only: bool
-) -> tuple[pl.DataFrame, int]:
+def _queries(test: pl.DataFrame, score: pl.Series, alone: str | None) -> tuple[pl.DataFrame, int]:
     """Per test customer: NDCG@10, recall@20 (of all their engaged items), MRR of the top K by
     `score`, with segment and customer type; and how many distinct items were shown."""
     frame = test.with_columns(score.alias("_score"))
-    if cooccurrence_only:  # the source alone proposes only the items it scored
-        frame = frame.filter(pl.col("cooccurrence_score") > 0)
+    if alone:  # a source alone proposes only the items it scored
+        frame = frame.filter(pl.col(alone) > 0)
     recommended = (
         frame.sort(["customer_id", "_score", "sku"], descending=[False, True, False])
         .with_columns(pl.int_range(1, pl.len() + 1).over("customer_id").alias("rank"))

@@ -3,8 +3,8 @@ and user-item features, all as of one time (`at`) from engagements before it.
 
 One function builds it for training origins, the evaluation split and (later) serving, so
 training and serving rank the same numbers. Each candidate keeps the source that proposed it
-first (history, co-occurrence, segment popularity, overall popularity), which is what the API
-will name.
+first (history, co-occurrence, content similarity, segment popularity, overall popularity),
+which is what the API will name.
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ from retail_assets.models.recommend import candidates as C
 # Candidates per source and customer: the ranker sees at most ~4 x this many items per
 # query; 50 covers the popular head plus what co-occurrence and history add.
 PER_SOURCE = 50
-SOURCES = ("history", "cooccurrence", "segment_popularity", "popularity")
+SOURCES = ("history", "cooccurrence", "content", "segment_popularity", "popularity")
 FEATURES = [
     "history_score",
     "engaged_before",
     "cooccurrence_score",
+    "content_score",
     "segment_popularity",
     "popularity_28d",
     "popularity_7d",
@@ -51,9 +52,11 @@ def candidate_table(
     who: pl.DataFrame,
     at: datetime,
     per_source: int = PER_SOURCE,
+    content: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """customer_id, sku, source, and each source's score (0 where it did not propose the
-    item) for every customer in `who`."""
+    item) for every customer in `who`. `content`: item neighbours by embedding
+    (`candidates.content_neighbours`, of the catalog as of `at`); none: no content source."""
     seen = C.history(events, at)
     popular = C.popularity(events, customers, at)
     pairs = C.cooccurrence(events, at)
@@ -66,6 +69,18 @@ def candidate_table(
     )
     cooccurring = _ranked(
         interest.join(pairs, on="sku_a")
+        .group_by("customer_id", pl.col("sku_b").alias("sku"))
+        .agg((pl.col("score") * pl.col("interest")).sum().alias("score")),
+        ["customer_id"],
+        per_source,
+    )
+    content = (
+        content
+        if content is not None
+        else pl.DataFrame(schema={"sku_a": pl.String, "sku_b": pl.String, "score": pl.Float64})
+    )
+    similar = _ranked(
+        interest.join(content, on="sku_a")
         .group_by("customer_id", pl.col("sku_b").alias("sku"))
         .agg((pl.col("score") * pl.col("interest")).sum().alias("score")),
         ["customer_id"],
@@ -84,7 +99,9 @@ def candidate_table(
     proposed = pl.concat(
         [
             part.select("customer_id", "sku", pl.lit(source).alias("source"), "score")
-            for source, part in zip(SOURCES, (history, cooccurring, group, everyone), strict=True)
+            for source, part in zip(
+                SOURCES, (history, cooccurring, similar, group, everyone), strict=True
+            )
         ]
     )
     first = (
@@ -105,7 +122,20 @@ def candidate_table(
         "source",
         pl.col("history").fill_null(0.0).alias("history_score"),
         pl.col("cooccurrence").fill_null(0.0).alias("cooccurrence_score"),
+        pl.col("content").fill_null(0.0).alias("content_score"),
         pl.col("segment_popularity").fill_null(0.0).alias("segment_popularity"),
+    )
+
+
+def content_as_of(
+    content: pl.DataFrame | None, products: pl.DataFrame, at: datetime
+) -> pl.DataFrame | None:
+    """Content neighbours among the items launched before `at` (a later item did not exist)."""
+    if content is None:
+        return None
+    launched = products.filter(pl.col("launch_date") < at.date()).select("sku")
+    return content.join(launched, left_on="sku_a", right_on="sku", how="semi").join(
+        launched, left_on="sku_b", right_on="sku", how="semi"
     )
 
 

@@ -17,7 +17,13 @@ import lightgbm as lgb
 import numpy as np
 import polars as pl
 
-from retail_assets.models.recommend.features import FEATURES, add_features, candidate_table, labels
+from retail_assets.models.recommend.features import (
+    FEATURES,
+    add_features,
+    candidate_table,
+    content_as_of,
+    labels,
+)
 
 LABEL_DAYS = 7
 TRAIN_ORIGINS = 12  # weekly: a quarter of behaviour
@@ -39,8 +45,11 @@ def examples(
     products: pl.DataFrame,
     at: datetime,
     days: int = LABEL_DAYS,
+    content: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
-    """Candidates with features and relevance for the customers who engaged in [at, at+days)."""
+    """Candidates with features and relevance for the customers who engaged in [at, at+days)
+    (`content`: item neighbours by embedding over the whole catalog; cut to the catalog as of
+    `at` here)."""
     who = (
         events.filter(
             pl.col("customer_id").is_not_null(),
@@ -51,7 +60,9 @@ def examples(
         .unique()
         .sort("customer_id")
     )
-    table = candidate_table(events, customers, who, at)
+    table = candidate_table(
+        events, customers, who, at, content=content_as_of(content, products, at)
+    )
     return labels(add_features(table, events, products, at), events, at, days).with_columns(
         pl.lit(at).alias("origin")
     )
@@ -75,15 +86,18 @@ def training_frames(
     customers: pl.DataFrame,
     products: pl.DataFrame,
     test_at: datetime,
+    content: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Train examples (TRAIN_ORIGINS weekly origins) and validation examples (the origin whose
     label window ends at `test_at`), each only with queries that hold a relevant candidate."""
     validation_at = test_at - timedelta(days=LABEL_DAYS)
     origins = [validation_at - timedelta(days=LABEL_DAYS * i) for i in range(1, TRAIN_ORIGINS + 1)]
     train = _with_signal(
-        pl.concat([examples(events, customers, products, at) for at in reversed(origins)])
+        pl.concat(
+            [examples(events, customers, products, at, content=content) for at in reversed(origins)]
+        )
     )
-    valid = _with_signal(examples(events, customers, products, validation_at))
+    valid = _with_signal(examples(events, customers, products, validation_at, content=content))
     if train.height == 0 or valid.height == 0:
         raise ValueError(
             f"no engagement to learn from: {train.height} training and {valid.height} "
@@ -147,9 +161,10 @@ def train_ranker(
     products: pl.DataFrame,
     test_at: datetime,
     config: RankerConfig | None = None,
+    content: pl.DataFrame | None = None,
 ) -> tuple[lgb.Booster, dict]:
     """The ranker for a test window starting at `test_at`, and what it was trained on."""
-    train, valid = training_frames(events, customers, products, test_at)
+    train, valid = training_frames(events, customers, products, test_at, content)
     booster = fit_ranker(train, valid, config)
     origins = sorted({str(o) for o in train["origin"]})
     return booster, {
