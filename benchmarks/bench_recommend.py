@@ -10,7 +10,10 @@ clicks, adds to cart and purchases after it (recommend/evaluate.py). Printed for
 (popularity in the customer's segment x region; co-occurrence with the customer's history
 alone; content similarity of the product embeddings (the champion search index) alone; the
 customer's own history, then segment popularity): NDCG@10, recall@20, MRR, coverage, new-item share, overall, per segment and for
-returning vs new customers, with the seconds each took, and the ranker's training time.
+returning vs new customers, with the seconds each took, and the ranker's training time; then
+the ranker's lists after the business rules (discontinued, out of stock at the latest
+inventory snapshot, at most MAX_PER_CATEGORY per category) and how often a rule changed a
+list.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from retail_assets.artifacts import Artifacts
 from retail_assets.models.recommend import candidates as C
 from retail_assets.models.recommend.evaluate import EVAL_DAYS, METRICS, evaluate, targets
 from retail_assets.models.recommend.features import add_features, candidate_table, content_as_of
+from retail_assets.models.recommend.rules import MAX_PER_CATEGORY, apply_rules
 from retail_assets.models.recommend.train import rank, train_ranker
 from retail_assets.search.index import LoadedIndex
 from retail_assets.warehouse import WarehouseResource
@@ -98,6 +102,25 @@ def main() -> None:
     results["LambdaRank over the candidate union"] = (
         rank(booster, frame, K),
         time.perf_counter() - started,
+    )
+    started = time.perf_counter()
+    inventory = warehouse.read_table("raw", "inventory")
+    shown, removed = apply_rules(
+        rank(booster, frame, 10_000).select("customer_id", "sku", "rank"),
+        products,
+        at.date(),
+        K,
+        inventory=inventory,
+    )
+    results[f"LambdaRank + business rules (<= {MAX_PER_CATEGORY} per category)"] = (
+        shown,
+        time.perf_counter() - started,
+    )
+    changed = removed["customer_id"].n_unique() / max(who.height, 1)
+    by_rule = {rule: n for rule, n in removed.group_by("rule").len().iter_rows()}
+    print(
+        f"business rules changed {changed:.1%} of the lists (items removed from above the last "
+        f"one shown: {by_rule}); inventory snapshots: {inventory.height:,} rows"
     )
     print(
         f"ranker: trained in {train_seconds:.1f} s on {info['train_rows']:,} candidate rows "

@@ -275,3 +275,40 @@ def test_the_gate_promotes_the_ranker_and_refuses_one_trained_on_shuffled_labels
     assert verdicts["ranker"].passed, verdicts["ranker"].reasons
     assert not verdicts["shuffled"].passed
     assert any("beats the best of" in r for r in verdicts["shuffled"].reasons)
+
+
+def test_business_rules_drop_discontinued_and_out_of_stock_items_cap_a_category_and_say_so():
+    from retail_assets.models.recommend.rules import Rules, apply_rules
+
+    day = date(2026, 10, 1)
+    products = pl.DataFrame(
+        {
+            "sku": ["T1", "T2", "T3", "T4", "OLD", "GONE", "S1", "S2"],
+            "category": ["Tops"] * 4 + ["Tops", "Shoes", "Shoes", "Shoes"],
+            "discontinued_date": [None] * 4 + [date(2026, 9, 1), None, None, None],
+        }
+    )
+    inventory = pl.DataFrame(
+        {
+            "snapshot_date": [date(2026, 9, 28)] * 8 + [date(2026, 10, 5)],
+            "store_id": ["A"] * 8 + ["A"],
+            "sku": ["T1", "T2", "T3", "T4", "OLD", "GONE", "S1", "S2", "GONE"],
+            "on_hand_units": [5, 5, 5, 5, 5, 0, 5, 5, 9],  # GONE restocks only after the day
+        }
+    )
+    order = ["OLD", "T1", "GONE", "T2", "T3", "T4", "S1", "S2"]
+    ranked = pl.DataFrame({"customer_id": "C", "sku": order, "rank": range(1, 9)})
+    shown, removed = apply_rules(ranked, products, day, k=5, inventory=inventory)
+    assert shown["sku"].to_list() == ["T1", "T2", "T3", "S1", "S2"]
+    assert shown["rank"].to_list() == [1, 2, 3, 4, 5]
+    assert dict(zip(removed["sku"], removed["rule"], strict=True)) == {
+        "OLD": "discontinued",
+        "GONE": "out_of_stock",
+        "T4": "diversity_cap",
+    }
+    uncapped, _ = apply_rules(
+        ranked, products, day, k=5, rules=Rules(max_per_category=None), inventory=inventory
+    )
+    assert uncapped["sku"].to_list() == ["T1", "T2", "T3", "T4", "S1"]
+    no_feed, removed = apply_rules(ranked, products, day, k=5, rules=Rules(max_per_category=None))
+    assert "GONE" in no_feed["sku"].to_list() and "out_of_stock" not in set(removed["rule"])
