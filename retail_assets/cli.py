@@ -517,9 +517,50 @@ def up(scale, no_ui, host, port, serve_port) -> None:
     sys.exit(code)
 
 
+# Who decides without a person: monitoring and its retrain sensor, the gates, the canary test.
+AUTOMATIC_ACTORS = (
+    "monitoring",
+    "monitoring_retrain_sensor",
+    "promotion_gate",
+    "canary_test",
+    "search_gate",
+)
+
+
+def _search_status(settings: Settings) -> dict | None:
+    """The search index in use, its canary (decided by click-through) and the last automatic
+    decision about it; None before the first index."""
+    from retail_assets.artifacts import Artifacts
+
+    artifacts = Artifacts.from_settings(settings)
+    store = artifacts.search_index()
+    roles = store.roles()
+    if roles.champion is None:
+        return None
+    automatic = [
+        e for e in artifacts.log.entries("search/index") if e.get("actor") in AUTOMATIC_ACTORS
+    ]
+    last = max(automatic, key=lambda e: e["at"], default=None)
+    canary = roles.challenger is not None and roles.rollout.mode == "canary"
+    return {
+        "version": roles.champion.version,
+        "canary": {
+            "version": roles.challenger.version,
+            "share": roles.rollout.share,
+            "since": roles.challenger.since,
+        }
+        if canary
+        else None,
+        "last_action": None
+        if last is None
+        else {k: last.get(k) for k in ("at", "artifact", "action", "version", "reason", "actor")},
+    }
+
+
 def _monitoring_status(settings: Settings) -> dict[str, dict]:
     """Per monitored model: its newest report (drift, live vs offline, verdict) and the last
-    automatic decision about it."""
+    automatic decision about it; and the search index (its canary is decided by
+    click-through)."""
     from retail_assets.artifacts import Artifacts
     from retail_assets.monitoring.assets import MONITORED_MODELS, latest_report
 
@@ -534,7 +575,7 @@ def _monitoring_status(settings: Settings) -> dict[str, dict]:
             e
             for artifact in (f"monitoring/{model}", f"model/{model}")
             for e in artifacts.log.entries(artifact)
-            if e.get("actor") in ("monitoring", "monitoring_retrain_sensor", "promotion_gate")
+            if e.get("actor") in AUTOMATIC_ACTORS
         ]
         last = max(automatic, key=lambda e: e["at"], default=None)
         out[model] = {
@@ -568,6 +609,9 @@ def _monitoring_status(settings: Settings) -> dict[str, dict]:
                 k: last.get(k) for k in ("at", "artifact", "action", "version", "reason", "actor")
             },
         }
+    search = _search_status(settings)
+    if search is not None:
+        out["search"] = search
     return out
 
 
@@ -586,6 +630,9 @@ def monitor(as_json) -> None:
         console.print("no monitoring report yet: run `retail materialize` (or `retail up`)")
         return
     for model, entry in status.items():
+        if model == "search":
+            _print_search(entry)
+            continue
         verdict = ", ".join(entry["actions"]) or "no action"
         console.print(
             f"[bold]{model}[/bold] champion v{entry['version'] or '-'}, report "
@@ -613,6 +660,25 @@ def monitor(as_json) -> None:
                 f"  last automatic action: {last['action']} {last['artifact']} "
                 f"v{last['version']} at {last['at']} by {last['actor']}: {last['reason']}"
             )
+
+
+def _print_search(entry: dict) -> None:
+    canary = entry["canary"]
+    console.print(
+        f"[bold]search[/bold] index {entry['version']}"
+        + (
+            f"; canary {canary['version']} on {canary['share']:.0%} of sessions since "
+            f"{canary['since']} (click-through decides)"
+            if canary
+            else "; no canary"
+        )
+    )
+    last = entry["last_action"]
+    if last:
+        console.print(
+            f"  last automatic action: {last['action']} {last['version']} at {last['at']} by "
+            f"{last['actor']}: {last['reason']}"
+        )
 
 
 def _fmt(value) -> str:

@@ -235,6 +235,28 @@ def test_monitor_cli_prints_each_models_verdict(tiny_platform, model):
     assert "live" in entry and "drift" in entry and "last_action" in entry
 
 
+def test_monitor_cli_shows_the_search_index_its_canary_and_the_last_automatic_decision(
+    tiny_platform,
+):
+    from click.testing import CliRunner
+
+    from retail_assets.artifacts import Artifacts
+    from retail_assets.cli import main as cli
+    from retail_assets.settings import settings_for_home
+
+    settings, _ = tiny_platform
+    settings_for_home(settings.home, "tiny")
+    result = CliRunner().invoke(cli, ["monitor", "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    search = json.loads(result.output)["search"]
+    assert search["version"] == Artifacts.from_settings(settings).search_index().champion()
+    assert search["canary"] is None
+    assert search["last_action"]["actor"] == "search_gate"
+    assert search["last_action"]["action"] == "promote"
+    text = CliRunner().invoke(cli, ["monitor"], catch_exceptions=False).output
+    assert f"search index {search['version']}; no canary" in text
+
+
 # -- progressive delivery ----------------------------------------------------------------------
 
 
