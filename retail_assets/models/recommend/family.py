@@ -28,6 +28,7 @@ from retail_assets.models.recommend.features import (
     add_features,
     candidate_table,
     content_as_of,
+    labels,
 )
 from retail_assets.models.recommend.train import (
     LABEL_DAYS,
@@ -144,28 +145,24 @@ class RecommendFamily:
         who = relevant.select("customer_id").unique().sort("customer_id")
         returning = events.filter(pl.col("ts") < test_at)["customer_id"].drop_nulls().unique()
         test = (
-            add_features(
-                candidate_table(
+            labels(
+                add_features(
+                    candidate_table(
+                        events,
+                        customers,
+                        who,
+                        test_at,
+                        content=content_as_of(content, products, test_at),
+                    ),
                     events,
-                    customers,
-                    who,
+                    products,
                     test_at,
-                    content=content_as_of(content, products, test_at),
                 ),
                 events,
-                products,
                 test_at,
+                EVAL_DAYS,
             )
-            .join(
-                events.filter(
-                    pl.col("ts") >= test_at, pl.col("ts") < test_at + timedelta(days=EVAL_DAYS)
-                )
-                .group_by("customer_id", "sku")
-                .agg(pl.col("weight").max().alias("relevance")),
-                on=["customer_id", "sku"],
-                how="left",
-            )
-            .with_columns(pl.col("relevance").fill_null(0.0), pl.lit(test_at).alias("origin"))
+            .with_columns(pl.lit(test_at).alias("origin"))
             .join(
                 relevant.group_by("customer_id").agg(pl.len().alias("n_relevant")), on="customer_id"
             )

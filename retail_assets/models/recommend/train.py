@@ -17,6 +17,7 @@ import lightgbm as lgb
 import numpy as np
 import polars as pl
 
+from retail_assets.models.recommend.evaluate import targets
 from retail_assets.models.recommend.features import (
     FEATURES,
     add_features,
@@ -50,16 +51,7 @@ def examples(
     """Candidates with features and relevance for the customers who engaged in [at, at+days)
     (`content`: item neighbours by embedding over the whole catalog; cut to the catalog as of
     `at` here)."""
-    who = (
-        events.filter(
-            pl.col("customer_id").is_not_null(),
-            pl.col("ts") >= at,
-            pl.col("ts") < at + timedelta(days=days),
-        )
-        .select("customer_id")
-        .unique()
-        .sort("customer_id")
-    )
+    who = targets(events, at, days).select("customer_id").unique().sort("customer_id")
     table = candidate_table(
         events, customers, who, at, content=content_as_of(content, products, at)
     )
