@@ -19,8 +19,8 @@ import polars as pl
 import pytest
 
 from retail_assets.models.demand.tiers import FAST, STABLE, assign_demand_tiers, category_velocity
-from retail_assets.models.lifecycle.spec import TrainedModel, TrainingSet
-from retail_assets.models.lifecycle.tiers import TierModel, compose, route_rows
+from retail_assets.models.lifecycle.spec import TrainedModel, TrainingSet, route_rows
+from retail_assets.models.lifecycle.tiers import TierModel, compose
 from retail_assets.monitoring.assets import tiers_to_retrain
 
 END = date(2026, 10, 31)

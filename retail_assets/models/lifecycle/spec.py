@@ -92,22 +92,34 @@ class TrainedModel:
         an unrouted model."""
         if self.route is None:
             return np.zeros(len(x), dtype=np.int64)
-        from retail_assets.models.lifecycle.tiers import route_rows
-
         return route_rows(self.route, x)
 
     def outputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """What the exported graph must reproduce: the boosters' outputs (sorted groups,
         interval calibration), or for a routed model each row's part's outputs."""
         if self.route is not None:
-            from retail_assets.models.lifecycle.tiers import routed_outputs
-
-            return routed_outputs(self, x)
+            part_of_row = route_rows(self.route, x)
+            result = {name: np.zeros(len(x), dtype=np.float64) for name in self.output_names}
+            for i, name in enumerate(self.route["parts"]):
+                rows = part_of_row == i
+                if rows.any():
+                    for output, values in self.parts[name].outputs(x[rows]).items():
+                        result[output][rows] = values
+            return result
         from retail_assets.models.lifecycle.onnx_export import lightgbm_outputs
 
         return lightgbm_outputs(
             self.boosters, x, self.sorted_output_groups, self.interval_calibration
         )
+
+
+def route_rows(route: dict[str, Any], x: np.ndarray) -> np.ndarray:
+    """Per row, the part index its routing code selects (the numpy twin of the graph)."""
+    codes = x[:, route["feature_index"]]
+    index = np.where(np.isnan(codes), -1.0, codes).astype(np.int64) + 1
+    table = np.asarray(route["table"], dtype=np.int64)
+    index = np.where((index >= 0) & (index < len(table)), index, 0)
+    return table[index]
 
 
 @dataclass

@@ -229,27 +229,6 @@ def compose(training_set: TrainingSet, parts: dict[str, TierModel], column: str)
     )
 
 
-def route_rows(route: dict[str, Any], x: np.ndarray) -> np.ndarray:
-    """Per row, the part index its routing code selects (the numpy twin of the graph)."""
-    codes = x[:, route["feature_index"]]
-    index = np.where(np.isnan(codes), -1.0, codes).astype(np.int64) + 1
-    table = np.asarray(route["table"], dtype=np.int64)
-    index = np.where((index >= 0) & (index < len(table)), index, 0)
-    return table[index]
-
-
-def routed_outputs(model: TrainedModel, x: np.ndarray) -> dict[str, np.ndarray]:
-    assert model.route is not None
-    part_of_row = route_rows(model.route, x)
-    result = {name: np.zeros(len(x), dtype=np.float64) for name in model.output_names}
-    for i, name in enumerate(model.route["parts"]):
-        rows = part_of_row == i
-        if rows.any():
-            for output, values in model.parts[name].outputs(x[rows]).items():
-                result[output][rows] = values
-    return result
-
-
 def model_to_onnx(model: TrainedModel, doc_string: str = "") -> onnx.ModelProto:
     """The model's ONNX graph: its boosters' graph, or for a routed model every part's graph
     side by side and each output gathered from the part the row's code selects."""
