@@ -164,6 +164,20 @@ def recommend_popular(
     )
 
 
+def related(seen: pl.DataFrame, pairs: pl.DataFrame, who: pl.DataFrame) -> pl.DataFrame:
+    """customer_id, sku, score: for the customers in `who`, every item `pairs` (sku_a, sku_b,
+    score: co-occurrence or content neighbours) relates to their history, scored by the pair's
+    score times the customer's interest in the item it came from, summed."""
+    interest = seen.join(who, on="customer_id").select(
+        "customer_id", pl.col("sku").alias("sku_a"), pl.col("score").alias("interest")
+    )
+    return (
+        interest.join(pairs, on="sku_a")
+        .group_by("customer_id", pl.col("sku_b").alias("sku"))
+        .agg((pl.col("score") * pl.col("interest")).sum().alias("score"))
+    )
+
+
 def recommend_related(
     pairs: pl.DataFrame, seen: pl.DataFrame, who: pl.DataFrame, k: int
 ) -> pl.DataFrame:
@@ -171,14 +185,8 @@ def recommend_related(
     co-occurrence or content neighbours; each partner's score times the customer's interest in
     the item it came from), the history excluded. Customers without history get nothing:
     this is one source alone."""
-    mine = seen.join(who, on="customer_id").select(
-        "customer_id", pl.col("sku").alias("sku_a"), pl.col("score").alias("interest")
-    )
-    scored = (
-        mine.join(pairs, on="sku_a")
-        .group_by("customer_id", pl.col("sku_b").alias("sku"))
-        .agg((pl.col("score") * pl.col("interest")).sum().alias("score"))
-        .join(seen.select("customer_id", "sku"), on=["customer_id", "sku"], how="anti")
+    scored = related(seen, pairs, who).join(
+        seen.select("customer_id", "sku"), on=["customer_id", "sku"], how="anti"
     )
     return _top_k(scored.with_columns(pl.lit(0).alias("tier")), k, ["tier"])
 

@@ -64,25 +64,10 @@ def candidate_table(
         customers.select("customer_id", "segment", "region"), on="customer_id", how="left"
     )
     history = _ranked(seen.join(who, on="customer_id"), ["customer_id"], per_source)
-    interest = seen.join(who, on="customer_id").select(
-        "customer_id", pl.col("sku").alias("sku_a"), pl.col("score").alias("interest")
-    )
-    cooccurring = _ranked(
-        interest.join(pairs, on="sku_a")
-        .group_by("customer_id", pl.col("sku_b").alias("sku"))
-        .agg((pl.col("score") * pl.col("interest")).sum().alias("score")),
-        ["customer_id"],
-        per_source,
-    )
-    content = (
-        content
-        if content is not None
-        else pl.DataFrame(schema={"sku_a": pl.String, "sku_b": pl.String, "score": pl.Float64})
-    )
+    cooccurring = _ranked(C.related(seen, pairs, who), ["customer_id"], per_source)
+    no_content = pl.DataFrame(schema={"sku_a": pl.String, "sku_b": pl.String, "score": pl.Float64})
     similar = _ranked(
-        interest.join(content, on="sku_a")
-        .group_by("customer_id", pl.col("sku_b").alias("sku"))
-        .agg((pl.col("score") * pl.col("interest")).sum().alias("score")),
+        C.related(seen, content if content is not None else no_content, who),
         ["customer_id"],
         per_source,
     )
