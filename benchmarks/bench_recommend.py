@@ -28,7 +28,7 @@ import polars as pl
 from retail_assets.artifacts import Artifacts
 from retail_assets.models.recommend import candidates as C
 from retail_assets.models.recommend.evaluate import EVAL_DAYS, METRICS, evaluate, targets
-from retail_assets.models.recommend.features import add_features, candidate_table, content_as_of
+from retail_assets.models.recommend.features import candidate_features, content_as_of
 from retail_assets.models.recommend.rules import MAX_PER_CATEGORY, apply_rules
 from retail_assets.models.recommend.train import rank, train_ranker
 from retail_assets.search.index import LoadedIndex
@@ -95,9 +95,7 @@ def main() -> None:
     booster, info = train_ranker(events, customers, products, at, content=content)
     train_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    frame = add_features(
-        candidate_table(events, customers, who, at, content=neighbours), events, products, at
-    )
+    frame = candidate_features(events, customers, products, who, at, content)
     ceiling = frame.join(relevant, on=["customer_id", "sku"]).height / max(relevant.height, 1)
     results["LambdaRank over the candidate union"] = (
         rank(booster, frame, K),

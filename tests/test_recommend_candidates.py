@@ -163,7 +163,7 @@ def test_features_at_an_origin_ignore_everything_after_it(tiny_world):
 
 def test_the_ranker_learns_only_before_the_test_window_and_beats_popularity_on_it(tiny_world):
     from retail_assets.models.recommend.evaluate import EVAL_DAYS
-    from retail_assets.models.recommend.features import add_features, candidate_table
+    from retail_assets.models.recommend.features import candidate_features
     from retail_assets.models.recommend.train import LABEL_DAYS, rank, train_ranker
 
     events, customers, products = tiny_world
@@ -177,7 +177,7 @@ def test_the_ranker_learns_only_before_the_test_window_and_beats_popularity_on_i
 
     relevant = targets(events, at)
     who = relevant.select("customer_id").unique()
-    frame = add_features(candidate_table(events, customers, who, at), events, products, at)
+    frame = candidate_features(events, customers, products, who, at)
     ranked = rank(booster, frame, 20)
     popular = C.recommend_popular(C.popularity(events, customers, at), customers, who, 20)
     ndcg = {
@@ -207,7 +207,7 @@ def test_content_similarity_reaches_items_nobody_engaged_with(tiny_platform):
     """Each item's content neighbours come from the search index's graph, exclude the item and
     respect the catalog as of a time; an item without any engagement becomes a candidate of
     a customer who engaged with a similar one (the cold start of a new SKU)."""
-    from retail_assets.models.recommend.features import candidate_table, content_as_of
+    from retail_assets.models.recommend.features import candidate_features
     from retail_assets.search.index import LoadedIndex
 
     settings, _ = tiny_platform
@@ -242,10 +242,9 @@ def test_content_similarity_reaches_items_nobody_engaged_with(tiny_platform):
     )
     customers = pl.DataFrame({"customer_id": [customer], "segment": ["value"], "region": ["x"]})
     products = sources["marts/dim_products"]
-    table = candidate_table(
-        events, customers, pl.DataFrame({"customer_id": [customer]}), at,
-        content=content_as_of(pairs, products, at),
-    )  # fmt: skip
+    table = candidate_features(
+        events, customers, products, pl.DataFrame({"customer_id": [customer]}), at, pairs
+    )
     row = table.filter(pl.col("sku") == target)
     assert row.height == 1 and row["content_score"][0] > 0, table
     assert "content" in set(table["source"])

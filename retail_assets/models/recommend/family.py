@@ -25,9 +25,7 @@ from retail_assets.models.recommend import candidates as C
 from retail_assets.models.recommend.evaluate import EVAL_DAYS, METRICS, per_query, targets
 from retail_assets.models.recommend.features import (
     FEATURES,
-    add_features,
-    candidate_table,
-    content_as_of,
+    candidate_features,
     labels,
 )
 from retail_assets.models.recommend.train import (
@@ -146,18 +144,7 @@ class RecommendFamily:
         returning = events.filter(pl.col("ts") < test_at)["customer_id"].drop_nulls().unique()
         test = (
             labels(
-                add_features(
-                    candidate_table(
-                        events,
-                        customers,
-                        who,
-                        test_at,
-                        content=content_as_of(content, products, test_at),
-                    ),
-                    events,
-                    products,
-                    test_at,
-                ),
+                candidate_features(events, customers, products, who, test_at, content),
                 events,
                 test_at,
                 EVAL_DAYS,

@@ -1,10 +1,9 @@
-"""The ranker's input: the union of every candidate source for each customer, with user, item
-and user-item features, all as of one time (`at`) from engagements before it.
-
-One function builds it for training origins, the evaluation split and (later) serving, so
-training and serving rank the same numbers. Each candidate keeps the source that proposed it
-first (history, co-occurrence, content similarity, segment popularity, overall popularity),
-which is what the API will name.
+"""The ranker's input, as of one time (`at`) from engagements before it: `source_tables`
+computes the history-wide tables (polars), `online.Candidates` turns them into each query's
+candidates (the union of the sources, each tagged with the one that proposed it first) and
+user, item and user-item features. Training, the evaluation split and serving all go through
+the two, so training and serving rank the same numbers; the pipeline publishes exactly these
+tables for serving (`recommend_online_features`).
 """
 
 from __future__ import annotations
@@ -14,129 +13,31 @@ from datetime import datetime, timedelta
 import polars as pl
 
 from retail_assets.models.recommend import candidates as C
+from retail_assets.models.recommend.online import FEATURES, PER_SOURCE, SOURCES, Candidates
 
-# Candidates per source and customer: the ranker sees at most ~4 x this many items per
-# query; 50 covers the popular head plus what co-occurrence and history add.
-PER_SOURCE = 50
-SOURCES = ("history", "cooccurrence", "content", "segment_popularity", "popularity")
-FEATURES = [
-    "history_score",
-    "engaged_before",
-    "cooccurrence_score",
-    "content_score",
-    "segment_popularity",
-    "popularity_28d",
-    "popularity_7d",
-    "item_engagements_90d",
-    "item_purchase_share_90d",
-    "item_list_price",
-    "item_days_since_launch",
-    "user_engagements",
-    "user_days_since_last",
-    "user_price_ratio",
-    "user_category_affinity",
-]
+__all__ = ["FEATURES", "SOURCES", "candidate_features", "labels", "source_tables"]
 
 
-def _ranked(frame: pl.DataFrame, by: list[str], k: int) -> pl.DataFrame:
-    return (
-        frame.sort([*by, "score", "sku"], descending=[*([False] * len(by)), True, False])
-        .group_by(by, maintain_order=True)
-        .head(k)
-    )
-
-
-def candidate_table(
+def source_tables(
     events: pl.DataFrame,
     customers: pl.DataFrame,
-    who: pl.DataFrame,
-    at: datetime,
-    per_source: int = PER_SOURCE,
-    content: pl.DataFrame | None = None,
-) -> pl.DataFrame:
-    """customer_id, sku, source, and each source's score (0 where it did not propose the
-    item) for every customer in `who`. `content`: item neighbours by embedding
-    (`candidates.content_neighbours`, of the catalog as of `at`); none: no content source."""
-    seen = C.history(events, at)
-    popular = C.popularity(events, customers, at)
-    pairs = C.cooccurrence(events, at)
-    profile = who.join(
-        customers.select("customer_id", "segment", "region"), on="customer_id", how="left"
-    )
-    history = _ranked(seen.join(who, on="customer_id"), ["customer_id"], per_source)
-    cooccurring = _ranked(C.related(seen, pairs, who), ["customer_id"], per_source)
-    no_content = pl.DataFrame(schema={"sku_a": pl.String, "sku_b": pl.String, "score": pl.Float64})
-    similar = _ranked(
-        C.related(seen, content if content is not None else no_content, who),
-        ["customer_id"],
-        per_source,
-    )
-    group = _ranked(
-        profile.join(popular.filter(pl.col("segment").is_not_null()), on=["segment", "region"]),
-        ["customer_id"],
-        per_source,
-    )
-    overall = popular.filter(pl.col("segment").is_null()).drop("segment", "region")
-    everyone = who.join(
-        _ranked(overall.with_columns(pl.lit(1).alias("_")), ["_"], per_source).drop("_"),
-        how="cross",
-    )
-    proposed = pl.concat(
-        [
-            part.select("customer_id", "sku", pl.lit(source).alias("source"), "score")
-            for source, part in zip(
-                SOURCES, (history, cooccurring, similar, group, everyone), strict=True
-            )
-        ]
-    )
-    first = (
-        proposed.with_columns(
-            pl.col("source").replace_strict({s: i for i, s in enumerate(SOURCES)}).alias("_order")
-        )
-        .sort("_order")
-        .group_by("customer_id", "sku", maintain_order=True)
-        .agg(pl.col("source").first())
-    )
-    scores = proposed.pivot(on="source", index=["customer_id", "sku"], values="score")
-    for source in SOURCES:
-        if source not in scores.columns:
-            scores = scores.with_columns(pl.lit(None, pl.Float64).alias(source))
-    return first.join(scores, on=["customer_id", "sku"]).select(
-        "customer_id",
-        "sku",
-        "source",
-        pl.col("history").fill_null(0.0).alias("history_score"),
-        pl.col("cooccurrence").fill_null(0.0).alias("cooccurrence_score"),
-        pl.col("content").fill_null(0.0).alias("content_score"),
-        pl.col("segment_popularity").fill_null(0.0).alias("segment_popularity"),
-    )
-
-
-def content_as_of(
-    content: pl.DataFrame | None, products: pl.DataFrame, at: datetime
-) -> pl.DataFrame | None:
-    """Content neighbours among the items launched before `at` (a later item did not exist)."""
-    if content is None:
-        return None
-    launched = products.filter(pl.col("launch_date") < at.date()).select("sku")
-    return content.join(launched, left_on="sku_a", right_on="sku", how="semi").join(
-        launched, left_on="sku_b", right_on="sku", how="semi"
-    )
-
-
-def add_features(
-    table: pl.DataFrame,
-    events: pl.DataFrame,
     products: pl.DataFrame,
     at: datetime,
-) -> pl.DataFrame:
-    """The candidate table with FEATURES (float), as of `at`."""
+    content: pl.DataFrame | None = None,
+) -> dict[str, pl.DataFrame]:
+    """Everything a query needs, as of `at` (engagements strictly before it): the tables
+    `online.Candidates` indexes, and what the pipeline publishes for serving. `content`: item
+    neighbours by embedding (`candidates.content_neighbours`); cut here to the catalog
+    launched before `at`; none: no content source."""
     before = events.filter(pl.col("ts") < at)
     window = lambda days: before.filter(pl.col("ts") >= at - timedelta(days=days))  # noqa: E731
-    item = (
+    items = (
         products.select(
             "sku",
-            "category",
+            pl.col("category").cast(pl.String),
+            pl.col("list_price").cast(pl.Float64),
+            "launch_date",
+            "discontinued_date",
             pl.col("list_price").cast(pl.Float64).alias("item_list_price"),
             (pl.lit(at.date()) - pl.col("launch_date"))
             .dt.total_days()
@@ -157,7 +58,7 @@ def add_features(
             window(90)
             .group_by("sku")
             .agg(
-                pl.len().alias("item_engagements_90d"),
+                pl.len().cast(pl.Float64).alias("item_engagements_90d"),
                 (pl.col("weight") == C.ENGAGEMENT_WEIGHTS["purchase"])
                 .mean()
                 .alias("item_purchase_share_90d"),
@@ -167,17 +68,22 @@ def add_features(
         )
     )
     engaged = before.filter(pl.col("customer_id").is_not_null()).join(
-        products.select("sku", "category", pl.col("list_price").cast(pl.Float64)),
+        products.select(
+            "sku", pl.col("category").cast(pl.String), pl.col("list_price").cast(pl.Float64)
+        ),
         on="sku",
         how="left",
     )
-    user = engaged.group_by("customer_id").agg(
+    activity = engaged.group_by("customer_id").agg(
         pl.len().cast(pl.Float64).alias("user_engagements"),
         ((pl.lit(at) - pl.col("ts").max()).dt.total_seconds() / 86400.0).alias(
             "user_days_since_last"
         ),
         pl.col("list_price").mean().alias("user_avg_price"),
     )
+    users = customers.select(
+        "customer_id", pl.col("segment").cast(pl.String), pl.col("region").cast(pl.String)
+    ).join(activity, on="customer_id", how="full", coalesce=True)
     affinity = (
         engaged.group_by("customer_id", "category")
         .agg(pl.len().alias("n"))
@@ -186,21 +92,42 @@ def add_features(
         )
         .drop("n")
     )
-    frame = (
-        table.join(item, on="sku", how="left")
-        .join(user, on="customer_id", how="left")
-        .join(affinity, on=["customer_id", "category"], how="left")
-        .with_columns(
-            (pl.col("history_score") > 0).cast(pl.Float64).alias("engaged_before"),
-            (pl.col("item_list_price") / pl.col("user_avg_price")).alias("user_price_ratio"),
-        )
-    )
-    return frame.with_columns([pl.col(c).cast(pl.Float64) for c in FEATURES]).with_columns(
-        [
-            pl.col(c).fill_null(0.0)
-            for c in FEATURES
-            if c not in ("user_days_since_last", "user_price_ratio")
-        ]
+    no_pairs = pl.DataFrame(schema={"sku_a": pl.String, "sku_b": pl.String, "score": pl.Float64})
+    return {
+        "items": items,
+        "history": C.history(events, at).select("customer_id", "sku", "score"),
+        "popularity": C.popularity(events, customers, at),
+        "cooccurrence": C.cooccurrence(events, at),
+        "content": content_as_of(content, products, at) if content is not None else no_pairs,
+        "users": users,
+        "affinity": affinity,
+    }
+
+
+def candidate_features(
+    events: pl.DataFrame,
+    customers: pl.DataFrame,
+    products: pl.DataFrame,
+    who: pl.DataFrame,
+    at: datetime,
+    content: pl.DataFrame | None = None,
+    per_source: int = PER_SOURCE,
+) -> pl.DataFrame:
+    """customer_id, sku, source and FEATURES of every candidate of the customers in `who`,
+    as of `at`: the same `Candidates.query` serving runs per request."""
+    tables = source_tables(events, customers, products, at, content)
+    return Candidates(tables, at, per_source).frame(who["customer_id"].to_list())
+
+
+def content_as_of(
+    content: pl.DataFrame | None, products: pl.DataFrame, at: datetime
+) -> pl.DataFrame | None:
+    """Content neighbours among the items launched before `at` (a later item did not exist)."""
+    if content is None:
+        return None
+    launched = products.filter(pl.col("launch_date") < at.date()).select("sku")
+    return content.join(launched, left_on="sku_a", right_on="sku", how="semi").join(
+        launched, left_on="sku_b", right_on="sku", how="semi"
     )
 
 

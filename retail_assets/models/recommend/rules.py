@@ -8,20 +8,25 @@ The ranker orders what a customer may like; the shop decides what may be shown. 
 3. `diversity_cap`: at most `max_per_category` items of one category, so one mission does not
    fill the page; the items it pushes out make room for the next ranked ones.
 
-`apply_rules` returns the final top k and, per customer, every item a rule removed with the
-rule's name: what the API reports as "which rule changed the list".
+`RuleBook.apply` returns one list's final top k and every item a rule removed with the rule's
+name: what the API reports as "which rule changed the list". Serving applies it per request;
+`apply_rules` runs it over many customers' lists for the offline evaluation. Runtime only.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
+import numpy as np
 import polars as pl
 
 # Three of one category in a top 10 keeps a page on the customer's mission without making it
 # the whole page; a configuration, not a law (Rules.max_per_category).
 MAX_PER_CATEGORY = 3
+_EPOCH = date(1970, 1, 1)
+_NEVER = 10**7  # the epoch day of "not discontinued"
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,74 @@ def stock_on(inventory: pl.DataFrame | None, day: date) -> pl.DataFrame | None:
     return latest.group_by("sku").agg(pl.col("on_hand_units").sum().alias("on_hand"))
 
 
+class RuleBook:
+    """The rules over a catalog's item codes: the one implementation, applied per list by
+    serving (`RuleBook.apply`) and over many lists by the offline evaluation (`apply_rules`)."""
+
+    def __init__(
+        self,
+        skus: list[str],
+        categories: list[str | None],
+        discontinued: list[date | None],
+        stock: pl.DataFrame | None = None,
+    ):
+        self.skus = skus
+        code = {sku: i for i, sku in enumerate(skus)}
+        names = {c: i for i, c in enumerate(sorted({c or "" for c in categories}))}
+        self.category = np.array([names[c or ""] for c in categories], dtype=np.int64)
+        self.discontinued_day = np.array(
+            [_NEVER if d is None else (d - _EPOCH).days for d in discontinued], dtype=np.int64
+        )
+        # Units on hand over all stores at the latest snapshot (0 for an item it lacks); None:
+        # no inventory feed, the rule cannot apply.
+        self.on_hand: np.ndarray | None = None
+        if stock is not None:
+            self.on_hand = np.zeros(len(skus))
+            for sku, units in stock.select("sku", "on_hand").iter_rows():
+                if sku in code:
+                    self.on_hand[code[sku]] = units or 0
+
+    @classmethod
+    def from_products(cls, products: pl.DataFrame, stock: pl.DataFrame | None) -> RuleBook:
+        catalog = products.sort("sku")
+        return cls(
+            catalog["sku"].to_list(),
+            catalog["category"].cast(pl.String).to_list(),
+            catalog["discontinued_date"].to_list(),
+            stock,
+        )
+
+    def apply(
+        self,
+        ranked: Iterable[int],
+        k: int,
+        day: date,
+        rules: Rules = Rules(),
+    ) -> tuple[list[int], list[tuple[int, str]]]:
+        """(the first k items of `ranked` that every rule lets through, and each item a rule
+        removed above the last one shown, with the rule's name)."""
+        today = (day - _EPOCH).days
+        stock = self.on_hand if rules.in_stock_only else None
+        cap = rules.max_per_category
+        shown: list[int] = []
+        removed: list[tuple[int, str]] = []
+        per_category: dict[int, int] = {}
+        for item in ranked:
+            if len(shown) >= k:
+                break
+            category = int(self.category[item])
+            if self.discontinued_day[item] <= today:
+                removed.append((item, "discontinued"))
+            elif stock is not None and stock[item] <= 0:
+                removed.append((item, "out_of_stock"))
+            elif cap is not None and per_category.get(category, 0) >= cap:
+                removed.append((item, "diversity_cap"))
+            else:
+                shown.append(item)
+                per_category[category] = per_category.get(category, 0) + 1
+        return shown, removed
+
+
 def apply_rules(
     ranked: pl.DataFrame,
     products: pl.DataFrame,
@@ -51,51 +124,23 @@ def apply_rules(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(`customer_id, sku, rank` of the final top k, `customer_id, sku, rule` of what the rules
     removed) from `ranked` (customer_id, sku, rank: every candidate in ranked order)."""
-    frame = ranked.join(
-        products.select("sku", "category", "discontinued_date"), on="sku", how="left"
-    ).with_columns(pl.lit(None, pl.String).alias("rule"))
-    frame = frame.with_columns(
-        pl.when(pl.col("discontinued_date").is_not_null() & (pl.col("discontinued_date") <= day))
-        .then(pl.lit("discontinued"))
-        .otherwise(pl.col("rule"))
-        .alias("rule")
-    )
-    stock = stock_on(inventory, day) if rules.in_stock_only else None
-    if stock is not None:
-        frame = frame.join(stock, on="sku", how="left").with_columns(
-            pl.when(pl.col("rule").is_null() & (pl.col("on_hand").fill_null(0) <= 0))
-            .then(pl.lit("out_of_stock"))
-            .otherwise(pl.col("rule"))
-            .alias("rule")
-        )
-    frame = frame.sort("customer_id", "rank")
-    if rules.max_per_category is not None:
-        place = (
-            pl.col("rank")
-            .rank("ordinal")
-            .over(["customer_id", pl.col("category").fill_null(""), pl.col("rule").is_null()])
-        )
-        frame = frame.with_columns(
-            pl.when(pl.col("rule").is_null() & (place > rules.max_per_category))
-            .then(pl.lit("diversity_cap"))
-            .otherwise(pl.col("rule"))
-            .alias("rule")
-        )
-    shown = (
-        frame.filter(pl.col("rule").is_null()).group_by("customer_id", maintain_order=True).head(k)
-    )
-    # A removal changed the list when the item ranked above the last one shown (or fewer than
-    # k were left to show).
-    last = shown.group_by("customer_id").agg(
-        pl.when(pl.len() >= k).then(pl.col("rank").max()).otherwise(None).alias("_last")
-    )
-    removed = frame.join(last, on="customer_id", how="left").filter(
-        pl.col("rule").is_not_null()
-        & (pl.col("_last").is_null() | (pl.col("rank") < pl.col("_last")))
-    )
+    book = RuleBook.from_products(products, stock_on(inventory, day))
+    code = {sku: i for i, sku in enumerate(book.skus)}
+    shown: dict[str, list] = {"customer_id": [], "sku": [], "rank": []}
+    removed: dict[str, list] = {"customer_id": [], "sku": [], "rule": []}
+    for (customer,), part in ranked.sort("customer_id", "rank").group_by(
+        "customer_id", maintain_order=True
+    ):
+        items, dropped = book.apply([code[s] for s in part["sku"].to_list()], k, day, rules)
+        shown["customer_id"] += [customer] * len(items)
+        shown["sku"] += [book.skus[i] for i in items]
+        shown["rank"] += list(range(1, len(items) + 1))
+        removed["customer_id"] += [customer] * len(dropped)
+        removed["sku"] += [book.skus[i] for i, _ in dropped]
+        removed["rule"] += [rule for _, rule in dropped]
     return (
-        shown.with_columns(pl.int_range(1, pl.len() + 1).over("customer_id").alias("rank")).select(
-            "customer_id", "sku", "rank"
+        pl.DataFrame(shown, schema={"customer_id": pl.String, "sku": pl.String, "rank": pl.Int64}),
+        pl.DataFrame(
+            removed, schema={"customer_id": pl.String, "sku": pl.String, "rule": pl.String}
         ),
-        removed.select("customer_id", "sku", "rule"),
     )

@@ -20,9 +20,7 @@ import polars as pl
 from retail_assets.models.recommend.evaluate import targets
 from retail_assets.models.recommend.features import (
     FEATURES,
-    add_features,
-    candidate_table,
-    content_as_of,
+    candidate_features,
     labels,
 )
 
@@ -52,12 +50,8 @@ def examples(
     (`content`: item neighbours by embedding over the whole catalog; cut to the catalog as of
     `at` here)."""
     who = targets(events, at, days).select("customer_id").unique().sort("customer_id")
-    table = candidate_table(
-        events, customers, who, at, content=content_as_of(content, products, at)
-    )
-    return labels(add_features(table, events, products, at), events, at, days).with_columns(
-        pl.lit(at).alias("origin")
-    )
+    table = candidate_features(events, customers, products, who, at, content)
+    return labels(table, events, at, days).with_columns(pl.lit(at).alias("origin"))
 
 
 def _with_signal(frame: pl.DataFrame) -> pl.DataFrame:
