@@ -41,7 +41,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from retail_assets.online_features import DEMAND_FEATURE_SET, FRAUD_FEATURE_SET
+from retail_assets.online_features import (
+    DEMAND_FEATURE_SET,
+    FRAUD_FEATURE_SET,
+    RECOMMEND_FEATURE_SET,
+)
 
 if TYPE_CHECKING:
     from retail_assets.settings import Settings
@@ -134,13 +138,21 @@ DOMAINS: dict[str, Domain] = {
         ),
         Domain(
             "recommend",
-            "recommendations: the ranker trained, evaluated and gated (serving it is next)",
+            "recommendations with CTR feedback (POST /v1/recommendations)",
             needs=("clickstream", "products", "customers"),
-            asset_keys=tuple(
-                f"recommend_{step}"
-                for step in ("training_set", "model", "evaluation", "onnx", "promotion")
+            uses=("inventory",),
+            asset_keys=(
+                *_model_chain("recommend"),
+                "recommend_online_features",
+                _PREDICTION_LOG,
             ),
-            artifacts=("model/recommend",),
+            models=("recommend",),
+            feature_sets=(RECOMMEND_FEATURE_SET,),
+            artifacts=(
+                "model/recommend",
+                f"features/{RECOMMEND_FEATURE_SET}",
+                "monitoring/recommend",
+            ),
         ),
         Domain(
             "assistant",

@@ -18,6 +18,7 @@ from serving.controllers.admin import AdminController
 from serving.controllers.forecast import ForecastController
 from serving.controllers.fraud import FraudController
 from serving.controllers.models import HealthController, ModelsController
+from serving.controllers.recommend import RecommendController
 from serving.extensions import ServingExtension, load_extensions
 from serving.metrics import MetricsMiddleware, route_template
 from serving.openapi import COMPONENTS, finalize_openapi
@@ -35,6 +36,7 @@ log = logging.getLogger("retail.serving")
 CONTROLLERS = [
     ForecastController,
     FraudController,
+    RecommendController,
     ModelsController,
     HealthController,
     AdminController,

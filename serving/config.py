@@ -15,6 +15,7 @@ from pathlib import Path
 
 from retail_assets.artifacts import Artifacts
 from retail_assets.domains import DOMAIN_NAMES, serving_domains
+from retail_assets.models.recommend.rules import MAX_PER_CATEGORY
 from retail_assets.settings import Settings, get_settings
 from serving.clock import DEFAULT_MAX_AGE, DEFAULT_MAX_AHEAD, PaymentClock
 
@@ -27,6 +28,20 @@ def _seconds(var: str, default: timedelta) -> timedelta:
         return timedelta(seconds=float(value))
     except ValueError:
         raise ValueError(f"{var} must be a number of seconds; got {value!r}") from None
+
+
+def _cap(value: str | None) -> int | None:
+    if not value:
+        return MAX_PER_CATEGORY
+    try:
+        cap = int(value)
+    except ValueError:
+        raise ValueError(
+            f"RETAIL_RECOMMEND_MAX_PER_CATEGORY must be a whole number (0: no cap); got {value!r}"
+        ) from None
+    if cap < 0:
+        raise ValueError(f"RETAIL_RECOMMEND_MAX_PER_CATEGORY must be >= 0; got {cap}")
+    return cap or None
 
 
 @dataclass(frozen=True)
@@ -45,6 +60,9 @@ class ServingConfig:
     """The domains this deployment serves (`retail_assets/domains.py`): `/ready` waits only for
     their models, feature tables and extensions, and only their extensions are loaded."""
     domains_source: str = "every domain"
+    recommend_max_per_category: int | None = MAX_PER_CATEGORY
+    """The diversity cap of recommendations (`models/recommend/rules.py`); None: no cap.
+    `RETAIL_RECOMMEND_MAX_PER_CATEGORY` (0 turns it off); a request may set its own."""
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> ServingConfig:
@@ -67,4 +85,5 @@ class ServingConfig:
             ),
             domains=domains,
             domains_source=domains_source,
+            recommend_max_per_category=_cap(os.environ.get("RETAIL_RECOMMEND_MAX_PER_CATEGORY")),
         )

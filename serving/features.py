@@ -9,6 +9,9 @@ features.
   code the fraud training set replays the payment history through) computes velocity and
   customer features at authorisation time and folds each scored payment in, so velocity stays
   live.
+* Recommendations: `RecommendFeatures` indexes the pipeline's `recommend_online_features`
+  tables with the very candidate and feature code the ranker was trained through; a request
+  runs one query (the customer's candidates, their features) and the business rules.
 
 Categorical inputs are encoded with the vocabulary stored in the bundle's signature (code =
 index, -1 for unknown or missing), exactly as training encoded them.
@@ -19,6 +22,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -30,8 +34,14 @@ from retail_assets.models.demand.features import apply_plan
 from retail_assets.models.demand.grain import Grain, grain_for_period
 from retail_assets.models.demand.online import WILDCARD
 from retail_assets.models.fraud.online import FraudFeatureState
-from retail_assets.online_features import DEMAND_FEATURE_SET, FRAUD_FEATURE_SET
-from retail_assets.online_features.store import load_feature_set
+from retail_assets.models.recommend.online import Candidates
+from retail_assets.models.recommend.rules import RuleBook
+from retail_assets.online_features import (
+    DEMAND_FEATURE_SET,
+    FRAUD_FEATURE_SET,
+    RECOMMEND_FEATURE_SET,
+)
+from retail_assets.online_features.store import load_feature_set, read_manifest
 from serving.encoding import encode_matrix
 
 
@@ -177,6 +187,32 @@ class FraudFeatures:
         return features
 
 
+# -- recommendations --------------------------------------------------------------------------
+
+
+class RecommendFeatures:
+    """The published recommendation tables, indexed for single queries: the candidate and
+    feature code training ran (`Candidates`), the business rules (`RuleBook`) over the same
+    item codes, and what the request filters need (category codes, list prices)."""
+
+    def __init__(self, version: str, folder: Path):
+        tables = load_feature_set(folder)
+        manifest = read_manifest(folder)
+        self.version = version
+        self.as_of = datetime.fromisoformat(str(manifest["as_of"]))
+        self.candidates = Candidates(tables, self.as_of)
+        items = tables["items"].sort("sku")
+        self.stock = tables.get("stock")
+        self.rules = RuleBook(
+            self.candidates.skus,
+            items["category"].to_list(),
+            items["discontinued_date"].to_list(),
+            self.stock,
+        )
+        self.category_names = self.candidates.categories
+        self.category_of = {name: i for i, name in enumerate(self.category_names) if name}
+
+
 # -- loading --------------------------------------------------------------------------------
 
 
@@ -185,6 +221,14 @@ def demand_features_slot(artifacts: Artifacts) -> Slot[DemandFeatures]:
         DEMAND_FEATURE_SET,
         artifacts.features(DEMAND_FEATURE_SET),
         lambda folder, version: DemandFeatures(version, load_feature_set(folder)),
+    )
+
+
+def recommend_features_slot(artifacts: Artifacts) -> Slot[RecommendFeatures]:
+    return Slot(
+        RECOMMEND_FEATURE_SET,
+        artifacts.features(RECOMMEND_FEATURE_SET),
+        lambda folder, version: RecommendFeatures(version, folder),
     )
 
 

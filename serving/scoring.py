@@ -18,9 +18,11 @@ import polars as pl
 
 from retail_assets.models.demand.features import closed_to_zero
 from retail_assets.models.fraud.online import REPLAY_COLUMNS
-from serving.features import DemandFeatures
+from retail_assets.models.recommend.online import CONTEXT_WEIGHTS, FEATURES, SOURCES
+from retail_assets.models.recommend.rules import Rules
+from serving.features import DemandFeatures, RecommendFeatures
 from serving.model_store import ServedModel
-from serving.state import DEMAND_MODEL, FRAUD_MODEL, ServingState
+from serving.state import DEMAND_MODEL, FRAUD_MODEL, RECOMMEND_MODEL, ServingState
 
 
 class NotReadyError(RuntimeError):
@@ -279,3 +281,145 @@ def _record(state: ServingState, model: ServedModel, arm: str, elapsed_ms: float
     state.metrics.prediction_latency.labels(model.name, model.version, arm).observe(
         elapsed_ms / 1000
     )
+
+
+# -- recommendations --------------------------------------------------------------------------
+
+
+@dataclass
+class RecommendFilters:
+    """Which items a request allows: categories (codes of `RecommendFeatures`), list price
+    range, and in stock only (needs the inventory feed)."""
+
+    categories: set[int] | None = None
+    min_price: float | None = None
+    max_price: float | None = None
+    in_stock: bool = False
+
+
+@dataclass
+class RecommendationResult:
+    items: list[dict[str, Any]]
+    fallback: str | None
+    removed: list[dict[str, str]]
+    ignored_context: list[str]
+    model: ServedModel
+    arm: str
+    features_as_of: datetime
+    candidates: int
+
+
+def _allowed(table: RecommendFeatures, filters: RecommendFilters) -> np.ndarray | None:
+    """Mask over item codes of what the filters let through (None: no filter)."""
+    cands = table.candidates
+    mask = np.ones(cands.n, dtype=bool)
+    if filters.categories is not None:
+        mask &= np.isin(cands.category, list(filters.categories))
+    price = cands.list_price
+    if filters.min_price is not None:
+        mask &= price >= filters.min_price
+    if filters.max_price is not None:
+        mask &= price <= filters.max_price
+    if filters.in_stock and table.rules.on_hand is not None:
+        mask &= table.rules.on_hand > 0
+    return None if mask.all() else mask
+
+
+def recommend(
+    state: ServingState,
+    customer_id: str | None,
+    session_id: str | None,
+    current_sku: str | None,
+    cart: list[str],
+    k: int,
+    filters: RecommendFilters,
+    rules: Rules,
+    day: date,
+) -> RecommendationResult:
+    """Top k items for one shopper: candidates and features (the training code), the ranker
+    (ONNX), request filters, then the business rules, each removal named. Logged for the CTR
+    feedback (`monitoring`: recommendations joined to later clicks, carts and purchases)."""
+    table = state.recommend
+    if table is None:
+        raise NotReadyError("recommendation online features are not loaded")
+    started = time.perf_counter()
+    arm, model, _shadow = _arm_models(
+        state, RECOMMEND_MODEL, customer_id or session_id or "anonymous"
+    )
+    names = model.bundle.feature_names
+    if list(names) != FEATURES:
+        raise NotReadyError(
+            f"recommend v{model.version} takes features {names}, the serving code computes "
+            f"{FEATURES}: publish a model trained by this version"
+        )
+    cands = table.candidates
+    context: dict[int, float] = {}
+    ignored = []
+    for sku, weight in [(s, CONTEXT_WEIGHTS["cart"]) for s in cart] + (
+        [(current_sku, CONTEXT_WEIGHTS["current"])] if current_sku else []
+    ):
+        code = cands.code.get(sku)
+        if code is None:
+            ignored.append(sku)
+        else:
+            context[code] = context.get(code, 0.0) + weight
+    query = cands.query(customer_id, context)
+    scores = (
+        model.bundle.predict_matrix(query.features)["score"].reshape(-1)
+        if len(query.items)
+        else np.empty(0)
+    )
+    order = np.lexsort((query.items, -scores))
+    ranked = query.items[order]
+    allowed = _allowed(table, filters)
+    if allowed is not None:
+        ranked = ranked[allowed[ranked]]
+    shown, removed = table.rules.apply(ranked.tolist(), k, day, rules)
+    position = {int(item): j for j, item in enumerate(query.items)}
+    items = []
+    for item in shown:
+        j = position[item]
+        items.append(
+            {
+                "sku": cands.skus[item],
+                "score": float(scores[j]),
+                "source": SOURCES[int(query.sources[j])],
+                "category": cands.categories[int(cands.category[item])] or None,
+            }
+        )
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    result = RecommendationResult(
+        items=items,
+        fallback=query.fallback,
+        removed=[{"sku": cands.skus[i], "rule": rule} for i, rule in removed],
+        ignored_context=ignored,
+        model=model,
+        arm=arm,
+        features_as_of=table.as_of,
+        candidates=len(query.items),
+    )
+    _record(state, model, arm, elapsed_ms)
+    if query.fallback:
+        state.metrics.fallbacks.labels(RECOMMEND_MODEL, query.fallback).inc()
+    state.prediction_log.log(
+        model=RECOMMEND_MODEL,
+        version=model.version,
+        arm=arm,
+        entity_id=customer_id or "",
+        features={
+            "feature_set": table.version,
+            "session_id": session_id,
+            "current_sku": current_sku,
+            "cart": cart,
+            "candidates": len(query.items),
+        },
+        output={
+            "skus": [item["sku"] for item in items],
+            "sources": [item["source"] for item in items],
+            "removed": result.removed,
+        },
+        latency_ms=elapsed_ms,
+        request_id=_request_id(),
+        fallback=query.fallback,
+    )
+    return result

@@ -29,8 +29,10 @@ from serving.config import ServingConfig
 from serving.features import (
     DemandFeatures,
     FraudFeatures,
+    RecommendFeatures,
     demand_features_slot,
     fraud_features_slot,
+    recommend_features_slot,
 )
 from serving.metrics import ServingMetrics
 from serving.model_store import ServedModel, model_slot
@@ -40,7 +42,8 @@ log = logging.getLogger("retail.serving")
 
 DEMAND_MODEL = "demand"
 FRAUD_MODEL = "fraud"
-SERVED_MODELS = (DEMAND_MODEL, FRAUD_MODEL)
+RECOMMEND_MODEL = "recommend"
+SERVED_MODELS = (DEMAND_MODEL, FRAUD_MODEL, RECOMMEND_MODEL)
 
 
 @dataclass
@@ -49,6 +52,7 @@ class ServingState:
     models: dict[str, Slot[ServedModel]]
     demand_features: Slot[DemandFeatures]
     fraud_features: Slot[FraudFeatures]
+    recommend_features: Slot[RecommendFeatures]
     prediction_log: PredictionLogger
     metrics: ServingMetrics
     extensions: list = field(default_factory=list)
@@ -63,6 +67,7 @@ class ServingState:
             models={name: model_slot(artifacts, name) for name in SERVED_MODELS},
             demand_features=demand_features_slot(artifacts),
             fraud_features=fraud_features_slot(artifacts),
+            recommend_features=recommend_features_slot(artifacts),
             prediction_log=PredictionLogger(
                 config.prediction_log_dir, config.log_flush_seconds, config.log_buffer_rows
             ),
@@ -82,7 +87,7 @@ class ServingState:
     def domain_slots(self, domain: str) -> list[Slot]:
         """The slots of one domain's models and feature tables (extensions hold their own)."""
         spec = DOMAINS[domain]
-        features = [self.demand_features, self.fraud_features]
+        features = [self.demand_features, self.fraud_features, self.recommend_features]
         return [self.models[name] for name in spec.models if name in self.models] + [
             slot for slot in features if slot.name in spec.feature_sets
         ]
@@ -115,6 +120,11 @@ class ServingState:
     @property
     def fraud(self) -> FraudFeatures | None:
         loaded = self.fraud_features.champion
+        return loaded.value if loaded else None
+
+    @property
+    def recommend(self) -> RecommendFeatures | None:
+        loaded = self.recommend_features.champion
         return loaded.value if loaded else None
 
     # -- lifecycle ----------------------------------------------------------------------------

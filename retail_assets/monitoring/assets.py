@@ -17,6 +17,7 @@ another.
 import base64
 import io
 import json
+from datetime import datetime
 from typing import Any
 
 import dagster as dg
@@ -28,7 +29,7 @@ from retail_assets.core.store import ArtifactStore
 from retail_assets.models.lifecycle.resource import LifecycleResource
 from retail_assets.models.lifecycle.spec import TrainingSet
 from retail_assets.models.lifecycle.tiers import Tiering
-from retail_assets.monitoring import canary, skew
+from retail_assets.monitoring import canary, feedback, skew
 from retail_assets.monitoring.drift import PSI_DRIFT
 from retail_assets.monitoring.monitors import (
     ModelReport,
@@ -38,7 +39,7 @@ from retail_assets.monitoring.monitors import (
 )
 from retail_assets.resources import ArtifactsResource
 
-MONITORED_MODELS = ("demand", "fraud")
+MONITORED_MODELS = ("demand", "fraud", "recommend")
 REPORT_FILE = "report.json"
 # Reports shown in the plot of each monitoring asset.
 PLOT_REPORTS = 30
@@ -460,6 +461,94 @@ def search_monitoring(
     )
 
 
+@dg.asset(
+    group_name="monitoring",
+    ins={
+        "prediction_log": dg.AssetIn(key=["serving", "prediction_log"]),
+        "stg_clickstream": dg.AssetIn(key=["staging", "stg_clickstream"]),
+    },
+    deps=["recommend_promotion"],  # monitors the champion the gate left serving
+    io_manager_key="artifact_io_manager",
+    check_specs=[
+        dg.AssetCheckSpec(
+            "live_performance_holds",
+            asset="recommend_monitoring",
+            description=(
+                "The champion's click-through over the last week has not fallen 20 % or more "
+                "below its own over the three weeks before (one-sided Fisher p < 0.01, at "
+                "least 200 lists each; `monitoring/feedback.py`)."
+            ),
+        )
+    ],
+    kinds={"scipy"},
+)
+def recommend_monitoring(
+    context: dg.AssetExecutionContext,
+    artifacts: ArtifactsResource,
+    lifecycle: LifecycleResource,
+    prediction_log: pl.DataFrame,
+    stg_clickstream: pl.DataFrame,
+):
+    """Recommendations in production: every list serving logged joined to the clicks, adds to
+    cart and purchases of the same customer or session on its SKUs within a day; CTR,
+    add-to-cart and conversion per model version and arm. A running canary is decided on
+    click-through per arm (the same sequential two-proportion test as search); a CTR drop of
+    the champion against its own earlier weeks is recorded and retrains the ranker
+    (`monitoring_retrain_sensor`)."""
+    store = artifacts.artifacts.model("recommend")
+    outcomes = feedback.recommendation_outcomes(prediction_log, stg_clickstream)
+    roles = store.roles()
+    since = canary.canary_since(roles)
+    look = None
+    if since is not None:
+        start = since.replace(tzinfo=None) if since.tzinfo else since
+        rows = outcomes.filter(
+            pl.col("ts") >= start,
+            pl.col("version").is_in([roles.champion.version, roles.challenger.version]),
+        )
+        look = canary.look_at_search_canary(
+            store, roles, rows, {"lists_logged": rows.height}, model="recommend"
+        )
+        if look is not None:
+            models = lifecycle.lifecycle()
+            record = canary.act(
+                store,
+                look,
+                install=lambda version, **why: models.install_champion("recommend", version, **why),
+                after_rollback=lambda: models.sync_aliases("recommend"),
+            )
+            context.log.info(f"recommend canary v{look.challenger}: {record['action']}")
+    champion = store.champion()
+    offline = {}
+    if champion and store.has(champion):
+        card = store.version_dir(champion) / "metrics.json"
+        if card.exists():  # the offline test metrics of the champion (overall)
+            overall = json.loads(card.read_text()).get("evaluation", {}).get("overall", {})
+            offline = overall.get("challenger", {})
+    latest = outcomes["ts"].max() if outcomes.height else None
+    clicks = stg_clickstream["event_ts"].max() if stg_clickstream.height else None
+    now = max(t for t in (latest, clicks) if t is not None) if (latest or clicks) else None
+    report = feedback.monitor_recommend(outcomes, champion, now or datetime.now(), offline)
+    version, decision = publish_report(artifacts.artifacts, report)
+    if decision is not None:
+        context.log.warning(f"recommend: {decision['reason']}")
+    table = feedback.ctr_table(outcomes)
+    metadata = _metadata(report, version, artifacts.artifacts.monitoring("recommend"), "recent_ctr")
+    metadata["ctr_by_version_arm"] = dg.MetadataValue.md(
+        markdown_table(table.to_dicts()) if table.height else "no logged recommendations"
+    )
+    metadata["canary"] = dg.MetadataValue.json(
+        {"challenger": look.challenger, **look.look.as_dict()} if look else {"running": False}
+    )
+    yield dg.Output(report.as_dict(), metadata=metadata)
+    yield dg.AssetCheckResult(
+        check_name="live_performance_holds",
+        passed=not report.degraded,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=report.degradation or "; ".join(report.notes) or "CTR within margin",
+    )
+
+
 # A model's chain after its training set: train, evaluate, export, gate.
 RETRAIN_STEPS = ("model", "evaluation", "onnx", "promotion")
 
@@ -597,7 +686,9 @@ def latest_memberships(
 @dg.sensor(
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    target=retrain_selection("demand") | retrain_selection("fraud"),
+    target=retrain_selection("demand")
+    | retrain_selection("fraud")
+    | retrain_selection("recommend"),
     description=(
         "Requests a retraining run of exactly the model whose newest monitoring report calls "
         "for it (drift beyond the season or live performance below its offline evaluation), "
@@ -652,6 +743,12 @@ def monitoring_retrain_sensor(context: dg.SensorEvaluationContext, artifacts: Ar
 
 
 defs = dg.Definitions(
-    assets=[demand_monitoring, fraud_monitoring, search_monitoring, assistant_monitoring],
+    assets=[
+        demand_monitoring,
+        fraud_monitoring,
+        recommend_monitoring,
+        search_monitoring,
+        assistant_monitoring,
+    ],
     sensors=[monitoring_retrain_sensor],
 )

@@ -240,10 +240,15 @@ def search_clicks(rows: pl.DataFrame, clickstream: pl.DataFrame) -> pl.DataFrame
 
 
 def look_at_search_canary(
-    store: ArtifactStore, roles, clicks: pl.DataFrame, data: dict[str, Any]
+    store: ArtifactStore,
+    roles,
+    clicks: pl.DataFrame,
+    data: dict[str, Any],
+    model: str = "search",
 ) -> CanaryLook | None:
-    """The next look at the running index canary, on click-through per arm (None: no canary,
-    or it has not served its minimum time yet)."""
+    """The next look at a canary decided on click-through per arm (`clicks`: arm, clicked; the
+    search index's, and the recommender's), None when none runs or it has not served its
+    minimum time yet."""
     since = canary_since(roles)
     if since is None:
         return None
@@ -258,4 +263,4 @@ def look_at_search_canary(
     look = sequential.decide_rates(
         arm("champion"), arm("challenger"), looks_taken(store, challenger) + 1
     )
-    return CanaryLook("search", challenger, champion, look, data)
+    return CanaryLook(model, challenger, champion, look, data)

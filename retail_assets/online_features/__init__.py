@@ -3,3 +3,4 @@
 # Feature-set names: the store folder and the decision-log artifact `features/<name>`.
 DEMAND_FEATURE_SET = "demand_forecast"
 FRAUD_FEATURE_SET = "payment_fraud"
+RECOMMEND_FEATURE_SET = "recommendations"

@@ -4,6 +4,9 @@ Each table is computed by the same code the training set uses, from the same mar
 serving joins into a request is what the model was trained on.
 """
 
+from datetime import timedelta
+from pathlib import Path
+
 import dagster as dg
 import polars as pl
 
@@ -11,7 +14,14 @@ from retail_assets.models.demand import demand_family
 from retail_assets.models.demand.online import forecast_feature_table
 from retail_assets.models.demand.training_set import fallback_shares
 from retail_assets.models.fraud.online import FraudFeatureState
-from retail_assets.online_features import DEMAND_FEATURE_SET, FRAUD_FEATURE_SET
+from retail_assets.models.recommend import candidates as recommend_candidates
+from retail_assets.models.recommend.features import source_tables
+from retail_assets.models.recommend.rules import stock_on
+from retail_assets.online_features import (
+    DEMAND_FEATURE_SET,
+    FRAUD_FEATURE_SET,
+    RECOMMEND_FEATURE_SET,
+)
 from retail_assets.online_features.store import publish_feature_set
 from retail_assets.resources import ArtifactsResource
 
@@ -116,4 +126,70 @@ def fraud_online_features(
     )
 
 
-defs = dg.Definitions(assets=[demand_online_features, fraud_online_features])
+@dg.asset(
+    group_name="serving",
+    kinds={"polars", "parquet"},
+    ins={
+        "clickstream": dg.AssetIn(key=["raw", "clickstream"]),
+        "dim_products": dg.AssetIn(key=["marts", "dim_products"]),
+        "dim_customers": dg.AssetIn(key=["marts", "dim_customers"]),
+        "inventory": dg.AssetIn(key=["raw", "inventory"]),
+        "product_search_index": dg.AssetIn(),
+    },
+)
+def recommend_online_features(
+    context: dg.AssetExecutionContext,
+    artifacts: ArtifactsResource,
+    clickstream: pl.DataFrame,
+    dim_products: pl.DataFrame,
+    dim_customers: pl.DataFrame,
+    inventory: pl.DataFrame,
+    product_search_index: dict,
+) -> dg.MaterializeResult:
+    """What a recommendation request is answered from, as of the latest engagement: each
+    customer's decayed history, popularity per segment x region, co-occurrence and content
+    neighbours per item (the newest search index that passed its recall check, so a SKU landed
+    with the catalog is a candidate as soon as this table is published, without retraining
+    the ranker), item and user aggregates, and stock at the latest inventory snapshot. The
+    same `source_tables` the ranker's training set is built from; serving runs the same
+    per-query candidate and feature code (`models/recommend/online.py`)."""
+    from retail_assets.search.index import LoadedIndex
+
+    events = recommend_candidates.engagements(clickstream)
+    if events.height == 0:
+        raise ValueError("raw.clickstream has no clicks, adds to cart or purchases")
+    # Just after the latest engagement: every event so far is history.
+    at = events["ts"].max() + timedelta(microseconds=1)
+    content = recommend_candidates.content_neighbours(
+        LoadedIndex(Path(product_search_index["folder"]))
+    )
+    # Every item of the catalog is "launched" for serving: a SKU landed today is recommendable.
+    tables = source_tables(events, dim_customers, dim_products, at, content, launched_only=False)
+    stock = stock_on(inventory, at.date())
+    if stock is not None:
+        tables["stock"] = stock
+    version = publish_feature_set(
+        artifacts.artifacts.features(RECOMMEND_FEATURE_SET),
+        tables,
+        {
+            "as_of": at,
+            "stock_as_of": str(inventory["snapshot_date"].max()) if stock is not None else None,
+        },
+    )
+    context.log.info(f"published {RECOMMEND_FEATURE_SET} v{version}")
+    return dg.MaterializeResult(
+        metadata={
+            "version": version,
+            "as_of": str(at),
+            "catalog": tables["items"].height,
+            "customers_with_history": tables["history"]["customer_id"].n_unique(),
+            "content_pairs": tables["content"].height,
+            "stock": "latest inventory snapshot" if stock is not None else "no inventory feed",
+            **{f"rows_{name}": frame.height for name, frame in tables.items()},
+        }
+    )
+
+
+defs = dg.Definitions(
+    assets=[demand_online_features, fraud_online_features, recommend_online_features]
+)

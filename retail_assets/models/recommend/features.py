@@ -24,11 +24,13 @@ def source_tables(
     products: pl.DataFrame,
     at: datetime,
     content: pl.DataFrame | None = None,
+    launched_only: bool = True,
 ) -> dict[str, pl.DataFrame]:
     """Everything a query needs, as of `at` (engagements strictly before it): the tables
     `online.Candidates` indexes, and what the pipeline publishes for serving. `content`: item
-    neighbours by embedding (`candidates.content_neighbours`); cut here to the catalog
-    launched before `at`; none: no content source."""
+    neighbours by embedding (`candidates.content_neighbours`); none: no content source. With
+    `launched_only` (a past time) the neighbours are cut to the items launched before `at`;
+    serving keeps the whole catalog (a SKU landed today, launching tomorrow, is shown)."""
     before = events.filter(pl.col("ts") < at)
     window = lambda days: before.filter(pl.col("ts") >= at - timedelta(days=days))  # noqa: E731
     items = (
@@ -98,7 +100,11 @@ def source_tables(
         "history": C.history(events, at).select("customer_id", "sku", "score"),
         "popularity": C.popularity(events, customers, at),
         "cooccurrence": C.cooccurrence(events, at),
-        "content": content_as_of(content, products, at) if content is not None else no_pairs,
+        "content": no_pairs
+        if content is None
+        else content_as_of(content, products, at)
+        if launched_only
+        else content,
         "users": users,
         "affinity": affinity,
     }
