@@ -84,12 +84,9 @@ class _Context:
     item_factor: np.ndarray
 
 
-def build_clickstream(
-    seed: int, cal: TradingCalendar, catalog: Catalog, customers: Customers, n_sessions: int
-) -> pl.DataFrame:
-    rng = substream(seed, "clickstream")
+def _context(seed: int, catalog: Catalog, customers: Customers) -> _Context:
     latent_rng = substream(seed, "clickstream", "latent")
-    ctx = _Context(
+    return _Context(
         catalog=catalog,
         customers=customers,
         taste=RowSampler(customers.cat_taste),
@@ -97,6 +94,13 @@ def build_clickstream(
         cust_factor=latent_rng.normal(0, 1 / np.sqrt(LATENT_DIM), (customers.n, LATENT_DIM)),
         item_factor=latent_rng.normal(0, 1 / np.sqrt(LATENT_DIM), (catalog.n, LATENT_DIM)),
     )
+
+
+def build_clickstream(
+    seed: int, cal: TradingCalendar, catalog: Catalog, customers: Customers, n_sessions: int
+) -> pl.DataFrame:
+    rng = substream(seed, "clickstream")
+    ctx = _context(seed, catalog, customers)
 
     # Sessions. Anonymous visitors borrow a random customer's tastes without their id.
     logged_in = rng.random(n_sessions) < LOGGED_IN_SHARE
@@ -159,6 +163,120 @@ def build_clickstream(
     return CLICKSTREAM.conform(frame)
 
 
+def _appeal(ctx: _Context, who: np.ndarray, sku: np.ndarray) -> np.ndarray:
+    """The generator's truth: how much shopper `who` likes item `sku` (1 = a typical match)."""
+    catalog, customers = ctx.catalog, ctx.customers
+    liking = (customers.cat_taste[who, catalog.cat[sku]] * len(CATEGORY_NAMES)) ** TASTE_EXPONENT
+    tier = customers.tier_taste[who, catalog.tier[sku]]
+    pop = (catalog.popularity[sku] / np.median(catalog.popularity)) ** POPULARITY_EXPONENT
+    match = np.exp(LATENT_SCALE * np.einsum("ij,ij->i", ctx.cust_factor[who], ctx.item_factor[sku]))
+    return liking * tier * pop * match
+
+
+def _funnel(
+    rng: np.random.Generator,
+    ctx: _Context,
+    who: np.ndarray,
+    sku: np.ndarray,
+    position: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(clicked, carted, bought) per shown slot: the click model of `ground_truth()`."""
+    appeal = _appeal(ctx, who, sku)
+    p_click = np.minimum(BASE_CTR * position**-POSITION_BIAS_EXPONENT * appeal, MAX_P)
+    clicked = rng.random(len(sku)) < p_click
+    p_cart = np.minimum(ADD_TO_CART_P * np.sqrt(appeal), MAX_P)
+    carted = clicked & (rng.random(len(sku)) < p_cart)
+    bought = carted & (rng.random(len(sku)) < PURCHASE_P)
+    return clicked, carted, bought
+
+
+class Shoppers:
+    """The generator's shoppers answering what a recommender served: for each shown list, the
+    customer clicks, carts and buys its items by the same click model as the clickstream
+    (`ground_truth()`: position bias, category and tier taste, popularity, latent match), so
+    the CTR of served recommendations is a real signal of their quality, not a constant.
+
+    Built from the same seed and scale as the generated feeds (the same tastes and latent
+    factors); the simulation lands the events it returns as later clickstream."""
+
+    def __init__(self, seed: int, catalog: Catalog, customers: Customers):
+        self.seed = seed
+        self.ctx = _context(seed, catalog, customers)
+        self.customer_index = {c: i for i, c in enumerate(customers.customer_ids)}
+        self.sku_index = {s: i for i, s in enumerate(catalog.sku_ids)}
+
+    def appeal(self, customer_id: str, sku: str) -> float | None:
+        """The true appeal of an item to a known customer (None: unknown to the generator)."""
+        who, item = self.customer_index.get(customer_id), self.sku_index.get(sku)
+        if who is None or item is None:
+            return None
+        return float(_appeal(self.ctx, np.array([who]), np.array([item]))[0])
+
+    def respond(self, served: pl.DataFrame, salt: int = 0) -> pl.DataFrame:
+        """Clickstream events (the feed's schema, page `recommendation`) for `served`: one row
+        per shown list with request_id, ts, customer_id, session_id (may be null) and skus
+        (best first). Lists of customers or SKUs the generator does not know get no events.
+        Same input and salt, same events."""
+        rng = substream(self.seed, "clickstream", "responses", salt)
+        rows = served.select("request_id", "ts", "customer_id", "session_id", "skus").explode(
+            "skus"
+        )
+        rows = rows.with_columns(
+            pl.int_range(1, pl.len() + 1).over("request_id").alias("position"),
+            pl.col("customer_id")
+            .replace_strict(self.customer_index, default=-1, return_dtype=pl.Int64)
+            .alias("who"),
+            pl.col("skus")
+            .replace_strict(self.sku_index, default=-1, return_dtype=pl.Int64)
+            .alias("item"),
+        ).filter((pl.col("who") >= 0) & (pl.col("item") >= 0))
+        who, item = rows["who"].to_numpy(), rows["item"].to_numpy()
+        position = rows["position"].to_numpy().astype(np.float64)
+        clicked, carted, bought = _funnel(rng, self.ctx, who, item, position)
+        n = rows.height
+        base = rows["ts"].cast(pl.Datetime("us"))
+        delays = {
+            "click": rng.exponential(8, n),
+            "add_to_cart": rng.exponential(40, n),
+            "purchase": rng.exponential(90, n) + 60,
+        }
+        click_s = delays["click"]
+        cart_s = click_s + delays["add_to_cart"]
+        buy_s = cart_s + delays["purchase"]
+        parts = []
+        for kind, mask, seconds in (
+            ("click", clicked, click_s),
+            ("add_to_cart", carted, cart_s),
+            ("purchase", bought, buy_s),
+        ):
+            idx = np.flatnonzero(mask)
+            parts.append(
+                rows[idx].select(
+                    (
+                        base.gather(idx)
+                        + pl.Series((seconds[idx] * 1e6).astype(np.int64)).cast(pl.Duration("us"))
+                    ).alias("event_ts"),
+                    pl.coalesce("session_id", pl.format("REC-{}", pl.col("request_id"))).alias(
+                        "session_id"
+                    ),
+                    "customer_id",
+                    pl.lit(True).alias("logged_in"),
+                    pl.col("skus").alias("sku"),
+                    pl.lit(kind).alias("event_type"),
+                    pl.lit("recommendation" if kind == "click" else "product").alias("page"),
+                    pl.when(pl.lit(kind == "click")).then(pl.col("position")).alias("position"),
+                    pl.lit("web").alias("channel"),
+                )
+            )
+        events = pl.concat(parts).sort("event_ts", "session_id", "sku")
+        events = events.with_columns(
+            pl.format(
+                "R{}-{}", pl.lit(salt), pl.int_range(1, pl.len() + 1).cast(pl.String).str.zfill(9)
+            ).alias("event_id")
+        )
+        return CLICKSTREAM.conform(events)
+
+
 def _labels(column: str, labels: tuple[str, ...]) -> pl.Expr:
     return pl.col(column).replace_strict(dict(enumerate(labels)), return_dtype=pl.String)
 
@@ -173,7 +291,7 @@ def _session_events(
     first_session: int,
 ) -> pl.DataFrame:
     """Pages, slots and the funnel for a block of sessions, ordered by session and time."""
-    catalog, customers, taste = ctx.catalog, ctx.customers, ctx.taste
+    taste = ctx.taste
     n_sessions = len(shopper)
 
     # Pages.
@@ -251,17 +369,7 @@ def _session_events(
     i_sess = p_sess[i_page]
 
     # Funnel.
-    who = shopper[i_sess]
-    liking = (customers.cat_taste[who, catalog.cat[sku]] * len(CATEGORY_NAMES)) ** TASTE_EXPONENT
-    tier = customers.tier_taste[who, catalog.tier[sku]]
-    pop = (catalog.popularity[sku] / np.median(catalog.popularity)) ** POPULARITY_EXPONENT
-    match = np.exp(LATENT_SCALE * np.einsum("ij,ij->i", ctx.cust_factor[who], ctx.item_factor[sku]))
-    appeal = liking * tier * pop * match
-    p_click = np.minimum(BASE_CTR * position**-POSITION_BIAS_EXPONENT * appeal, MAX_P)
-    clicked = rng.random(len(sku)) < p_click
-    p_cart = np.minimum(ADD_TO_CART_P * np.sqrt(appeal), MAX_P)
-    carted = clicked & (rng.random(len(sku)) < p_cart)
-    bought = carted & (rng.random(len(sku)) < PURCHASE_P)
+    clicked, carted, bought = _funnel(rng, ctx, shopper[i_sess], sku, position)
 
     imp_us = page_us[i_page] + position * 150_000
     click_us = imp_us + rng.exponential(8 * US_PER_SECOND, len(sku)).astype(np.int64)

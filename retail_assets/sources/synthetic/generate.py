@@ -41,6 +41,28 @@ class GenerationResult:
 CALENDAR_PLANNING_DAYS = 56
 
 
+def _world(config: GeneratorConfig):
+    """(policy facts, catalog, stores, customers) of a generation run."""
+    scale = config.scale_config
+    seed, start, n_days = config.seed, config.start_date, scale.n_days
+    competitor_names = tuple(name for name, _ in pricing.COMPETITORS)
+    facts = policy_facts(seed, start, competitor_names)
+    catalog = build_catalog(
+        seed, scale.n_skus, start, n_days, facts["warranty"]["years_by_department"]
+    )
+    stores = build_stores(seed, scale.n_stores, start)
+    customers = build_customers(seed, scale.n_customers, start, n_days, stores)
+    return facts, catalog, stores, customers
+
+
+def shoppers(config: GeneratorConfig | None = None) -> clickstream.Shoppers:
+    """The shoppers of a generation run (same seed and scale: the same tastes), to answer
+    served recommendations with clicks (`clickstream.Shoppers.respond`)."""
+    config = config or GeneratorConfig()
+    _, catalog, _, customers = _world(config)
+    return clickstream.Shoppers(config.seed, catalog, customers)
+
+
 def generate(config: GeneratorConfig | None = None) -> GenerationResult:
     """Generate all feeds in ``contracts.FEEDS`` for ``config``; same config, same bytes."""
     config = config or GeneratorConfig()
@@ -49,16 +71,10 @@ def generate(config: GeneratorConfig | None = None) -> GenerationResult:
     knobs = config.knobs
 
     cal = build_calendar(start, n_days)
-    competitor_names = tuple(name for name, _ in pricing.COMPETITORS)
-    facts = policy_facts(seed, start, competitor_names)
-    catalog = build_catalog(
-        seed, scale.n_skus, start, n_days, facts["warranty"]["years_by_department"]
-    )
-    stores = build_stores(seed, scale.n_stores, start)
+    facts, catalog, stores, customers = _world(config)
     store_cal = build_store_calendar(
         seed, stores, start, n_days + CALENDAR_PLANNING_DAYS, history_days=n_days
     )
-    customers = build_customers(seed, scale.n_customers, start, n_days, stores)
     plan = pricing.build_price_plan(seed, cal, catalog)
     sold = sales.simulate_sales(seed, cal, catalog, stores, plan, knobs.demand_shift, store_cal)
 
