@@ -13,14 +13,16 @@ customer's own history, then segment popularity): NDCG@10, recall@20, MRR, cover
 returning vs new customers, with the seconds each took, and the ranker's training time; then
 the ranker's lists after the business rules (discontinued, out of stock at the latest
 inventory snapshot, at most MAX_PER_CATEGORY per category) and how often a rule changed a
-list.
+list. On a synthetic home, each recommender's top 10 is also scored against the generator's
+truth: the click model's expected clicks per test customer (`Shoppers.expected_clicks`).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -32,9 +34,27 @@ from retail_assets.models.recommend.features import candidate_features, content_
 from retail_assets.models.recommend.rules import MAX_PER_CATEGORY, apply_rules
 from retail_assets.models.recommend.train import rank, train_ranker
 from retail_assets.search.index import LoadedIndex
+from retail_assets.sources.synthetic.config import GeneratorConfig
+from retail_assets.sources.synthetic.generate import shoppers
 from retail_assets.warehouse import WarehouseResource
 
 K = 20
+
+
+def generator_shoppers(home: Path):
+    """The generator's shoppers of a synthetic home (None for landed real data): the ground
+    truth of what each test customer would click in a list (`Shoppers.expected_clicks`)."""
+    truth = home / "landing" / "ground_truth.json"
+    if not truth.exists():
+        return None
+    config = json.loads(truth.read_text())["config"]
+    return shoppers(
+        GeneratorConfig(
+            scale=config["scale"],
+            seed=config["seed"],
+            end_date=date.fromisoformat(config["end_date"]),
+        )
+    )
 
 
 def main() -> None:
@@ -127,16 +147,30 @@ def main() -> None:
         f"{info['trees']} trees; the candidate union holds {ceiling:.1%} of the test "
         f"window's relevant items (the ceiling of recall)"
     )
-    header = "| recommender | " + " | ".join(METRICS) + " | coverage | new-item share | seconds |"
-    print("\n" + header + "\n" + "| --- " * (len(METRICS) + 4) + "|")
+    people = generator_shoppers(args.home)
+    header = (
+        "| recommender | " + " | ".join(METRICS) + " | coverage | new-item share | "
+        "true expected clicks in top 10 | seconds |"
+    )
+    print("\n" + header + "\n" + "| --- " * (len(METRICS) + 5) + "|")
     reports = {}
     for name, (recommended, seconds) in results.items():
         report = evaluate(recommended, relevant, customers, returning, products, at)
         reports[name] = report
         values = " | ".join(f"{report['overall'][m]:.4f}" for m in METRICS)
+        truth = "-"
+        if people is not None:
+            lists = (
+                recommended.join(who, on="customer_id")
+                .filter(pl.col("rank") <= 10)
+                .sort("customer_id", "rank")
+                .group_by("customer_id", maintain_order=True)
+                .agg(pl.col("sku").alias("skus"))
+            )
+            truth = f"{people.expected_clicks(lists)['expected_clicks'].sum() / who.height:.4f}"
         print(
             f"| {name} | {values} | {report['coverage']:.3f} | "
-            f"{report['new_item_share']:.3f} | {seconds:.1f} |"
+            f"{report['new_item_share']:.3f} | {truth} | {seconds:.1f} |"
         )
     for name, report in reports.items():
         print(f"\n{name}:")

@@ -27,9 +27,11 @@ MAX_PRICE = 1e9
 
 
 class RecommendationFilters(msgspec.Struct, forbid_unknown_fields=True):
-    category: (
-        Annotated[list[ShortText], msgspec.Meta(min_length=1, max_length=MAX_CATEGORIES)] | None
-    ) = None
+    # Plain str items: a name is valid when the catalog has it, checked in `_filters` (an
+    # empty or unknown name is a 422 naming `filters.category[i]`).
+    category: Annotated[list[str], msgspec.Meta(min_length=1, max_length=MAX_CATEGORIES)] | None = (
+        None
+    )
     """Only items of these categories (names as in the catalog)."""
     min_price: Annotated[float, msgspec.Meta(ge=0, le=MAX_PRICE)] | None = None
     """Only items whose list price is at least this."""

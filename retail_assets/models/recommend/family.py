@@ -75,18 +75,24 @@ class RecommendFamily:
     name = "recommend"
     source_assets = tuple(tuple(key.split("/")) for key in SOURCES.values())
     intended_use = (
-        "Ordering candidate items (from the customer's history, co-occurrence and segment "
-        "popularity) for one customer on home, product and cart pages."
+        "Ordering candidate items (from the customer's history, co-occurrence with it and with "
+        "the current SKU and cart, content similarity of the product embeddings, and segment "
+        "popularity) for one shopper on home, product and cart pages (POST "
+        "/v1/recommendations)."
     )
     limitations = (
         "Synthetic evaluation only: none of the shared real datasets has usable baskets. "
         "Learns from clicks, carts and purchases, so it favours what was shown before "
-        "(position and exposure bias). A customer with no history gets segment popularity; "
-        "an item without engagements is not a candidate yet."
+        "(position and exposure bias). Trained without page context: the current SKU and cart "
+        "change the candidates and their co-occurrence and content scores, not what a feature "
+        "means. A customer with no history gets segment popularity (and their context); an "
+        "item nobody engaged with reaches shoppers only through content similarity."
     )
     monitoring = (
-        "Offline: NDCG@10 on the last four weeks against every baseline and the champion, "
-        "per customer segment and new vs returning customers."
+        "Offline: NDCG@10 on the last four weeks against every baseline and the champion, per "
+        "customer segment and new vs returning customers. Live: CTR, add-to-cart and "
+        "conversion of the served lists per version and arm (recommend_monitoring); a CTR "
+        "drop of 20 % against the champion's own earlier weeks retrains it."
     )
 
     def __init__(

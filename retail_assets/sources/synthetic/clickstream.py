@@ -212,6 +212,37 @@ class Shoppers:
             return None
         return float(_appeal(self.ctx, np.array([who]), np.array([item]))[0])
 
+    def expected_clicks(self, served: pl.DataFrame) -> pl.DataFrame:
+        """customer_id, expected_clicks per list of `served` (customer_id, skus best first):
+        the click model's probability summed over the list, without drawing: the ground
+        truth a recommender's lists are worth to this shopper (unknown ids count 0)."""
+        rows = (
+            served.select("customer_id", "skus")
+            .with_row_index("list")
+            .explode("skus")
+            .with_columns(
+                pl.int_range(1, pl.len() + 1).over("list").alias("position"),
+                pl.col("customer_id")
+                .replace_strict(self.customer_index, default=-1, return_dtype=pl.Int64)
+                .alias("who"),
+                pl.col("skus")
+                .replace_strict(self.sku_index, default=-1, return_dtype=pl.Int64)
+                .alias("item"),
+            )
+        )
+        known = (rows["who"] >= 0) & (rows["item"] >= 0)
+        p = np.zeros(rows.height)
+        mask = known.to_numpy()
+        position = rows["position"].to_numpy()[mask].astype(np.float64)
+        appeal = _appeal(self.ctx, rows["who"].to_numpy()[mask], rows["item"].to_numpy()[mask])
+        p[mask] = np.minimum(BASE_CTR * position**-POSITION_BIAS_EXPONENT * appeal, MAX_P)
+        return (
+            rows.with_columns(pl.Series("p", p))
+            .group_by("list", maintain_order=True)
+            .agg(pl.col("customer_id").first(), pl.col("p").sum().alias("expected_clicks"))
+            .drop("list")
+        )
+
     def respond(self, served: pl.DataFrame, salt: int = 0) -> pl.DataFrame:
         """Clickstream events (the feed's schema, page `recommendation`) for `served`: one row
         per shown list with request_id, ts, customer_id, session_id (may be null) and skus
