@@ -18,7 +18,8 @@ In one run:
    `retail land products FILE`, the pipeline path that serves it is materialized (catalog
    mart, embeddings, search index, recommendation tables: no ranker retraining) while the app
    runs, and the time from landing until the app recommends the new SKU to a shopper viewing
-   its twin is measured.
+   its twin is measured (landed with stock: the inventory feed gets its twin's units at the
+   latest snapshot, since a SKU without stock is never recommended).
 Targets (issue 13): p99 under 15 ms at 8 connections with k=20.
 """
 
@@ -31,7 +32,6 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import date
 from pathlib import Path
 
 import httpx
@@ -45,7 +45,7 @@ CHAIN = (
     'key:"recommend_onnx" or key:"recommend_promotion" or key:"recommend_online_features"'
 )
 COLD_START_PATH = (
-    'key:"raw/products" or key:"staging/stg_products" or key:"marts/dim_products" or '
+    'key:"raw/inventory" or key:"raw/products" or key:"staging/stg_products" or key:"marts/dim_products" or '
     'key:"product_embeddings" or key:"product_search_index" or key:"recommend_online_features"'
 )
 
@@ -161,18 +161,39 @@ def bench_mlflow(settings, body: str, duration: int, connections: int) -> dict:
 def new_sku_file(settings, folder: Path) -> tuple[Path, str, str]:
     """The landed catalog plus a copy of one product under a new id (its twin)."""
     from retail_assets.sources.landing_zone import LandingZone
+    from retail_assets.warehouse import WarehouseResource
 
     products = LandingZone(settings.landing_dir).read("products")
     twin = products.sort("sku")["sku"][len(products) // 2]
     new = f"SKU-NEW-{int(time.time())}"
+    # On sale from the catalog's as-of day (the data's last day): a SKU launching later is
+    # not on sale yet, so neither searchable nor recommendable.
+    as_of = (
+        WarehouseResource(path=str(settings.warehouse_path))
+        .read_table("marts", "dim_products")["as_of_date"]
+        .max()
+    )
     row = products.filter(pl.col("sku") == twin).with_columns(
         pl.lit(new).alias("sku"),
         (pl.col("title") + pl.lit(" (new edition)")).alias("title"),
-        pl.lit(date.today()).cast(products["launch_date"].dtype).alias("launch_date"),
+        pl.lit(as_of).cast(products["launch_date"].dtype).alias("launch_date"),
     )
     path = folder / "products_with_new_sku.parquet"
     pl.concat([products, row]).write_parquet(path)
     return path, new, twin
+
+
+def stocked_file(settings, folder: Path, new: str, twin: str) -> Path:
+    """The landed inventory plus the new SKU at the latest snapshot, stocked like its twin
+    (a SKU without stock is rightly never recommended: the out_of_stock rule)."""
+    from retail_assets.sources.landing_zone import LandingZone
+
+    inventory = LandingZone(settings.landing_dir).read("inventory")
+    latest = inventory.filter(pl.col("snapshot_date") == pl.col("snapshot_date").max())
+    rows = latest.filter(pl.col("sku") == twin).with_columns(pl.lit(new).alias("sku"))
+    path = folder / "inventory_with_new_sku.parquet"
+    pl.concat([inventory, rows]).write_parquet(path)
+    return path
 
 
 def cold_start(settings, port: int, env: dict) -> dict:
@@ -182,19 +203,28 @@ def cold_start(settings, port: int, env: dict) -> dict:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     path, new, twin = new_sku_file(settings, work)
+    stock = stocked_file(settings, work, new, twin)
     body = {"current_sku": twin, "k": 100, "max_per_category": 100}
     url = f"http://127.0.0.1:{port}/v1/recommendations"
     before = httpx.post(url, json=body, timeout=30).json()
     assert new not in [i["sku"] for i in before["items"]]
     started = time.perf_counter()
-    subprocess.run([str(VENV_BIN / "retail"), "land", "products", str(path)], env=env, check=True)
+    for feed, file in (("products", path), ("inventory", stock)):
+        subprocess.run(
+            [str(VENV_BIN / "retail"), "land", feed, str(file)],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     landed = time.perf_counter()
     summary = materialize_platform(settings, selection=COLD_START_PATH)
     assert summary.success, (summary.failures, summary.failed_checks)
     published = time.perf_counter()
+    removed_by = None
     while True:
         answer = httpx.post(url, json=body, timeout=30).json()
         hit = next((i for i in answer["items"] if i["sku"] == new), None)
+        removed_by = next((r["rule"] for r in answer["rules_applied"] if r["sku"] == new), None)
         if hit is not None or time.perf_counter() - published > 120:
             break
         time.sleep(0.2)
@@ -209,6 +239,7 @@ def cold_start(settings, port: int, env: dict) -> dict:
         "recommended": hit is not None,
         "rank": hit["rank"] if hit else None,
         "source": hit["source"] if hit else None,
+        "removed_by": removed_by,
     }
 
 
@@ -246,7 +277,7 @@ def main() -> None:
         settings, body, args.duration, args.connections
     )
     port = free_port()
-    env = {**os.environ, "RETAIL_SERVING_POLL_SECONDS": "1"}
+    env = dict(os.environ)  # serving polls at its default interval (5 s)
     process = start(
         [str(VENV_BIN / "retail"), "serve", "--port", str(port), "--log-level", "warning"],
         env,
@@ -279,7 +310,7 @@ def main() -> None:
             f"in {cold['pipeline_s']:.1f} s, picked up by serving in "
             f"{cold['serving_pickup_s']:.1f} s: recommendable {cold['total_s']:.1f} s after "
             f"landing (rank {cold['rank']} for a shopper viewing its twin, source "
-            f"{cold['source']}; no ranker retraining)"
+            f"{cold['source']}; no ranker retraining; removed by rule: {cold['removed_by']})"
         )
 
 

@@ -209,8 +209,12 @@ class RecommendFeatures:
             items["discontinued_date"].to_list(),
             self.stock,
         )
+        self.skus = self.candidates.skus
         self.category_names = self.candidates.categories
         self.category_of = {name: i for i, name in enumerate(self.category_names) if name}
+        self.category_names_by_item: list[str | None] = [
+            self.category_names[c] or None for c in self.candidates.category.tolist()
+        ]
 
 
 # -- loading --------------------------------------------------------------------------------

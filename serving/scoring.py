@@ -311,6 +311,13 @@ class RecommendationResult:
 
 def _allowed(table: RecommendFeatures, filters: RecommendFilters) -> np.ndarray | None:
     """Mask over item codes of what the filters let through (None: no filter)."""
+    if (
+        filters.categories is None
+        and filters.min_price is None
+        and filters.max_price is None
+        and not filters.in_stock
+    ):
+        return None
     cands = table.candidates
     mask = np.ones(cands.n, dtype=bool)
     if filters.categories is not None:
@@ -375,23 +382,24 @@ def recommend(
     if allowed is not None:
         ranked = ranked[allowed[ranked]]
     shown, removed = table.rules.apply(ranked.tolist(), k, day, rules)
-    position = {int(item): j for j, item in enumerate(query.items)}
-    items = []
-    for item in shown:
-        j = position[item]
-        items.append(
-            {
-                "sku": cands.skus[item],
-                "score": float(scores[j]),
-                "source": SOURCES[int(query.sources[j])],
-                "category": cands.categories[int(cands.category[item])] or None,
-            }
-        )
+    # query.items is sorted (item codes ascending): each shown item's row by bisection.
+    rows = np.searchsorted(query.items, shown).tolist()
+    shown_scores = scores[rows].tolist()
+    shown_sources = query.sources[rows].tolist()
+    items = [
+        {
+            "sku": table.skus[item],
+            "score": score,
+            "source": SOURCES[source],
+            "category": table.category_names_by_item[item],
+        }
+        for item, score, source in zip(shown, shown_scores, shown_sources, strict=True)
+    ]
     elapsed_ms = (time.perf_counter() - started) * 1000
     result = RecommendationResult(
         items=items,
         fallback=query.fallback,
-        removed=[{"sku": cands.skus[i], "rule": rule} for i, rule in removed],
+        removed=[{"sku": table.skus[i], "rule": rule} for i, rule in removed],
         ignored_context=ignored,
         model=model,
         arm=arm,

@@ -85,7 +85,9 @@ def _spans(keys: pl.Series) -> dict[str, tuple[int, int]]:
 
 
 class _Pairs:
-    """Item -> related items (co-occurrence or content neighbours) as CSR over item codes."""
+    """Item -> related items (co-occurrence or content neighbours) over item codes, as padded
+    rows: row i holds item i's partners (code n pads) and their scores (0 pads), so a query's
+    related items are one gather and one bincount."""
 
     def __init__(self, frame: pl.DataFrame, code: dict[str, int], n: int):
         a = np.array([code.get(s, -1) for s in frame["sku_a"].to_list()], dtype=np.int64)
@@ -94,8 +96,14 @@ class _Pairs:
         keep = (a >= 0) & (b >= 0)
         a, b, score = a[keep], b[keep], score[keep]
         order = np.argsort(a, kind="stable")
-        self.partner, self.score = b[order], score[order]
-        self.indptr = np.concatenate([[0], np.cumsum(np.bincount(a, minlength=n))])
+        a, b, score = a[order], b[order], score[order]
+        counts = np.bincount(a, minlength=n)
+        width = int(counts.max()) if len(a) else 0
+        slot = np.arange(len(a)) - np.repeat(np.cumsum(counts) - counts, counts)
+        self.partner = np.full((n, width), n, dtype=np.int64)
+        self.score = np.zeros((n, width))
+        self.partner[a, slot] = b
+        self.score[a, slot] = score
         self.n = n
 
     def related(
@@ -103,19 +111,12 @@ class _Pairs:
     ) -> tuple[np.ndarray, np.ndarray]:
         """The k items most related to `items` weighted by `interest`: each partner scores the
         pair's score times the interest in the item it came from, summed over the items."""
-        if len(items) == 0:
+        if len(items) == 0 or self.partner.shape[1] == 0:
             return _EMPTY_I, _EMPTY_F
-        starts, ends = self.indptr[items], self.indptr[items + 1]
-        lens = ends - starts
-        total = int(lens.sum())
-        if total == 0:
-            return _EMPTY_I, _EMPTY_F
-        pos = np.arange(total) - np.repeat(np.cumsum(lens) - lens, lens) + np.repeat(starts, lens)
-        partner = self.partner[pos]
-        summed = np.bincount(
-            partner, weights=self.score[pos] * np.repeat(interest, lens), minlength=self.n
-        )
-        touched = np.flatnonzero(np.bincount(partner, minlength=self.n))
+        partner = self.partner[items].ravel()
+        weights = (self.score[items] * interest[:, None]).ravel()
+        summed = np.bincount(partner, weights=weights, minlength=self.n + 1)[: self.n]
+        touched = np.flatnonzero(np.bincount(partner, minlength=self.n + 1)[: self.n])
         return _top(touched, summed[touched], k)
 
 
@@ -264,17 +265,15 @@ class Candidates:
         self, cand: np.ndarray, scores: np.ndarray, customer_id: str | None, user: tuple | None
     ) -> np.ndarray:
         out = np.empty((len(cand), len(FEATURES)))
-        history = scores[0, cand]
-        out[:, 0] = history
-        out[:, 1] = history > 0
-        out[:, 2] = scores[1, cand]
-        out[:, 3] = scores[2, cand]
-        out[:, 4] = scores[3, cand]
+        source_scores = scores[:, cand].T  # history, co-occurrence, content, segment popularity
+        out[:, 0] = source_scores[:, 0]
+        out[:, 1] = source_scores[:, 0] > 0
+        out[:, 2:5] = source_scores[:, 1:4]
         out[:, 5:11] = self.item_matrix[cand]
         engagements, days_since_last, avg_price = user[2:] if user else (None, None, None)
         out[:, 11] = engagements or 0.0
         out[:, 12] = np.nan if days_since_last is None else days_since_last
-        out[:, 13] = self.item_matrix[cand, 4] / avg_price if avg_price else np.nan
+        out[:, 13] = out[:, 9] / avg_price if avg_price else np.nan
         row = self.affinity_row.get(customer_id)
         out[:, 14] = self.affinity[row, self.category[cand]] if row is not None else 0.0
         return out
