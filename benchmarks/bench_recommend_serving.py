@@ -36,7 +36,7 @@ from pathlib import Path
 
 import httpx
 import polars as pl
-from bench_serving import wait_http
+from bench_serving import serve_mlflow, wait_http
 from harness import free_port, run_wrk, start, stop
 
 VENV_BIN = Path(sys.executable).parent
@@ -112,50 +112,6 @@ def query_rows(settings, customer: str) -> tuple[str, int]:
     query = Candidates(load_feature_set(folder), at).query(customer)
     rows = [[None if v != v else float(v) for v in row] for row in query.features.tolist()]
     return json.dumps({"dataframe_split": {"columns": FEATURES, "data": rows}}), len(rows)
-
-
-def bench_mlflow(settings, body: str, duration: int, connections: int) -> dict:
-    from retail_assets.artifacts import Artifacts
-
-    version = Artifacts.from_settings(settings).model("recommend").champion()
-    port = free_port()
-    env = {
-        **os.environ,
-        "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
-        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
-    }
-    process = start(
-        [
-            str(VENV_BIN / "mlflow"),
-            "models",
-            "serve",
-            "-m",
-            f"models:/recommend/{version}",
-            "--env-manager",
-            "local",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-        ],
-        env,
-        settings.home / "logs" / "bench-mlflow-recommend.log",
-    )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/ping")
-        check = httpx.post(
-            f"http://127.0.0.1:{port}/invocations",
-            content=body,
-            headers={"content-type": "application/json"},
-        )
-        assert check.status_code == 200, check.text
-        script = (
-            'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-            f"wrk.body = {json.dumps(body)}\n"
-        )
-        return run_wrk(f"http://127.0.0.1:{port}/invocations", script, duration, connections)
-    finally:
-        stop(process)
 
 
 def new_sku_file(settings, folder: Path) -> tuple[Path, str, str]:
@@ -273,8 +229,11 @@ def main() -> None:
         flush=True,
     )
     results = {}
-    results[f"mlflow models serve (ranking {rows} given candidate rows)"] = bench_mlflow(
-        settings, body, args.duration, args.connections
+    from retail_assets.artifacts import Artifacts
+
+    ranker = Artifacts.from_settings(settings).model("recommend").champion()
+    results[f"mlflow models serve (ranking {rows} given candidate rows)"] = serve_mlflow(
+        settings, "recommend", ranker, body, args.duration, args.connections
     )
     port = free_port()
     env = dict(os.environ)  # serving polls at its default interval (5 s)

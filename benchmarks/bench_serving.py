@@ -103,22 +103,24 @@ def mlflow_payload(settings) -> tuple[str, str]:
     return body, version
 
 
-def bench_mlflow(settings, duration: int, connections: int) -> dict:
-    body, version = mlflow_payload(settings)
+def serve_mlflow(
+    settings, model: str, version: str, body: str, duration: int, connections: int
+) -> dict:
+    """wrk against `mlflow models serve` on models:/<model>/<version>, posting `body`."""
     port = free_port()
     env = {
         **os.environ,
         "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
         "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
     }
-    log = settings.home / "logs" / "bench-mlflow-serve.log"
+    log = settings.home / "logs" / f"bench-mlflow-serve-{model}.log"
     process = start(
         [
             str(VENV_BIN / "mlflow"),
             "models",
             "serve",
             "-m",
-            f"models:/fraud/{version}",
+            f"models:/{model}/{version}",
             "--env-manager",
             "local",
             "-h",
@@ -146,6 +148,11 @@ def bench_mlflow(settings, duration: int, connections: int) -> dict:
         return result
     finally:
         stop(process)
+
+
+def bench_mlflow(settings, duration: int, connections: int) -> dict:
+    body, version = mlflow_payload(settings)
+    return serve_mlflow(settings, "fraud", version, body, duration, connections)
 
 
 def clone_bundle(settings, source: str, target: str) -> None:

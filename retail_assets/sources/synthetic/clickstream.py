@@ -212,24 +212,24 @@ class Shoppers:
             return None
         return float(_appeal(self.ctx, np.array([who]), np.array([item]))[0])
 
+    def _slots(self, lists: pl.DataFrame, key: str) -> pl.DataFrame:
+        """One row per shown item of `lists` (one row per list `key`, SKUs in `skus`, best
+        first): its position from 1 and the generator's shopper and item codes (-1 unknown)."""
+        return lists.explode("skus").with_columns(
+            pl.int_range(1, pl.len() + 1).over(key).alias("position"),
+            pl.col("customer_id")
+            .replace_strict(self.customer_index, default=-1, return_dtype=pl.Int64)
+            .alias("who"),
+            pl.col("skus")
+            .replace_strict(self.sku_index, default=-1, return_dtype=pl.Int64)
+            .alias("item"),
+        )
+
     def expected_clicks(self, served: pl.DataFrame) -> pl.DataFrame:
         """customer_id, expected_clicks per list of `served` (customer_id, skus best first):
         the click model's probability summed over the list, without drawing: the ground
         truth a recommender's lists are worth to this shopper (unknown ids count 0)."""
-        rows = (
-            served.select("customer_id", "skus")
-            .with_row_index("list")
-            .explode("skus")
-            .with_columns(
-                pl.int_range(1, pl.len() + 1).over("list").alias("position"),
-                pl.col("customer_id")
-                .replace_strict(self.customer_index, default=-1, return_dtype=pl.Int64)
-                .alias("who"),
-                pl.col("skus")
-                .replace_strict(self.sku_index, default=-1, return_dtype=pl.Int64)
-                .alias("item"),
-            )
-        )
+        rows = self._slots(served.select("customer_id", "skus").with_row_index("list"), "list")
         known = (rows["who"] >= 0) & (rows["item"] >= 0)
         p = np.zeros(rows.height)
         mask = known.to_numpy()
@@ -249,17 +249,8 @@ class Shoppers:
         (best first). Lists of customers or SKUs the generator does not know get no events.
         Same input and salt, same events."""
         rng = substream(self.seed, "clickstream", "responses", salt)
-        rows = served.select("request_id", "ts", "customer_id", "session_id", "skus").explode(
-            "skus"
-        )
-        rows = rows.with_columns(
-            pl.int_range(1, pl.len() + 1).over("request_id").alias("position"),
-            pl.col("customer_id")
-            .replace_strict(self.customer_index, default=-1, return_dtype=pl.Int64)
-            .alias("who"),
-            pl.col("skus")
-            .replace_strict(self.sku_index, default=-1, return_dtype=pl.Int64)
-            .alias("item"),
+        rows = self._slots(
+            served.select("request_id", "ts", "customer_id", "session_id", "skus"), "request_id"
         ).filter((pl.col("who") >= 0) & (pl.col("item") >= 0))
         who, item = rows["who"].to_numpy(), rows["item"].to_numpy()
         position = rows["position"].to_numpy().astype(np.float64)
