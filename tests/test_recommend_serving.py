@@ -197,29 +197,35 @@ def test_bad_requests_are_422_naming_the_field(server, body, field):
     assert any(field in f for f in fields), fields
 
 
+NOW = datetime(2026, 10, 31)
+
+
+def _outcomes(recent_ctr: float, version: str = "3") -> pl.DataFrame:
+    """Four weeks of the champion's lists: CTR 0.30, then `recent_ctr` in the last week."""
+    from retail_assets.monitoring.feedback import MIN_LISTS
+
+    rng = np.random.default_rng(0)
+    n = 6 * MIN_LISTS
+    ts = [NOW - timedelta(days=float(d)) for d in rng.uniform(0, 27, n)]
+    recent = np.array([t >= NOW - timedelta(days=7) for t in ts])
+    clicked = rng.random(n) < np.where(recent, recent_ctr, 0.30)
+    return pl.DataFrame(
+        {
+            "request_id": [f"r{i}" for i in range(n)],
+            "ts": ts,
+            "version": version,
+            "arm": "champion",
+            "clicked": clicked,
+            "carted": clicked & (rng.random(n) < 0.3),
+            "converted": np.zeros(n, dtype=bool),
+        }
+    )
+
+
 def test_ctr_drop_of_the_champion_is_a_retrain_verdict_and_a_steady_ctr_is_not():
     from retail_assets.monitoring.feedback import MIN_LISTS, monitor_recommend
 
-    now = datetime(2026, 10, 31)
-
-    def outcomes(recent_ctr: float) -> pl.DataFrame:
-        rng = np.random.default_rng(0)
-        n = 6 * MIN_LISTS
-        ts = [now - timedelta(days=float(d)) for d in rng.uniform(0, 27, n)]
-        recent = np.array([t >= now - timedelta(days=7) for t in ts])
-        clicked = rng.random(n) < np.where(recent, recent_ctr, 0.30)
-        return pl.DataFrame(
-            {
-                "request_id": [f"r{i}" for i in range(n)],
-                "ts": ts,
-                "version": "3",
-                "arm": "champion",
-                "clicked": clicked,
-                "carted": clicked & (rng.random(n) < 0.3),
-                "converted": np.zeros(n, dtype=bool),
-            }
-        )
-
+    now, outcomes = NOW, _outcomes
     steady = monitor_recommend(outcomes(0.30), "3", now, {})
     assert not steady.degraded and steady.actions == []
     assert steady.live["recent_lists"] >= MIN_LISTS and steady.live["reference_lists"] >= MIN_LISTS
@@ -228,6 +234,43 @@ def test_ctr_drop_of_the_champion_is_a_retrain_verdict_and_a_steady_ctr_is_not()
     assert "CTR fell" in dropped.degradation and dropped.live["p_value"] < 0.01
     # Another version's lists are not the champion's evidence.
     assert monitor_recommend(outcomes(0.12), "4", now, {}).notes
+
+
+def test_a_ctr_drop_report_makes_the_sensor_retrain_the_recommender_only(platform_copy):
+    """The verdict goes the way of every model's: the report is published with a
+    `live_degraded` decision, and monitoring_retrain_sensor requests exactly the recommend
+    chain, once."""
+    import dagster as dg
+
+    from retail_assets.artifacts import Artifacts
+    from retail_assets.monitoring.assets import monitoring_retrain_sensor, publish_report
+    from retail_assets.monitoring.feedback import monitor_recommend
+    from retail_assets.resources import ArtifactsResource
+
+    artifacts = Artifacts.from_settings(platform_copy)
+    champion = artifacts.model("recommend").champion()
+    report = monitor_recommend(_outcomes(0.12, champion), champion, NOW, {})
+    _, decision = publish_report(artifacts, report)
+    assert decision["action"] == "live_degraded" and "CTR fell" in decision["reason"]
+
+    def sensor():
+        context = dg.build_sensor_context(
+            instance=dg.DagsterInstance.get(),
+            resources={"artifacts": ArtifactsResource.from_settings(platform_copy)},
+        )
+        return monitoring_retrain_sensor(context)
+
+    requests = sensor()
+    assert isinstance(requests, list) and len(requests) == 1
+    keys = {key.to_user_string() for key in requests[0].asset_selection}
+    assert keys == {
+        "recommend_model",
+        "recommend_evaluation",
+        "recommend_onnx",
+        "recommend_promotion",
+    }
+    assert requests[0].tags["retail/model"] == "recommend"
+    assert isinstance(sensor(), dg.SkipReason)
 
 
 def test_the_generators_shoppers_click_what_they_like_so_ctr_measures_the_recommender():
@@ -279,6 +322,8 @@ def test_logged_recommendations_meet_the_shoppers_clicks_in_recommend_monitoring
     home = tmp_path / "home"
     shutil.copytree(tiny_platform[0].home, home)
     settings = settings_for_home(home)
+    # Only this test's lists: other tests of the session served this home's copy already.
+    shutil.rmtree(settings.prediction_log_dir, ignore_errors=True)
     try:
         customers = (
             C.engagements(_warehouse(settings, "raw", "clickstream"))
