@@ -98,18 +98,16 @@ def ensure_chain(settings) -> None:
 
 
 def query_rows(settings, customer: str) -> tuple[str, int]:
-    """One customer's candidate feature rows as MLflow's dataframe_split body."""
-    from datetime import datetime
-
+    """One customer's candidate feature rows as MLflow's dataframe_split body, from the
+    published tables as serving loads them."""
     from retail_assets.artifacts import Artifacts
-    from retail_assets.models.recommend.online import FEATURES, Candidates
+    from retail_assets.models.recommend.online import FEATURES
     from retail_assets.online_features import RECOMMEND_FEATURE_SET
-    from retail_assets.online_features.store import load_feature_set, read_manifest
+    from serving.features import RecommendFeatures
 
     store = Artifacts.from_settings(settings).features(RECOMMEND_FEATURE_SET)
-    folder = store.version_dir(store.champion())
-    at = datetime.fromisoformat(str(read_manifest(folder)["as_of"]))
-    query = Candidates(load_feature_set(folder), at).query(customer)
+    version = store.champion()
+    query = RecommendFeatures(version, store.version_dir(version)).candidates.query(customer)
     rows = [[None if v != v else float(v) for v in row] for row in query.features.tolist()]
     return json.dumps({"dataframe_split": {"columns": FEATURES, "data": rows}}), len(rows)
 

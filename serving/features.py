@@ -201,14 +201,9 @@ class RecommendFeatures:
         self.version = version
         self.as_of = datetime.fromisoformat(str(manifest["as_of"]))
         self.candidates = Candidates(tables, self.as_of)
-        items = tables["items"].sort("sku")
         self.stock = tables.get("stock")
-        self.rules = RuleBook(
-            self.candidates.skus,
-            items["category"].to_list(),
-            items["discontinued_date"].to_list(),
-            self.stock,
-        )
+        # Both index the items table sorted by SKU: one item code means one item in both.
+        self.rules = RuleBook.from_products(tables["items"], self.stock)
         self.skus = self.candidates.skus
         self.category_names = self.candidates.categories
         self.category_of = {name: i for i, name in enumerate(self.category_names) if name}

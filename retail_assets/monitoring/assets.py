@@ -203,16 +203,23 @@ def _canary(context, lifecycle, store: ArtifactStore, model: str, log: pl.DataFr
     look = canary.look_at_canary(
         store, roles, model, losses, {"predictions_logged": rows.height, "losses": losses.height}
     )
-    if look is not None:
-        models = lifecycle.lifecycle()
-        record = canary.act(
-            store,
-            look,
-            install=lambda version, **why: models.install_champion(model, version, **why),
-            after_rollback=lambda: models.sync_aliases(model),
-        )
-        context.log.info(f"{model} canary v{look.challenger}: {record['action']}")
+    _act_on_look(context, lifecycle, store, model, look)
     return look
+
+
+def _act_on_look(context, lifecycle, store: ArtifactStore, model: str, look) -> None:
+    """Carry out a model canary's look (promote: the serving pointer and MLflow aliases move;
+    roll back: the aliases follow), whatever test decided it."""
+    if look is None:
+        return
+    models = lifecycle.lifecycle()
+    record = canary.act(
+        store,
+        look,
+        install=lambda version, **why: models.install_champion(model, version, **why),
+        after_rollback=lambda: models.sync_aliases(model),
+    )
+    context.log.info(f"{model} canary v{look.challenger}: {record['action']}")
 
 
 def _finish(
@@ -221,16 +228,25 @@ def _finish(
     report: ModelReport,
     live_metric: str,
     look: canary.CanaryLook | None = None,
+    extra_metadata: dict[str, Any] | None = None,
+    checks: tuple[str, ...] | None = None,
 ):
+    """Publish the report, then yield the output with its metadata and the checks (`checks`:
+    only these names, for an asset that declares fewer)."""
     version, decision = publish_report(artifacts, report)
     if decision is not None:
         context.log.warning(f"{report.model}: {decision['reason']}")
     metadata = _metadata(report, version, artifacts.monitoring(report.model), live_metric)
+    metadata.update(extra_metadata or {})
     metadata["canary"] = dg.MetadataValue.json(
         {"challenger": look.challenger, **look.look.as_dict()} if look else {"running": False}
     )
     yield dg.Output(report.as_dict(), metadata=metadata)
-    yield from _checks(report.model, report)
+    yield from (
+        result
+        for result in _checks(report.model, report)
+        if checks is None or result.check_name in checks
+    )
 
 
 @dg.asset(
@@ -424,7 +440,7 @@ def search_monitoring(
             prediction_log, "search", roles.champion.version, roles.challenger.version, since
         )
         clicks = canary.search_clicks(rows, stg_clickstream)
-        look = canary.look_at_search_canary(
+        look = canary.look_at_click_canary(
             store,
             roles,
             clicks,
@@ -501,23 +517,14 @@ def recommend_monitoring(
     since = canary.canary_since(roles)
     look = None
     if since is not None:
-        start = since.replace(tzinfo=None) if since.tzinfo else since
-        rows = outcomes.filter(
-            pl.col("ts") >= start,
-            pl.col("version").is_in([roles.champion.version, roles.challenger.version]),
+        rows = canary.logged_rows(
+            prediction_log, "recommend", roles.champion.version, roles.challenger.version, since
         )
-        look = canary.look_at_search_canary(
-            store, roles, rows, {"lists_logged": rows.height}, model="recommend"
+        clicks = feedback.recommendation_outcomes(rows, stg_clickstream)
+        look = canary.look_at_click_canary(
+            store, roles, clicks, {"lists_logged": clicks.height}, model="recommend"
         )
-        if look is not None:
-            models = lifecycle.lifecycle()
-            record = canary.act(
-                store,
-                look,
-                install=lambda version, **why: models.install_champion("recommend", version, **why),
-                after_rollback=lambda: models.sync_aliases("recommend"),
-            )
-            context.log.info(f"recommend canary v{look.challenger}: {record['action']}")
+        _act_on_look(context, lifecycle, store, "recommend", look)
     champion = store.champion()
     offline = {}
     if champion and store.has(champion):
@@ -525,27 +532,23 @@ def recommend_monitoring(
         if card.exists():  # the offline test metrics of the champion (overall)
             overall = json.loads(card.read_text()).get("evaluation", {}).get("overall", {})
             offline = overall.get("challenger", {})
-    latest = outcomes["ts"].max() if outcomes.height else None
-    clicks = stg_clickstream["event_ts"].max() if stg_clickstream.height else None
-    now = max(t for t in (latest, clicks) if t is not None) if (latest or clicks) else None
-    report = feedback.monitor_recommend(outcomes, champion, now or datetime.now(), offline)
-    version, decision = publish_report(artifacts.artifacts, report)
-    if decision is not None:
-        context.log.warning(f"recommend: {decision['reason']}")
+    latest = [t for t in (outcomes["ts"].max(), stg_clickstream["event_ts"].max()) if t]
+    report = feedback.monitor_recommend(
+        outcomes, champion, max(latest, default=None) or datetime.now(), offline
+    )
     table = feedback.ctr_table(outcomes)
-    metadata = _metadata(report, version, artifacts.artifacts.monitoring("recommend"), "recent_ctr")
-    metadata["ctr_by_version_arm"] = dg.MetadataValue.md(
-        markdown_table(table.to_dicts()) if table.height else "no logged recommendations"
-    )
-    metadata["canary"] = dg.MetadataValue.json(
-        {"challenger": look.challenger, **look.look.as_dict()} if look else {"running": False}
-    )
-    yield dg.Output(report.as_dict(), metadata=metadata)
-    yield dg.AssetCheckResult(
-        check_name="live_performance_holds",
-        passed=not report.degraded,
-        severity=dg.AssetCheckSeverity.WARN,
-        description=report.degradation or "; ".join(report.notes) or "CTR within margin",
+    yield from _finish(
+        context,
+        artifacts.artifacts,
+        report,
+        "recent_ctr",
+        look,
+        extra_metadata={
+            "ctr_by_version_arm": dg.MetadataValue.md(
+                markdown_table(table.to_dicts()) if table.height else "no logged recommendations"
+            )
+        },
+        checks=("live_performance_holds",),
     )
 
 

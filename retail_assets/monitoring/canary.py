@@ -239,7 +239,7 @@ def search_clicks(rows: pl.DataFrame, clickstream: pl.DataFrame) -> pl.DataFrame
     )
 
 
-def look_at_search_canary(
+def look_at_click_canary(
     store: ArtifactStore,
     roles,
     clicks: pl.DataFrame,

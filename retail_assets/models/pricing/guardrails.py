@@ -108,6 +108,10 @@ class Decision:
         return asdict(self)
 
 
+def _band(rule: str, reference: float, low: float, high: float) -> Bound:
+    return Bound(rule, reference * low, reference * high)
+
+
 def bounds(rails: Guardrails, ctx: PriceContext) -> list[Bound]:
     """Every rule's bound for this context, in priority order (rules that do not apply, e.g.
     no competitor price, are left out)."""
@@ -118,29 +122,24 @@ def bounds(rails: Guardrails, ctx: PriceContext) -> list[Bound]:
     if ctx.minimum_advertised_price:
         out.append(Bound("minimum_advertised_price", ctx.minimum_advertised_price, None))
     out.append(Bound("margin_floor", ctx.cost * (1 + rails.min_margin), None))
-    change = rails.max_change_per_update
     out.append(
-        Bound(
+        _band(
             "max_change_per_update",
-            ctx.current_price * (1 - change),
-            ctx.current_price * (1 + change),
+            ctx.current_price,
+            1 - rails.max_change_per_update,
+            1 + rails.max_change_per_update,
         )
     )
     if ctx.price_week_ago:
         week = rails.max_change_per_week
-        out.append(
-            Bound(
-                "max_change_per_week",
-                ctx.price_week_ago * (1 - week),
-                ctx.price_week_ago * (1 + week),
-            )
-        )
+        out.append(_band("max_change_per_week", ctx.price_week_ago, 1 - week, 1 + week))
     if ctx.competitor_price:
         out.append(
-            Bound(
+            _band(
                 "competitor_band",
-                ctx.competitor_price * rails.competitor_band_low,
-                ctx.competitor_price * rails.competitor_band_high,
+                ctx.competitor_price,
+                rails.competitor_band_low,
+                rails.competitor_band_high,
             )
         )
     return out
@@ -149,9 +148,13 @@ def bounds(rails: Guardrails, ctx: PriceContext) -> list[Bound]:
 def feasible_range(rails: Guardrails, ctx: PriceContext) -> tuple[float, float, list[dict]]:
     """(low, high, relaxed): the intersection of the bounds, taking them in priority order; a
     bound that would leave nothing is relaxed (recorded with the range it conflicted with)."""
+    return _intersect(bounds(rails, ctx))
+
+
+def _intersect(ordered: list[Bound]) -> tuple[float, float, list[dict]]:
     low, high = 0.0, math.inf
     relaxed = []
-    for bound in bounds(rails, ctx):
+    for bound in ordered:
         new_low = max(low, bound.low) if bound.low is not None else low
         new_high = min(high, bound.high) if bound.high is not None else high
         if new_low > new_high + CENT:
@@ -175,13 +178,15 @@ def _endings(price: float, endings: tuple[float, ...]) -> list[float]:
 
 def decide(rails: Guardrails, ctx: PriceContext, proposed: float) -> Decision:
     """The price to charge for an optimizer's `proposed` price, with its trace."""
-    low, high, relaxed = feasible_range(rails, ctx)
+    ordered = bounds(rails, ctx)
+    low, high, relaxed = _intersect(ordered)
+    skipped = {r["rule"] for r in relaxed}
     bounded = min(max(proposed, low), high)
     bound_by = []
     if bounded != proposed:
         side = "low" if bounded > proposed else "high"
-        for bound in bounds(rails, ctx):
-            if any(r["rule"] == bound.rule for r in relaxed):
+        for bound in ordered:
+            if bound.rule in skipped:
                 continue
             value = bound.low if side == "low" else bound.high
             if value is not None and abs(value - bounded) <= CENT:
@@ -218,10 +223,10 @@ def decide(rails: Guardrails, ctx: PriceContext, proposed: float) -> Decision:
 def violations(rails: Guardrails, ctx: PriceContext, price: float) -> list[str]:
     """The rules a charged `price` breaks (empty: it is within every bound that can hold
     together); what the gate and serving's circuit breaker count."""
-    _, _, relaxed = feasible_range(rails, ctx)
-    skipped = {r["rule"] for r in relaxed}
+    ordered = bounds(rails, ctx)
+    skipped = {r["rule"] for r in _intersect(ordered)[2]}
     out = []
-    for bound in bounds(rails, ctx):
+    for bound in ordered:
         if bound.rule in skipped:
             continue
         if bound.low is not None and price < bound.low - CENT:

@@ -94,17 +94,15 @@ def source_tables(
         )
         .drop("n")
     )
+    if content is not None and launched_only:
+        content = content_as_of(content, products, at)
     no_pairs = pl.DataFrame(schema={"sku_a": pl.String, "sku_b": pl.String, "score": pl.Float64})
     return {
         "items": items,
         "history": C.history(events, at).select("customer_id", "sku", "score"),
         "popularity": C.popularity(events, customers, at),
         "cooccurrence": C.cooccurrence(events, at),
-        "content": no_pairs
-        if content is None
-        else content_as_of(content, products, at)
-        if launched_only
-        else content,
+        "content": content if content is not None else no_pairs,
         "users": users,
         "affinity": affinity,
     }

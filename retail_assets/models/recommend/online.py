@@ -63,7 +63,6 @@ FALLBACKS = {
     "segment_popularity": "no history and no context: popular in the customer's segment x region",
     "popularity": "unknown customer, no context: popular overall",
 }
-TABLES = ("items", "history", "popularity", "cooccurrence", "content", "users", "affinity")
 
 _EMPTY_I = np.empty(0, dtype=np.int64)
 _EMPTY_F = np.empty(0, dtype=np.float64)

@@ -60,10 +60,9 @@ class RuleBook:
         self.skus = skus
         code = {sku: i for i, sku in enumerate(skus)}
         names = {c: i for i, c in enumerate(sorted({c or "" for c in categories}))}
-        self.category = np.array([names[c or ""] for c in categories], dtype=np.int64)
-        self.discontinued_day = np.array(
-            [_NEVER if d is None else (d - _EPOCH).days for d in discontinued], dtype=np.int64
-        )
+        # Python lists for the per-item loop of `apply` (a list index is ~10x a numpy one).
+        self._category = [names[c or ""] for c in categories]
+        self._discontinued_day = [_NEVER if d is None else (d - _EPOCH).days for d in discontinued]
         # Units on hand over all stores at the latest snapshot (0 for an item it lacks); None:
         # no inventory feed, the rule cannot apply.
         self.on_hand: np.ndarray | None = None
@@ -72,9 +71,6 @@ class RuleBook:
             for sku, units in stock.select("sku", "on_hand").iter_rows():
                 if sku in code:
                     self.on_hand[code[sku]] = units or 0
-        # Python lists for the per-item loop of `apply` (a list index is ~10x a numpy one).
-        self._category = self.category.tolist()
-        self._discontinued_day = self.discontinued_day.tolist()
         self._on_hand = self.on_hand.tolist() if self.on_hand is not None else None
 
     @classmethod

@@ -173,6 +173,10 @@ def _appeal(ctx: _Context, who: np.ndarray, sku: np.ndarray) -> np.ndarray:
     return liking * tier * pop * match
 
 
+def _p_click(appeal: np.ndarray, position: np.ndarray) -> np.ndarray:
+    return np.minimum(BASE_CTR * position**-POSITION_BIAS_EXPONENT * appeal, MAX_P)
+
+
 def _funnel(
     rng: np.random.Generator,
     ctx: _Context,
@@ -182,8 +186,7 @@ def _funnel(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(clicked, carted, bought) per shown slot: the click model of `ground_truth()`."""
     appeal = _appeal(ctx, who, sku)
-    p_click = np.minimum(BASE_CTR * position**-POSITION_BIAS_EXPONENT * appeal, MAX_P)
-    clicked = rng.random(len(sku)) < p_click
+    clicked = rng.random(len(sku)) < _p_click(appeal, position)
     p_cart = np.minimum(ADD_TO_CART_P * np.sqrt(appeal), MAX_P)
     carted = clicked & (rng.random(len(sku)) < p_cart)
     bought = carted & (rng.random(len(sku)) < PURCHASE_P)
@@ -235,7 +238,7 @@ class Shoppers:
         mask = known.to_numpy()
         position = rows["position"].to_numpy()[mask].astype(np.float64)
         appeal = _appeal(self.ctx, rows["who"].to_numpy()[mask], rows["item"].to_numpy()[mask])
-        p[mask] = np.minimum(BASE_CTR * position**-POSITION_BIAS_EXPONENT * appeal, MAX_P)
+        p[mask] = _p_click(appeal, position)
         return (
             rows.with_columns(pl.Series("p", p))
             .group_by("list", maintain_order=True)
