@@ -39,6 +39,7 @@ def core_rule(rule: MetricRule) -> Rule:
         relative=rule.tolerance_kind == "relative",
         per_segment=rule.per_segment,
         min_support=rule.min_segment_support,
+        required=rule.required,
     )
 
 

@@ -224,23 +224,89 @@ def _calibration_nodes(
     final[c["lower"]], final[c["upper"]] = "cal_lower", "cal_upper"
 
 
+def raw_offset_values(offset: Mapping[str, Any], features: np.ndarray) -> np.ndarray:
+    """The numpy twin of `_offset_nodes`: per row, the sum over `offset["terms"]` (feature
+    index -> one coefficient per group code + 1) of feature value x the coefficient of the
+    row's group, where the group is the integer code in column `offset["group_feature"]`;
+    code -1, NaN or out of range take entry 0 (the pooled coefficient)."""
+    codes = features[:, offset["group_feature"]]
+    result = np.zeros(len(features), dtype=np.float64)
+    for feature, coefficients in offset["terms"].items():
+        table = np.asarray(coefficients, dtype=np.float64)
+        index = np.where(np.isnan(codes), -1.0, codes).astype(np.int64) + 1
+        index = np.where((index >= 0) & (index < len(table)), index, 0)
+        result += features[:, int(feature)] * table[index]
+    return result
+
+
+def _offset_nodes(
+    raw: str, offset: Mapping[str, Any], n_features: int, nodes: list, initializers: list
+) -> str:
+    """Add `raw_offset_values` to the raw score tensor `raw` ([N, 1]); returns the sum's name."""
+    prefix = f"{raw}_offset"
+    init = lambda name, value: initializers.append(numpy_helper.from_array(value, name))  # noqa: E731
+    init(f"{prefix}_group_col", np.array([offset["group_feature"]], dtype=np.int64))
+    init(f"{prefix}_minus_one", np.array(-1.0, dtype=np.float64))
+    init(f"{prefix}_one", np.array(1, dtype=np.int64))
+    nodes += [
+        helper.make_node("Gather", [INPUT_NAME, f"{prefix}_group_col"], [f"{prefix}_code"], axis=1),
+        helper.make_node("IsNaN", [f"{prefix}_code"], [f"{prefix}_nan"]),
+        helper.make_node(
+            "Where",
+            [f"{prefix}_nan", f"{prefix}_minus_one", f"{prefix}_code"],
+            [f"{prefix}_code_filled"],
+        ),
+        helper.make_node("Cast", [f"{prefix}_code_filled"], [f"{prefix}_code_int"], to=7),
+        helper.make_node("Add", [f"{prefix}_code_int", f"{prefix}_one"], [f"{prefix}_index_raw"]),
+    ]
+    total = raw
+    for i, (feature, coefficients) in enumerate(offset["terms"].items()):
+        table = np.asarray(coefficients, dtype=np.float64)
+        term = f"{prefix}_{i}"
+        init(f"{term}_table", table)
+        init(f"{term}_col", np.array([int(feature)], dtype=np.int64))
+        init(f"{term}_size", np.array(len(table), dtype=np.int64))
+        init(f"{term}_zero", np.array(0, dtype=np.int64))
+        nodes += [
+            # Out-of-range codes take entry 0, as in the numpy twin.
+            helper.make_node("Less", [f"{prefix}_index_raw", f"{term}_size"], [f"{term}_below"]),
+            helper.make_node(
+                "GreaterOrEqual", [f"{prefix}_index_raw", f"{term}_zero"], [f"{term}_above"]
+            ),
+            helper.make_node("And", [f"{term}_below", f"{term}_above"], [f"{term}_in"]),
+            helper.make_node(
+                "Where", [f"{term}_in", f"{prefix}_index_raw", f"{term}_zero"], [f"{term}_index"]
+            ),
+            helper.make_node("Gather", [f"{term}_table", f"{term}_index"], [f"{term}_coef"]),
+            helper.make_node("Gather", [INPUT_NAME, f"{term}_col"], [f"{term}_x"], axis=1),
+            helper.make_node("Mul", [f"{term}_x", f"{term}_coef"], [f"{term}_value"]),
+            helper.make_node("Add", [total, f"{term}_value"], [f"{term}_sum"]),
+        ]
+        total = f"{term}_sum"
+    return total
+
+
 def boosters_to_onnx(
     boosters: Mapping[str, lgb.Booster],
     n_features: int,
     sorted_output_groups: Sequence[Sequence[str]] = (),
     doc_string: str = "",
     calibration: Mapping[str, Any] | None = None,
+    raw_offsets: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> onnx.ModelProto:
     """One graph: input `features` float64 [N, n_features]; one float64 [N] output per booster,
     named like the dict keys. Outputs in a sorted group (e.g. p10, p50, p90) are sorted per row
     so quantiles never cross; an interval `calibration` (see `calibrate_interval`) is applied
-    after sorting."""
+    after sorting. `raw_offsets[output]` adds a per-group linear term to that booster's raw
+    score before its link (`raw_offset_values`): a slope the trees then refine."""
     nodes: list[onnx.NodeProto] = []
     initializers = [numpy_helper.from_array(np.array([-1], dtype=np.int64), "flat_shape")]
     final: dict[str, str] = {}
     for name, booster in boosters.items():
         raw = f"{name}_raw"
         nodes.append(_tree_ensemble_node(booster, n_features, raw))
+        if raw_offsets and name in raw_offsets:
+            raw = _offset_nodes(raw, raw_offsets[name], n_features, nodes, initializers)
         link, scale = objective_link(booster)
         linked = f"{name}_linked"
         if link == "exp":
@@ -330,9 +396,24 @@ def lightgbm_outputs(
     features: np.ndarray,
     sorted_output_groups: Sequence[Sequence[str]] = (),
     calibration: Mapping[str, Any] | None = None,
+    raw_offsets: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, np.ndarray]:
     """What the exported graph must reproduce, computed by LightGBM itself."""
-    outputs = {name: booster.predict(features) for name, booster in boosters.items()}
+    outputs = {}
+    for name, booster in boosters.items():
+        if raw_offsets and name in raw_offsets:
+            raw = booster.predict(features, raw_score=True)
+            raw = raw + raw_offset_values(raw_offsets[name], features)
+            link, scale = objective_link(booster)
+            outputs[name] = (
+                np.exp(raw)
+                if link == "exp"
+                else 1 / (1 + np.exp(-scale * raw))
+                if link == "sigmoid"
+                else raw
+            )
+        else:
+            outputs[name] = booster.predict(features)
     for group in sorted_output_groups:
         stacked = np.sort(np.column_stack([outputs[n] for n in group]), axis=1)
         for i, name in enumerate(group):

@@ -124,14 +124,14 @@ class ModelRegistry:
                     )
                     _write_boosters(model, folder / "boosters")
                     mlflow.log_artifacts(str(folder))
-                if model.route is None:
+                if model.route is None and not model.raw_offsets:
                     info = mlflow.lightgbm.log_model(
                         model.boosters[model.primary_output],
                         name="model",
                         registered_model_name=name,
                         pip_requirements=_PIP_REQUIREMENTS,
                     )
-                else:  # a routed (tiered) model is one ONNX graph, not one booster
+                else:  # a routed model, or trees on an offset, is one ONNX graph, not one booster
                     from retail_assets.models.lifecycle.tiers import model_to_onnx
 
                     info = mlflow.onnx.log_model(
@@ -264,6 +264,7 @@ def _load(description: dict[str, Any], folder: Path) -> TrainedModel:
         output_transforms=description["output_transforms"],
         sorted_output_groups=description["sorted_output_groups"],
         interval_calibration=description.get("interval_calibration"),
+        raw_offsets=description.get("raw_offsets") or {},
         parts={
             part_name: _load(part, folder / part_name)
             for part_name, part in description.get("parts", {}).items()
@@ -282,6 +283,7 @@ def _describe(model: TrainedModel) -> dict[str, Any]:
         "output_transforms": model.output_transforms,
         "sorted_output_groups": model.sorted_output_groups,
         "interval_calibration": model.interval_calibration,
+        "raw_offsets": model.raw_offsets,
         "route": model.route,
         "parts": {name: _describe(part) for name, part in model.parts.items()},
     }

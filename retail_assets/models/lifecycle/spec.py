@@ -65,6 +65,11 @@ class TrainedModel:
     """Conformal shift of an output interval, applied after sorting (see
     `onnx_export.calibrate_interval`); part of the exported graph."""
 
+    raw_offsets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per output, a per-group linear term added to its booster's raw score before the link
+    (`onnx_export.raw_offset_values`): the trees were fit on top of it (LightGBM
+    `init_score`), e.g. the pricing model's estimated price elasticity per category."""
+
     parts: dict[str, TrainedModel] = field(default_factory=dict)
     """A routed model (tiered training): each row is scored by one of these part models,
     chosen by the integer code of one categorical feature (`route`); `boosters` is then
@@ -109,7 +114,7 @@ class TrainedModel:
         from retail_assets.models.lifecycle.onnx_export import lightgbm_outputs
 
         return lightgbm_outputs(
-            self.boosters, x, self.sorted_output_groups, self.interval_calibration
+            self.boosters, x, self.sorted_output_groups, self.interval_calibration, self.raw_offsets
         )
 
 
@@ -176,6 +181,9 @@ class MetricRule:
     tolerance_kind: str = "absolute"
     per_segment: bool = True
     min_segment_support: int = 30
+    required: bool = True
+    """False: a challenger without this metric passes the rule as "not measured" (e.g. the
+    pricing policy's true uplift, known only where the data's ground truth is)."""
 
 
 class ModelFamily(Protocol):

@@ -246,6 +246,7 @@ def model_to_onnx(model: TrainedModel, doc_string: str = "") -> onnx.ModelProto:
             model.sorted_output_groups,
             doc_string=doc_string,
             calibration=model.interval_calibration,
+            raw_offsets=model.raw_offsets,
         )
     route = model.route
     nodes: list[onnx.NodeProto] = []

@@ -14,7 +14,7 @@ Runtime only (numpy): serving imports it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,7 +34,7 @@ class Objective:
         if not 0 <= self.margin_weight <= 1:
             raise ValueError(f"margin_weight must be in [0, 1]; got {self.margin_weight}")
 
-    def value(self, price: np.ndarray, units: np.ndarray, cost: float) -> np.ndarray:
+    def value(self, price: np.ndarray, units: np.ndarray, cost: float | np.ndarray) -> np.ndarray:
         margin = (price - cost) * units
         revenue = price * units
         return self.margin_weight * margin + (1 - self.margin_weight) * revenue
@@ -52,6 +52,70 @@ class Recommendation:
     expected_margin: float
     expected_revenue: float
 
+    def as_dict(self) -> dict:
+        return {
+            **self.decision.as_dict(),
+            "expected_units": self.expected_units,
+            "expected_margin": self.expected_margin,
+            "expected_revenue": self.expected_revenue,
+        }
+
+
+def recommend_prices(
+    units_at: Callable[[np.ndarray], np.ndarray],
+    contexts: Sequence[PriceContext],
+    rails: Guardrails | None = None,
+    objective: Objective | None = None,
+) -> list[Recommendation]:
+    """Recommended prices for many SKU-stores at once: `units_at(prices)` answers the demand
+    response for a [rows, k] matrix of candidate prices (row i: prices for contexts[i]) with
+    a [rows, k] matrix of expected units. Three calls in all, whatever the number of rows (the
+    grid, the clamped prices, the decided prices): one model call per batch, not per row."""
+    rails = rails or Guardrails()
+    objective = objective or Objective()
+    if not contexts:
+        return []
+    current = np.array([c.current_price for c in contexts], dtype=np.float64)
+    cost = np.array([c.cost for c in contexts], dtype=np.float64)
+    prices = current[:, None] * grid(1.0)[None, :]
+    value = objective.value(prices, units_at(prices), cost[:, None])
+    best = prices[np.arange(len(contexts)), np.argmax(value, axis=1)]
+    decisions = [decide(rails, ctx, float(p)) for ctx, p in zip(contexts, best, strict=True)]
+    low = np.array([d.low for d in decisions])
+    high = np.array([np.inf if d.high is None else d.high for d in decisions])
+    clamped = np.clip(best, low, high)
+    at_clamp = objective.value(clamped[:, None], units_at(clamped[:, None]), cost[:, None])[:, 0]
+    inside = (prices >= low[:, None]) & (prices <= high[:, None])
+    inside_value = np.where(inside, value, -np.inf)
+    best_inside = prices[np.arange(len(contexts)), np.argmax(inside_value, axis=1)]
+    for i in np.flatnonzero(
+        inside.any(axis=1) & (inside_value.max(axis=1) > at_clamp + 0.005 * np.abs(at_clamp) + 1e-9)
+    ):
+        # Not one peak: the best price inside the bounds is not the clamp of the best.
+        first = decisions[i]
+        decisions[i] = decide(rails, contexts[i], float(best_inside[i]))
+        decisions[i].proposed = first.proposed
+        decisions[i].bound_by = [
+            *first.bound_by,
+            {
+                "rule": "best_inside_bounds",
+                "side": "-",
+                "limit": float(best_inside[i]),
+                "moved_by": 0,
+            },
+        ]
+    final = np.array([d.price for d in decisions])
+    units = units_at(final[:, None])[:, 0]
+    return [
+        Recommendation(
+            decision=d,
+            expected_units=float(u),
+            expected_margin=float((d.price - c) * u),
+            expected_revenue=float(d.price * u),
+        )
+        for d, u, c in zip(decisions, units, cost, strict=True)
+    ]
+
 
 def recommend_price(
     expected_units: Callable[[np.ndarray], np.ndarray],
@@ -61,30 +125,9 @@ def recommend_price(
 ) -> Recommendation:
     """The recommended price for one SKU (and store): `expected_units(prices)` answers the
     demand response at each candidate price. Defaults: `Guardrails()`, `Objective()`."""
-    rails = rails or Guardrails()
-    objective = objective or Objective()
-    prices = grid(ctx.current_price)
-    value = objective.value(prices, expected_units(prices), ctx.cost)
-    decision = decide(rails, ctx, float(prices[int(np.argmax(value))]))
-    high = decision.high if decision.high is not None else np.inf
-    inside = (prices >= decision.low) & (prices <= high)
-    if inside.any():
-        clamped = np.array([min(max(decision.proposed, decision.low), high)])
-        at_clamp = objective.value(clamped, expected_units(clamped), ctx.cost)[0]
-        best_inside = float(prices[inside][int(np.argmax(value[inside]))])
-        if value[inside].max() > at_clamp + 0.005 * abs(at_clamp) + 1e-9:
-            # Not one peak: the best price inside the bounds is not the clamp of the best.
-            first = decision
-            decision = decide(rails, ctx, best_inside)
-            decision.proposed = first.proposed
-            decision.bound_by = [
-                *first.bound_by,
-                {"rule": "best_inside_bounds", "side": "-", "limit": best_inside, "moved_by": 0},
-            ]
-    units = float(expected_units(np.array([decision.price]))[0])
-    return Recommendation(
-        decision=decision,
-        expected_units=units,
-        expected_margin=(decision.price - ctx.cost) * units,
-        expected_revenue=decision.price * units,
-    )
+    return recommend_prices(
+        lambda prices: np.asarray(expected_units(prices[0]), dtype=np.float64)[None, :],
+        [ctx],
+        rails,
+        objective,
+    )[0]

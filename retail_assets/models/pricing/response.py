@@ -5,8 +5,8 @@ Why this shape. The optimizer asks one question, "how many units at price p?", f
 prices around today's; a model that may answer "more units at a higher price" would send it to
 the top of the grid. So own price enters as `log_price_ratio` (log of the price over the
 catalog list price) under a LightGBM monotone constraint: predicted units never rise with it.
-The competitor's price enters as `log_competitor_ratio` (their price over ours; monotone
-increasing: a dearer competitor never lowers our units). Promotion, weekday, week of year,
+The competitor's price enters as `log_competitor_ratio` (their price over our regular price;
+monotone increasing: a dearer competitor never lowers our units). Promotion, weekday, week of year,
 category and store carry the rest.
 
 Sparse SKUs: a SKU-store with few sales days learns little on its own, so its level enters as
@@ -37,6 +37,10 @@ FEATURES = [
     "log_baseline",
 ]
 CATEGORICAL = ["category_code", "store_code"]
+LOG_PRICE_RATIO = FEATURES.index("log_price_ratio")
+LOG_COMPETITOR_RATIO = FEATURES.index("log_competitor_ratio")
+ON_PROMOTION = FEATURES.index("on_promotion")
+CATEGORY_CODE = FEATURES.index("category_code")
 # +1: units rise with the feature, -1: units fall with it, 0: free.
 MONOTONE = {"log_price_ratio": -1, "log_competitor_ratio": 1}
 # A store x SKU's own mean weighs like this many days of its category's mean: about a month,
@@ -63,7 +67,7 @@ class Vocabulary:
 
 def sales_rows(sales: pl.DataFrame, products: pl.DataFrame) -> pl.DataFrame:
     """Active, in-stock days with a price: date, store_id, sku, category, units, unit_price,
-    list_price, unit_cost, competitor_min_price, on_promotion."""
+    list_price, unit_cost, competitor_min_price, on_promotion, regular_price."""
     return (
         sales.filter(
             pl.col("is_active_day").fill_null(True),
@@ -83,6 +87,11 @@ def sales_rows(sales: pl.DataFrame, products: pl.DataFrame) -> pl.DataFrame:
             "unit_cost",
             "competitor_min_price",
             pl.col("on_promotion").fill_null(False),
+            # The shelf price before the promotion's discount: what a price decision sets.
+            (
+                pl.col("unit_price")
+                / (1 - pl.col("promo_discount_pct").fill_null(0.0).clip(0, 0.95))
+            ).alias("regular_price"),
         )
     )
 
@@ -106,12 +115,29 @@ def baselines(train: pl.DataFrame, prior_days: float = BASELINE_PRIOR_DAYS) -> p
     )
 
 
+def price_terms(price: pl.Expr, regular: pl.Expr) -> list[pl.Expr]:
+    """`log_price_ratio` (the price paid over the list price) and `log_competitor_ratio` (the
+    competitor's price over our regular shelf price: competitors answer our shelf price, not a
+    few days of promotion; no competitor price = level with ours). `at_prices` is the numpy
+    twin serving uses; the elasticity regression uses the same terms."""
+    return [
+        (price / pl.col("list_price")).log().alias("log_price_ratio"),
+        (pl.col("competitor_min_price") / regular)
+        .log()
+        .fill_null(0.0)
+        .fill_nan(0.0)
+        .alias("log_competitor_ratio"),
+    ]
+
+
 def features(
     rows: pl.DataFrame, base: pl.DataFrame, vocabulary: Vocabulary, price: pl.Expr | None = None
 ) -> pl.DataFrame:
-    """`rows` with FEATURES at their own price, or at `price` (an expression over the row:
-    the counterfactual the optimizer asks about). A store x SKU without a baseline gets its
-    store x category's (the cold start), else the chain's median."""
+    """`rows` with FEATURES at their own price, or at the regular price `price` (an
+    expression over the row: the counterfactual the optimizer asks about, no promotion
+    discount). A store x SKU without a baseline gets its store x category's (the cold start),
+    else the chain's median."""
+    regular = pl.col("regular_price") if price is None else price
     price = pl.col("unit_price") if price is None else price
     category_base = base.group_by("store_id", "category").agg(
         pl.col("log_baseline").median().alias("_category_base")
@@ -124,10 +150,8 @@ def features(
             base.select("store_id", "sku", "log_baseline"), on=["store_id", "sku"], how="left"
         )
         .join(category_base, on=["store_id", "category"], how="left")
-        .with_columns(_price=price)
+        .with_columns(*price_terms(price, regular))
         .with_columns(
-            (pl.col("_price") / pl.col("list_price")).log().alias("log_price_ratio"),
-            (pl.col("competitor_min_price") / pl.col("_price")).log().alias("log_competitor_ratio"),
             pl.col("on_promotion").cast(pl.Float64),
             pl.col("date").dt.weekday().cast(pl.Float64).alias("day_of_week"),
             pl.col("date").dt.week().cast(pl.Float64).alias("week_of_year"),
@@ -139,8 +163,25 @@ def features(
             .alias("store_code"),
             pl.coalesce("log_baseline", "_category_base", pl.lit(chain)).alias("log_baseline"),
         )
-        .drop("_price", "_category_base")
+        .drop("_category_base")
     )
+
+
+def at_prices(
+    x: np.ndarray, prices: np.ndarray, list_price: np.ndarray, competitor: np.ndarray
+) -> np.ndarray:
+    """Feature rows `x` [n, FEATURES] repriced: [n * m, FEATURES] with row i's features at each
+    of its m regular prices `prices[i]` (no promotion), in row-major order. The numpy twin of
+    `features(..., price=...)` that serving and the optimizer use."""
+    m = prices.shape[1]
+    out = np.repeat(x, m, axis=0)
+    p = prices.reshape(-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out[:, LOG_PRICE_RATIO] = np.log(p / np.repeat(list_price, m))
+        ratio = np.log(np.repeat(competitor, m) / p)
+    out[:, LOG_COMPETITOR_RATIO] = np.where(np.isfinite(ratio), ratio, 0.0)
+    out[:, ON_PROMOTION] = 0.0
+    return out
 
 
 def monotone_constraints() -> list[int]:
