@@ -395,7 +395,10 @@ def materialize(scale, selection) -> None:
         _land_synthetic_unless_user_data(
             settings, f"the landing zone holds another scale: generating scale {scale}"
         )
-    summary = _materialize(settings, selection)
+    try:
+        summary = _materialize(settings, selection)
+    except ValueError as exc:  # a selection that does not parse or matches nothing
+        raise click.BadParameter(str(exc), param_hint="--select") from None
     sys.exit(0 if summary.success else 1)
 
 

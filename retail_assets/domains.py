@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 from retail_assets.online_features import (
     DEMAND_FEATURE_SET,
     FRAUD_FEATURE_SET,
+    PRICING_FEATURE_SET,
     RECOMMEND_FEATURE_SET,
 )
 
@@ -51,12 +52,11 @@ if TYPE_CHECKING:
     from retail_assets.settings import Settings
 
 
-def _model_chain(model: str) -> tuple[str, ...]:
-    """The asset keys of one model family's lifecycle (models/lifecycle/assets.py)."""
-    return tuple(
-        f"{model}_{step}"
-        for step in ("training_set", "model", "evaluation", "onnx", "promotion", "monitoring")
-    )
+def _model_chain(model: str, monitoring: bool = True) -> tuple[str, ...]:
+    """The asset keys of one model family's lifecycle (models/lifecycle/assets.py), with its
+    live monitoring asset when it has one."""
+    steps = ("training_set", "model", "evaluation", "onnx", "promotion")
+    return tuple(f"{model}_{step}" for step in (*steps, *(("monitoring",) if monitoring else ())))
 
 
 @dataclass(frozen=True)
@@ -153,6 +153,24 @@ DOMAINS: dict[str, Domain] = {
                 f"features/{RECOMMEND_FEATURE_SET}",
                 "monitoring/recommend",
             ),
+        ),
+        Domain(
+            "pricing",
+            "price recommendations inside guardrails with a circuit breaker (POST /v1/price)",
+            needs=("sales", "products", "stores", "calendar"),
+            uses=("competitor_prices",),
+            # Store sales are the demand domain's; a retailer who wants prices names it or
+            # lands competitor prices (the sign of a pricing team).
+            quiet_with=("demand",),
+            shown_by=("competitor_prices",),
+            asset_keys=(
+                *_model_chain("pricing", monitoring=False),
+                "pricing_online_features",
+                _PREDICTION_LOG,
+            ),
+            models=("pricing",),
+            feature_sets=(PRICING_FEATURE_SET,),
+            artifacts=("model/pricing", f"features/{PRICING_FEATURE_SET}"),
         ),
         Domain(
             "assistant",

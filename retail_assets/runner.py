@@ -153,7 +153,13 @@ def materialize_platform(
     if selection:
         with warnings.catch_warnings():  # Dagster flags parts of its selection syntax as beta
             warnings.simplefilter("ignore")
-            keys = sorted(dg.AssetSelection.from_string(selection).resolve(asset_graph))
+            try:
+                keys = sorted(dg.AssetSelection.from_string(selection).resolve(asset_graph))
+            except dg.DagsterError as exc:  # the selection string does not parse
+                raise ValueError(
+                    f"selection {selection!r} is not Dagster selection syntax ({exc}); e.g. "
+                    "'key:pricing_*', 'group:models' or 'key:a or key:b'"
+                ) from None
         if not keys:
             raise ValueError(f"selection {selection!r} matches no asset")
     else:

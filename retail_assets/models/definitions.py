@@ -8,9 +8,10 @@ from retail_assets.models.demand import demand_family
 from retail_assets.models.fraud import fraud_family
 from retail_assets.models.lifecycle.assets import build_lifecycle_assets
 from retail_assets.models.lifecycle.resource import LifecycleResource
+from retail_assets.models.pricing.family import pricing_family
 from retail_assets.models.recommend.family import recommend_family
 
-MODEL_FAMILIES = (demand_family, fraud_family, recommend_family)
+MODEL_FAMILIES = (demand_family, fraud_family, recommend_family, pricing_family)
 
 
 @dg.sensor(

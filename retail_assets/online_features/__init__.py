@@ -4,3 +4,4 @@
 DEMAND_FEATURE_SET = "demand_forecast"
 FRAUD_FEATURE_SET = "payment_fraud"
 RECOMMEND_FEATURE_SET = "recommendations"
+PRICING_FEATURE_SET = "pricing"

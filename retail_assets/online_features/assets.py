@@ -14,12 +14,14 @@ from retail_assets.models.demand import demand_family
 from retail_assets.models.demand.online import forecast_feature_table
 from retail_assets.models.demand.training_set import fallback_shares
 from retail_assets.models.fraud.online import FraudFeatureState
+from retail_assets.models.pricing.online import price_state
 from retail_assets.models.recommend import candidates as recommend_candidates
 from retail_assets.models.recommend.features import source_tables
 from retail_assets.models.recommend.rules import stock_on
 from retail_assets.online_features import (
     DEMAND_FEATURE_SET,
     FRAUD_FEATURE_SET,
+    PRICING_FEATURE_SET,
     RECOMMEND_FEATURE_SET,
 )
 from retail_assets.online_features.store import publish_feature_set
@@ -190,6 +192,46 @@ def recommend_online_features(
     )
 
 
+@dg.asset(
+    group_name="serving",
+    kinds={"polars", "parquet"},
+    ins={
+        "fct_daily_sales": dg.AssetIn(key=["marts", "fct_daily_sales"]),
+        "dim_products": dg.AssetIn(key=["marts", "dim_products"]),
+    },
+)
+def pricing_online_features(
+    context: dg.AssetExecutionContext,
+    artifacts: ArtifactsResource,
+    fct_daily_sales: pl.DataFrame,
+    dim_products: pl.DataFrame,
+) -> dg.MaterializeResult:
+    """What a price request is answered from, as of the latest sales day: per store x SKU the
+    regular shelf price, the price a week before (the weekly change limit), cost, list price,
+    the latest competitor price and the shrunk sales baseline, computed by the pricing
+    training set's own functions (`models/pricing/online.py`)."""
+    table = price_state(fct_daily_sales, dim_products)
+    as_of = table["as_of"].max()
+    version = publish_feature_set(
+        artifacts.artifacts.features(PRICING_FEATURE_SET), {"price_state": table}, {"as_of": as_of}
+    )
+    context.log.info(f"published {PRICING_FEATURE_SET} v{version}: {table.height} store x SKUs")
+    return dg.MaterializeResult(
+        metadata={
+            "version": version,
+            "as_of": str(as_of),
+            "dagster/row_count": table.height,
+            "with_competitor_price": table["competitor_min_price"].is_not_null().sum(),
+            "without_cost": table.filter(pl.col("unit_cost").fill_null(0) <= 0).height,
+        }
+    )
+
+
 defs = dg.Definitions(
-    assets=[demand_online_features, fraud_online_features, recommend_online_features]
+    assets=[
+        demand_online_features,
+        fraud_online_features,
+        recommend_online_features,
+        pricing_online_features,
+    ]
 )

@@ -23,7 +23,6 @@ from retail_assets.models.lifecycle.onnx_export import raw_offset_values
 from retail_assets.models.lifecycle.spec import TrainedModel
 from retail_assets.models.pricing.elasticity import Elasticities, estimate
 from retail_assets.models.pricing.response import (
-    CATEGORICAL,
     CATEGORY_CODE,
     FEATURES,
     LOG_COMPETITOR_RATIO,
@@ -108,7 +107,8 @@ def fit_response(
             label=train["units"].to_numpy(),
             init_score=raw_offset_values(offset, x_train),
             feature_name=FEATURES,
-            categorical_feature=CATEGORICAL,
+            # Category and store codes enter as numbers, as in every family here: the ONNX
+            # export (exact float64 trees) takes threshold splits only.
         ),
         num_boost_round=config.max_rounds,
         valid_sets=[
