@@ -18,6 +18,7 @@ from serving.controllers.admin import AdminController
 from serving.controllers.forecast import ForecastController
 from serving.controllers.fraud import FraudController
 from serving.controllers.models import HealthController, ModelsController
+from serving.controllers.pricing import PriceController, PricingAdminController
 from serving.controllers.recommend import RecommendController
 from serving.extensions import ServingExtension, load_extensions
 from serving.metrics import MetricsMiddleware, route_template
@@ -37,6 +38,8 @@ CONTROLLERS = [
     ForecastController,
     FraudController,
     RecommendController,
+    PriceController,
+    PricingAdminController,
     ModelsController,
     HealthController,
     AdminController,

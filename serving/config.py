@@ -15,6 +15,12 @@ from pathlib import Path
 
 from retail_assets.artifacts import Artifacts
 from retail_assets.domains import DOMAIN_NAMES, serving_domains
+from retail_assets.models.pricing.breaker import (
+    DEFAULT_MIN_CHANGES,
+    DEFAULT_SIGMAS,
+    DEFAULT_WINDOW,
+    BreakerSettings,
+)
 from retail_assets.models.recommend.rules import MAX_PER_CATEGORY
 from retail_assets.settings import Settings, get_settings
 from serving.clock import DEFAULT_MAX_AGE, DEFAULT_MAX_AHEAD, PaymentClock
@@ -28,6 +34,16 @@ def _seconds(var: str, default: timedelta) -> timedelta:
         return timedelta(seconds=float(value))
     except ValueError:
         raise ValueError(f"{var} must be a number of seconds; got {value!r}") from None
+
+
+def _number(var: str, default, kind):
+    value = os.environ.get(var)
+    if not value:
+        return default
+    try:
+        return kind(value)
+    except ValueError:
+        raise ValueError(f"{var} must be a {kind.__name__}; got {value!r}") from None
 
 
 def _cap(value: str | None) -> int | None:
@@ -63,6 +79,9 @@ class ServingConfig:
     recommend_max_per_category: int | None = MAX_PER_CATEGORY
     """The diversity cap of recommendations (`models/recommend/rules.py`); None: no cap.
     `RETAIL_RECOMMEND_MAX_PER_CATEGORY` (0 turns it off); a request may set its own."""
+    breaker: BreakerSettings = field(default_factory=BreakerSettings)
+    """The pricing circuit breaker (`models/pricing/breaker.py`):
+    `RETAIL_PRICING_BREAKER_WINDOW`, `_MIN_CHANGES`, `_SIGMAS`."""
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> ServingConfig:
@@ -86,4 +105,9 @@ class ServingConfig:
             domains=domains,
             domains_source=domains_source,
             recommend_max_per_category=_cap(os.environ.get("RETAIL_RECOMMEND_MAX_PER_CATEGORY")),
+            breaker=BreakerSettings(
+                window=_number("RETAIL_PRICING_BREAKER_WINDOW", DEFAULT_WINDOW, int),
+                min_changes=_number("RETAIL_PRICING_BREAKER_MIN_CHANGES", DEFAULT_MIN_CHANGES, int),
+                sigmas=_number("RETAIL_PRICING_BREAKER_SIGMAS", DEFAULT_SIGMAS, float),
+            ),
         )

@@ -69,6 +69,12 @@ class ServingMetrics:
             ["model", "mode"],
             registry=self.registry,
         )
+        self.breaker_open = Gauge(
+            "retail_price_breaker_open",
+            "1 while the pricing circuit breaker of a model version is open.",
+            ["model", "version"],
+            registry=self.registry,
+        )
         self.prediction_log_pending = Gauge(
             "retail_prediction_log_pending_rows",
             "Predictions buffered and not yet flushed to Parquet.",

@@ -37,13 +37,14 @@ from serving.features import (
 from serving.metrics import ServingMetrics
 from serving.model_store import ServedModel, model_slot
 from serving.prediction_log import PredictionLogger
+from serving.pricing import PRICING_MODEL, PricingFeatures, PricingRuntime, pricing_features_slot
 
 log = logging.getLogger("retail.serving")
 
 DEMAND_MODEL = "demand"
 FRAUD_MODEL = "fraud"
 RECOMMEND_MODEL = "recommend"
-SERVED_MODELS = (DEMAND_MODEL, FRAUD_MODEL, RECOMMEND_MODEL)
+SERVED_MODELS = (DEMAND_MODEL, FRAUD_MODEL, RECOMMEND_MODEL, PRICING_MODEL)
 
 
 @dataclass
@@ -53,6 +54,8 @@ class ServingState:
     demand_features: Slot[DemandFeatures]
     fraud_features: Slot[FraudFeatures]
     recommend_features: Slot[RecommendFeatures]
+    pricing_features: Slot[PricingFeatures]
+    pricing_runtime: PricingRuntime
     prediction_log: PredictionLogger
     metrics: ServingMetrics
     extensions: list = field(default_factory=list)
@@ -68,6 +71,8 @@ class ServingState:
             demand_features=demand_features_slot(artifacts),
             fraud_features=fraud_features_slot(artifacts),
             recommend_features=recommend_features_slot(artifacts),
+            pricing_features=pricing_features_slot(artifacts),
+            pricing_runtime=PricingRuntime(config.breaker),
             prediction_log=PredictionLogger(
                 config.prediction_log_dir, config.log_flush_seconds, config.log_buffer_rows
             ),
@@ -87,7 +92,12 @@ class ServingState:
     def domain_slots(self, domain: str) -> list[Slot]:
         """The slots of one domain's models and feature tables (extensions hold their own)."""
         spec = DOMAINS[domain]
-        features = [self.demand_features, self.fraud_features, self.recommend_features]
+        features = [
+            self.demand_features,
+            self.fraud_features,
+            self.recommend_features,
+            self.pricing_features,
+        ]
         return [self.models[name] for name in spec.models if name in self.models] + [
             slot for slot in features if slot.name in spec.feature_sets
         ]
@@ -127,6 +137,11 @@ class ServingState:
         loaded = self.recommend_features.champion
         return loaded.value if loaded else None
 
+    @property
+    def pricing(self) -> PricingFeatures | None:
+        loaded = self.pricing_features.champion
+        return loaded.value if loaded else None
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     def refresh(self) -> list[str]:
@@ -162,6 +177,10 @@ class ServingState:
                 table.matrix(loaded.value)
 
     def start(self) -> None:
+        if PRICING_MODEL in self.served_models:
+            self.pricing_runtime.restore(self.config.artifacts)
+            for version in self.pricing_runtime.open:
+                self.metrics.breaker_open.labels(PRICING_MODEL, version).set(1)
         self.refresh()
 
         def poll() -> None:

@@ -38,6 +38,9 @@ class Health(msgspec.Struct):
     """'enabled' or 'disabled' per domain: a disabled domain is not served and is no problem."""
     domains_source: str
     """Where the enabled domains came from (RETAIL_DOMAINS or the pipeline's record)."""
+    pricing_breaker: dict | None = None
+    """The pricing circuit breaker: settings, open versions (when, why, what moved the
+    pointer) and the versions it watches; None when pricing is not served."""
 
 
 class Ready(msgspec.Struct):
@@ -91,6 +94,10 @@ class HealthController(Controller):
         """Liveness plus what is wrong: a refused bundle or feature table makes the app
         'degraded' while it keeps serving the previous version."""
         problems = serving.problems()
+        problems += [
+            f"pricing breaker open for v{version}: {event.reason}"
+            for version, event in serving.pricing_runtime.open.items()
+        ]
         return Health(
             status="degraded" if problems else "ok",
             problems=problems,
@@ -102,6 +109,9 @@ class HealthController(Controller):
             prediction_log_rows_written=serving.prediction_log.rows_written,
             domains=serving.domain_status(),
             domains_source=serving.config.domains_source,
+            pricing_breaker=serving.pricing_runtime.status()
+            if "pricing" in serving.served_models
+            else None,
         )
 
     @get(

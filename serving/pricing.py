@@ -1,0 +1,426 @@
+"""Pricing in serving: the published price state, the promoted response model (ONNX), the
+optimizer and guardrails of the training code, and the circuit breaker.
+
+A request is answered in one batch per model version: the feature rows come from the price
+state (`pricing_online_features`) with the response model's own repricing function
+(`response.at_prices`), the optimizer asks the bundle for the units at every candidate price
+in one ONNX call, and the guardrails (the bundle's, recorded at training) decide and trace
+the price. Every answered price is checked against every guardrail before it leaves.
+
+The breaker (`models/pricing/breaker.py`) watches each version's recommended changes. When
+it trips, the version's prices fall back at once (its canary traffic to the champion, the
+champion's to the list price inside the guardrails), the event goes to the decision log, and
+the serving pointer moves: a tripped challenger is retired, a tripped champion rolled back
+to the champion it replaced, which the slot then loads. An admin call closes the breaker.
+Open breakers survive a restart: they are read back from the decision log.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from retail_assets.artifacts import Artifacts
+from retail_assets.core.slot import Slot
+from retail_assets.models.pricing.breaker import BreakerSettings, ChangeWindow, Trip
+from retail_assets.models.pricing.guardrails import Guardrails, PriceContext, decide, violations
+from retail_assets.models.pricing.optimizer import Objective, Recommendation, recommend_prices
+from retail_assets.models.pricing.response import FEATURES, at_prices
+from retail_assets.online_features import PRICING_FEATURE_SET
+from retail_assets.online_features.store import load_feature_set, read_manifest
+
+if TYPE_CHECKING:
+    from serving.model_store import ServedModel
+    from serving.state import ServingState
+
+log = logging.getLogger("retail.serving")
+
+PRICING_MODEL = "pricing"
+BREAKER_ACTIONS = frozenset({"breaker_opened", "breaker_closed"})
+
+
+class PricingFeatures:
+    """The published price state, indexed by (store_id, sku)."""
+
+    def __init__(self, version: str, folder: Path):
+        table = load_feature_set(folder)["price_state"]
+        manifest = read_manifest(folder)
+        self.version = version
+        self.as_of: date = date.fromisoformat(str(manifest["as_of"])[:10])
+        self.index = {
+            key: i for i, key in enumerate(zip(table["store_id"], table["sku"], strict=True))
+        }
+        self.stores = sorted(set(table["store_id"].to_list()))
+        self.category = table["category"].fill_null("").to_list()
+        self.store = table["store_id"].to_list()
+        self.sku = table["sku"].to_list()
+
+        def column(name: str) -> np.ndarray:
+            return table[name].cast(float).fill_null(math.nan).to_numpy().astype(np.float64)
+
+        self.list_price = column("list_price")
+        self.unit_cost = column("unit_cost")
+        self.regular_price = column("regular_price")
+        self.week_ago = column("regular_price_week_ago")
+        self.competitor = column("competitor_min_price")
+        baseline = column("log_baseline")
+        chain = float(np.nanmedian(baseline)) if np.isfinite(baseline).any() else 0.0
+        self.log_baseline = np.where(np.isfinite(baseline), baseline, chain)
+
+    def rows(self, model: ServedModel, index: np.ndarray, day: date, competitor: np.ndarray):
+        """The response model's input rows (in FEATURES order) at today's regular price."""
+        names = model.bundle.feature_names
+        if list(names) != FEATURES:
+            raise LookupError(
+                f"pricing v{model.version} takes features {names}; serving computes {FEATURES}"
+            )
+        codes = {
+            f["name"]: {value: code for code, value in enumerate(f["categories"])}
+            for f in model.signature["features"]
+            if "categories" in f
+        }
+        regular = self.regular_price[index]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.log(competitor / regular)
+        week = day.isocalendar().week
+        columns = {
+            "log_price_ratio": np.log(regular / self.list_price[index]),
+            "log_competitor_ratio": np.where(np.isfinite(ratio), ratio, 0.0),
+            "on_promotion": np.zeros(len(index)),
+            "day_of_week": np.full(len(index), float(day.isoweekday())),
+            "week_of_year": np.full(len(index), float(week)),
+            "category_code": np.array(
+                [codes["category_code"].get(self.category[i], -1) for i in index], dtype=float
+            ),
+            "store_code": np.array(
+                [codes["store_code"].get(self.store[i], -1) for i in index], dtype=float
+            ),
+            "log_baseline": self.log_baseline[index],
+        }
+        return np.column_stack([columns[name] for name in FEATURES])
+
+
+def pricing_features_slot(artifacts: Artifacts) -> Slot[PricingFeatures]:
+    return Slot(
+        PRICING_FEATURE_SET,
+        artifacts.features(PRICING_FEATURE_SET),
+        lambda folder, version: PricingFeatures(version, folder),
+    )
+
+
+@dataclass(frozen=True)
+class PriceQuery:
+    store_id: str
+    sku: str
+    competitor_price: float | None = None
+    stock: float | None = None
+    emergency: bool = False
+    minimum_advertised_price: float | None = None
+
+
+@dataclass
+class PriceAnswer:
+    query: PriceQuery
+    recommendation: Recommendation
+    current_price: float
+    list_price: float
+    model: ServedModel | None
+    arm: str
+    fallback: str | None = None
+    fallback_reason: str | None = None
+    expected: bool = True
+    """False: the fallback price has no model estimate of units and margin."""
+
+
+@dataclass
+class OpenBreaker:
+    version: str
+    opened_at: str
+    reason: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    pointer_action: str | None = None
+
+
+class PricingRuntime:
+    """Per model version: the breaker's change window, and which versions are open."""
+
+    def __init__(self, settings: BreakerSettings):
+        self.settings = settings
+        self.windows: dict[str, ChangeWindow] = {}
+        self.open: dict[str, OpenBreaker] = {}
+        self.events: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def restore(self, artifacts: Artifacts) -> None:
+        """Open breakers from the decision log (the last breaker event per version)."""
+        store = artifacts.model(PRICING_MODEL)
+        if store.log is None:
+            return
+        last: dict[str, dict] = {}
+        for entry in store.log.entries(store.artifact, BREAKER_ACTIONS):
+            last[str(entry.get("version"))] = entry
+        with self._lock:
+            for version, entry in last.items():
+                if entry["action"] == "breaker_opened":
+                    self.open[version] = OpenBreaker(
+                        version, entry["at"], entry.get("reason", ""), entry.get("evidence") or {}
+                    )
+
+    def is_open(self, version: str) -> bool:
+        return version in self.open
+
+    def window(self, model: ServedModel) -> ChangeWindow:
+        window = self.windows.get(model.version)
+        if window is None:
+            reference = (model.signature.get("extras") or {}).get("price_change_reference") or {}
+            window = self.windows.setdefault(model.version, ChangeWindow(reference, self.settings))
+        return window
+
+    def trip(self, state: ServingState, version: str, trip: Trip) -> None:
+        """Open the breaker of `version`: log it, move the pointer away from it, reload."""
+        with self._lock:
+            if version in self.open:
+                return
+            event = OpenBreaker(version, datetime.now(UTC).isoformat(), trip.reason, trip.evidence)
+            self.open[version] = event
+        state.metrics.breaker_open.labels(PRICING_MODEL, version).set(1)
+        log.warning("pricing breaker opened for v%s: %s", version, trip.reason)
+        store = state.config.artifacts.model(PRICING_MODEL)
+        store.record(
+            "breaker_opened",
+            version,
+            reason=trip.reason,
+            actor="circuit_breaker",
+            evidence=trip.evidence,
+        )
+        reason = f"circuit breaker opened: {trip.reason}"
+        try:
+            if store.challenger() == version:
+                store.retire_challenger(reason=reason, actor="circuit_breaker")
+                event.pointer_action = "challenger retired"
+            elif store.champion() == version and store.rollback_target() is not None:
+                entry = store.rollback(reason=reason, actor="circuit_breaker")
+                event.pointer_action = f"rolled back to v{entry['champion_after']}"
+            else:
+                event.pointer_action = "none (no earlier champion): list prices until closed"
+        except Exception as exc:  # a pointer that cannot move keeps the fallback serving
+            event.pointer_action = f"pointer not moved: {exc}"
+            log.exception("pricing breaker could not move the pointer")
+        self.events.append(asdict(event))
+        threading.Thread(target=state.refresh, name="breaker-refresh", daemon=True).start()
+
+    def close(self, state: ServingState, version: str, reason: str, actor: str) -> dict[str, Any]:
+        with self._lock:
+            event = self.open.pop(version, None)
+            self.windows.pop(version, None)
+        if event is None:
+            raise LookupError(f"the pricing breaker of v{version} is not open")
+        state.metrics.breaker_open.labels(PRICING_MODEL, version).set(0)
+        return state.config.artifacts.model(PRICING_MODEL).record(
+            "breaker_closed", version, reason=reason, actor=actor
+        )
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "settings": asdict(self.settings),
+            "open": {v: asdict(e) for v, e in self.open.items()},
+            "watched_versions": {
+                v: {"observed": w.observed, "window": len(w.changes)}
+                for v, w in self.windows.items()
+            },
+        }
+
+
+def _rails(model: ServedModel | None) -> tuple[Guardrails, Objective]:
+    extras = (model.signature.get("extras") or {}) if model else {}
+    rails = extras.get("guardrails")
+    objective = extras.get("objective")
+    return (
+        Guardrails(**{**rails, "price_endings": tuple(rails["price_endings"])})
+        if rails
+        else Guardrails(),
+        Objective(**objective) if objective else Objective(),
+    )
+
+
+def _context(table: PricingFeatures, i: int, q: PriceQuery) -> PriceContext:
+    def known(value: float) -> float | None:
+        return None if math.isnan(value) else float(value)
+
+    week_ago = known(table.week_ago[i])
+    return PriceContext(
+        cost=float(table.unit_cost[i]) if math.isfinite(table.unit_cost[i]) else 0.0,
+        current_price=float(table.regular_price[i]),
+        price_week_ago=week_ago,
+        competitor_price=q.competitor_price
+        if q.competitor_price is not None
+        else known(table.competitor[i]),
+        minimum_advertised_price=q.minimum_advertised_price,
+        emergency=q.emergency,
+        pre_emergency_price=week_ago if q.emergency else None,
+    )
+
+
+def price_items(
+    state: ServingState, queries: list[PriceQuery], day: date
+) -> tuple[PricingFeatures, list[PriceAnswer]]:
+    """Prices for known (store, sku) queries (the controller checked them), in order."""
+    from serving.scoring import NotReadyError, _arm_models
+
+    table = state.pricing
+    if table is None:
+        raise NotReadyError("pricing online features are not loaded")
+    runtime = state.pricing_runtime
+    started = time.perf_counter()
+    index = np.array([table.index[(q.store_id, q.sku)] for q in queries], dtype=np.int64)
+    champion = state.champion(PRICING_MODEL)
+    plans: list[tuple[str, ServedModel | None, str | None, str | None]] = []
+    for q in queries:
+        arm, model, _shadow = _arm_models(state, PRICING_MODEL, f"{q.store_id}:{q.sku}")
+        fallback = reason = None
+        if runtime.is_open(model.version):
+            reason = f"circuit breaker open for v{model.version}"
+            if arm == "challenger" and champion and not runtime.is_open(champion.version):
+                model, fallback = champion, "champion"
+            else:
+                model, fallback = None, "list_price"
+        plans.append((arm, model, fallback, reason))
+
+    answers: list[PriceAnswer | None] = [None] * len(queries)
+    groups: dict[str, list[int]] = {}
+    for i, (_, model, _, _) in enumerate(plans):
+        groups.setdefault(model.version if model else "", []).append(i)
+    for version, members in groups.items():
+        ctxs = [_context(table, int(index[i]), queries[i]) for i in members]
+        if not version:
+            rails, _ = _rails(champion)
+            for i, ctx in zip(members, ctxs, strict=True):
+                answers[i] = _list_price_answer(
+                    table, int(index[i]), queries[i], ctx, rails, plans[i]
+                )
+            continue
+        model = plans[members[0]][1]
+        rails, objective = _rails(model)
+        rows = index[members]
+        competitor = np.array(
+            [
+                queries[i].competitor_price
+                if queries[i].competitor_price is not None
+                else table.competitor[index[i]]
+                for i in members
+            ],
+            dtype=np.float64,
+        )
+        x = table.rows(model, rows, day, competitor)
+        stock = np.array(
+            [math.inf if queries[i].stock is None else queries[i].stock for i in members]
+        )
+
+        def units_at(
+            prices: np.ndarray, x=x, rows=rows, competitor=competitor, stock=stock, model=model
+        ):
+            repriced = at_prices(x, prices, table.list_price[rows], competitor)
+            units = model.bundle.predict_matrix(repriced)["units"].reshape(prices.shape)
+            return np.minimum(units, stock[:, None])  # no more can sell than is on hand
+
+        recs = recommend_prices(units_at, ctxs, rails, objective)
+        window = runtime.window(model)
+        for i, ctx, rec in zip(members, ctxs, recs, strict=True):
+            arm, _, fallback, reason = plans[i]
+            broken = violations(rails, ctx, rec.decision.price)
+            trip = window.observe(math.log(rec.decision.price / ctx.current_price), broken)
+            if trip is not None:
+                runtime.trip(state, model.version, trip)
+            if broken:  # never answered: the list price inside the guardrails instead
+                answers[i] = _list_price_answer(
+                    table,
+                    int(index[i]),
+                    queries[i],
+                    ctx,
+                    rails,
+                    (arm, None, "list_price", f"v{model.version} violated {broken}"),
+                )
+                continue
+            answers[i] = PriceAnswer(
+                queries[i],
+                rec,
+                ctx.current_price,
+                float(table.list_price[index[i]]),
+                model,
+                arm,
+                fallback,
+                reason,
+            )
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    _log(state, [a for a in answers if a is not None], elapsed_ms)
+    return table, [a for a in answers if a is not None]
+
+
+def _list_price_answer(
+    table: PricingFeatures,
+    i: int,
+    q: PriceQuery,
+    ctx: PriceContext,
+    rails: Guardrails,
+    plan: tuple[str, ServedModel | None, str | None, str | None],
+) -> PriceAnswer:
+    """The list price moved inside the guardrails: what a customer sees while the breaker is
+    open and no other model may answer."""
+    arm, _, _, reason = plan
+    list_price = float(table.list_price[i])
+    decision = decide(rails, ctx, list_price)
+    return PriceAnswer(
+        q,
+        Recommendation(decision, math.nan, math.nan, math.nan),
+        ctx.current_price,
+        list_price,
+        None,
+        arm,
+        "list_price",
+        reason,
+        expected=False,
+    )
+
+
+def _log(state: ServingState, answers: list[PriceAnswer], elapsed_ms: float) -> None:
+    request_id = uuid.uuid4().hex
+    per_item = elapsed_ms / max(len(answers), 1)
+    for a in answers:
+        version = a.model.version if a.model else "list_price"
+        if a.model is not None:
+            state.metrics.predictions.labels(PRICING_MODEL, version, a.arm).inc()
+            state.metrics.prediction_latency.labels(PRICING_MODEL, version, a.arm).observe(
+                per_item / 1000
+            )
+        if a.fallback:
+            state.metrics.fallbacks.labels(PRICING_MODEL, a.fallback).inc()
+        d = a.recommendation.decision
+        state.prediction_log.log(
+            model=PRICING_MODEL,
+            version=version,
+            arm=a.arm,
+            entity_id=f"{a.query.store_id}:{a.query.sku}",
+            features={
+                "current_price": a.current_price,
+                "competitor_price": a.query.competitor_price,
+                "stock": a.query.stock,
+            },
+            output={
+                "price": d.price,
+                "proposed": d.proposed,
+                "bound_by": [b["rule"] for b in d.bound_by],
+                "expected_units": a.recommendation.expected_units if a.expected else None,
+            },
+            latency_ms=per_item,
+            request_id=request_id,
+            fallback=a.fallback,
+        )
