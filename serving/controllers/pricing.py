@@ -13,7 +13,7 @@ from typing import Annotated
 import msgspec
 from litestar import Controller, post
 from litestar.exceptions import NotFoundException, ValidationException
-from litestar.params import JSONBody
+from litestar.params import JSONBody, Parameter
 
 from serving.controllers.admin import require_admin
 from serving.openapi import ADMIN_ERRORS, ADMIN_SECURITY, BODY_ERRORS, errors
@@ -210,6 +210,11 @@ class PriceController(Controller):
         )
 
 
+Version = Annotated[
+    str, Parameter(pattern=r"^[A-Za-z0-9._\-]{1,64}$", description="pricing model version, e.g. 3")
+]
+
+
 class BreakerCloseRequest(msgspec.Struct, forbid_unknown_fields=True):
     reason: Annotated[str, msgspec.Meta(min_length=3, max_length=500)]
 
@@ -235,7 +240,7 @@ class PricingAdminController(Controller):
         responses=errors(*ADMIN_ERRORS, *BODY_ERRORS, 404),
     )
     def close_breaker(
-        self, version: str, data: JSONBody[BreakerCloseRequest], serving: ServingDependency
+        self, version: Version, data: JSONBody[BreakerCloseRequest], serving: ServingDependency
     ) -> BreakerCloseResponse:
         """Close the open circuit breaker of a pricing model version (after the cause is
         fixed): its prices are served again when it is champion or challenger. Logged in the

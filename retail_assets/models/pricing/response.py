@@ -122,7 +122,7 @@ def price_terms(price: pl.Expr, regular: pl.Expr) -> list[pl.Expr]:
     twin serving uses; the elasticity regression uses the same terms."""
     return [
         (price / pl.col("list_price")).log().alias("log_price_ratio"),
-        (pl.col("competitor_min_price") / regular)
+        (pl.col("competitor_min_price").cast(pl.Float64) / regular)
         .log()
         .fill_null(0.0)
         .fill_nan(0.0)
