@@ -1,19 +1,20 @@
-"""Dynamic pricing against the generator's truth: the demand response model, its elasticities,
-and the margin its recommended prices would earn on a held-out period.
+"""Dynamic pricing against the generator's truth: the response model's elasticities and the
+margin its recommended prices would earn on the held-out period, through the pricing
+family's own code (`models/pricing/family.py`: the training set, training and evaluation the
+`pricing_*` assets run).
 
-    uv run python benchmarks/bench_pricing.py --home <a synthetic home> [--sample 3000]
+    uv run python benchmarks/bench_pricing.py --home <a synthetic home> [--policy-rows 5000]
 
 Reads `marts.fct_daily_sales` and `marts.dim_products` of a home materialized from the
-generator, and its ground truth (`landing/ground_truth.json`). Trains the response model
-(LightGBM Poisson, monotone decreasing in own price; models/pricing/response.py) on the year
-before the last HOLDOUT_DAYS, then on a sample of held-out regular-price days (no promotion)
-recommends a price per row with the optimizer and the default guardrails. Prints:
-- training time and held-out WAPE of the response model;
-- estimated vs true elasticity per category (arc elasticity of the model at +-5 %, competitor
-  price held; the truth for a regular-price move is e - cross elasticity);
-- true margin and revenue under list prices, the prices charged, the recommended prices and
-  the true optimum inside the same guardrails, per category and overall, with the share of the
-  achievable uplift captured and the guardrail violations of the recommended prices.
+generator, and its ground truth (`landing/ground_truth.json`). Prints:
+- training set size and windows, training time, held-out units WAPE vs the recent profile;
+- estimated vs true elasticity per category (for a regular-price move: own slope minus the
+  competitor slope; the truth is e - cross elasticity), mean absolute error, correlation;
+- the uplift table: true margin and revenue of the recommended prices, today's prices, list
+  prices, the simple policies (every price up as far as the guardrails allow, matched to the
+  competitor) and the true optimum inside the same guardrails, overall; the share of the
+  achievable uplift captured; per category margin change vs today's prices; guardrail
+  violations; and the gate's verdict.
 """
 
 from __future__ import annotations
@@ -21,195 +22,123 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from datetime import timedelta
 from pathlib import Path
 
-import lightgbm as lgb
 import numpy as np
 import polars as pl
 
-from retail_assets.models.pricing.guardrails import (
-    Guardrails,
-    PriceContext,
-    feasible_range,
-    violations,
-)
-from retail_assets.models.pricing.optimizer import grid, recommend_price
-from retail_assets.models.pricing.response import (
-    CATEGORICAL,
-    FEATURES,
-    Vocabulary,
-    arc_elasticity,
-    baselines,
-    features,
-    monotone_constraints,
-    sales_rows,
-)
-from retail_assets.models.pricing.truth import TrueResponse, compare, uplift_captured
+from retail_assets.models.lifecycle.gate import decide
+from retail_assets.models.pricing import family as pricing
+from retail_assets.models.pricing.family import PricingFamily, elasticity_table
+from retail_assets.models.pricing.truth import TrueResponse, compare
 from retail_assets.warehouse import WarehouseResource
-
-HOLDOUT_DAYS = 28
-TRAIN_DAYS = 365
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--home", type=Path, required=True)
-    parser.add_argument("--sample", type=int, default=3000)
+    parser.add_argument("--policy-rows", type=int, default=pricing.POLICY_ROWS)
     args = parser.parse_args()
+    pricing.POLICY_ROWS = args.policy_rows
     warehouse = WarehouseResource(path=str(args.home / "warehouse.duckdb"))
-    truth = TrueResponse.from_ground_truth(
-        json.loads((args.home / "landing" / "ground_truth.json").read_text())
-    )
-    rows = sales_rows(
-        warehouse.read_table("marts", "fct_daily_sales"),
-        warehouse.read_table("marts", "dim_products"),
-    )
-    split = rows["date"].max() - timedelta(days=HOLDOUT_DAYS - 1)
-    train = rows.filter(pl.col("date") < split, pl.col("date") >= split - timedelta(TRAIN_DAYS))
-    holdout = rows.filter(pl.col("date") >= split)
-    vocabulary, base = Vocabulary.of(train), baselines(train)
-    fit_at = split - timedelta(days=HOLDOUT_DAYS)
-    fit, valid = train.filter(pl.col("date") < fit_at), train.filter(pl.col("date") >= fit_at)
+    truth_doc = json.loads((args.home / "landing" / "ground_truth.json").read_text())
+    family = PricingFamily(truth=lambda: truth_doc)
     started = time.perf_counter()
-    x_fit, x_valid = features(fit, base, vocabulary), features(valid, base, vocabulary)
-    booster = lgb.train(
+    training_set = family.build_training_set(
         {
-            "objective": "poisson",
-            "learning_rate": 0.05,
-            "num_leaves": 63,
-            "min_data_in_leaf": 200,
-            "monotone_constraints": monotone_constraints(),
-            "monotone_constraints_method": "advanced",
-            "num_threads": 2,
-            "seed": 0,
-            "verbose": -1,
-        },
-        lgb.Dataset(
-            x_fit.select(FEATURES).to_numpy(),
-            label=x_fit["units"].to_numpy(),
-            feature_name=FEATURES,
-            categorical_feature=CATEGORICAL,
-        ),
-        num_boost_round=1000,
-        valid_sets=[
-            lgb.Dataset(x_valid.select(FEATURES).to_numpy(), label=x_valid["units"].to_numpy())
-        ],
-        callbacks=[lgb.early_stopping(50, verbose=False)],
+            "marts/fct_daily_sales": warehouse.read_table("marts", "fct_daily_sales"),
+            "marts/dim_products": warehouse.read_table("marts", "dim_products"),
+        }
     )
-    seconds = time.perf_counter() - started
-    model = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
-    x_hold = features(holdout, base, vocabulary)
-    predicted = model.predict(x_hold.select(FEATURES).to_numpy())
-    wape = float(np.abs(predicted - x_hold["units"]).sum() / x_hold["units"].sum())
-    print(
-        f"home {args.home}: {rows.height:,} in-stock sales days; trained on {fit.height:,} rows "
-        f"in {seconds:.1f} s ({model.num_trees()} trees); held-out WAPE {wape:.3f} "
-        f"({holdout.height:,} rows from {split})"
-    )
-
-    regular = holdout.filter(~pl.col("on_promotion"), pl.col("unit_cost") > 0)
-    sample = regular.sample(min(args.sample, regular.height), seed=0)
-
-    # Elasticities: the model's arc elasticity per row, averaged per category.
-    def frame_at(multiplier: float) -> np.ndarray:
-        price = pl.col("unit_price") * multiplier
-        return features(sample, base, vocabulary, price).select(FEATURES).to_numpy()
-
-    estimated = sample.select("category").with_columns(
-        pl.Series("estimated", arc_elasticity(model.predict, frame_at))
-    )
-    elasticities = (
-        estimated.group_by("category")
-        .agg(pl.col("estimated").mean(), pl.len().alias("rows"))
-        .with_columns(
-            pl.col("category")
-            .replace_strict(truth.elasticity, return_dtype=pl.Float64)
-            .alias("true_own"),
-        )
-        .with_columns((pl.col("true_own") - truth.cross_elasticity).alias("true_regular_move"))
-        .sort("category")
-    )
-    error = (elasticities["estimated"] - elasticities["true_regular_move"]).abs()
-    correlation = np.corrcoef(elasticities["estimated"], elasticities["true_regular_move"])[0, 1]
-    print("\n| category | estimated | true own | true for a regular-price move | rows |")
-    print("| --- | ---: | ---: | ---: | ---: |")
-    for row in elasticities.iter_rows(named=True):
-        print(
-            f"| {row['category']} | {row['estimated']:.2f} | {row['true_own']:.2f} | "
-            f"{row['true_regular_move']:.2f} | {row['rows']} |"
-        )
-    print(
-        f"mean absolute error {error.mean():.2f}, correlation {correlation:.2f} "
-        f"({elasticities.height} categories)"
-    )
-
-    # Recommended prices, one optimizer call per sampled row.
-    rails = Guardrails()
+    built = time.perf_counter() - started
+    sizes = {s: training_set.split(s).height for s in ("train", "validation", "test")}
+    print(f"home {args.home}: training set {sizes} built in {built:.1f} s; {training_set.windows}")
     started = time.perf_counter()
-    recommended, lows, highs, broken, bound = [], [], [], 0, {}
-    for i, row in enumerate(sample.iter_rows(named=True)):
-        ctx = PriceContext(
-            cost=row["unit_cost"],
-            current_price=row["unit_price"],
-            competitor_price=row["competitor_min_price"],
+    model = family.train(training_set)
+    trained = time.perf_counter() - started
+    test = training_set.split("test")
+    started = time.perf_counter()
+    evaluation = family.evaluate(training_set, {"challenger": family.predict(model, test)}, model)
+    evaluated = time.perf_counter() - started
+    overall = evaluation.overall
+    mine = overall["challenger"]
+    print(
+        f"trained in {trained:.1f} s ({model.boosters['units'].num_trees()} trees on the "
+        f"elasticity offset); evaluated in {evaluated:.1f} s; held-out units WAPE "
+        f"{mine['wape']:.3f} vs recent profile {overall['recent_profile']['wape']:.3f}"
+    )
+
+    truth = TrueResponse.from_ground_truth(truth_doc)
+    table = pl.DataFrame(elasticity_table(model, truth))
+    error = (table["estimated"] - table["true"]).abs()
+    print("\n| category | estimated | true | rows |\n| --- | ---: | ---: | ---: |")
+    for row in table.iter_rows(named=True):
+        print(
+            f"| {row['category']} | {row['estimated']:.2f} | {row['true']:.2f} | {row['rows']:,} |"
         )
-        one = sample.slice(i, 1)
+    print(
+        f"elasticity mean absolute error {error.mean():.2f}, correlation "
+        f"{np.corrcoef(table['estimated'], table['true'])[0, 1]:.2f} ({table.height} categories)"
+    )
 
-        def units(prices: np.ndarray, one=one) -> np.ndarray:
-            repeated = one[[0] * len(prices)]
-            at = repeated.with_columns(pl.Series("_p", prices))
-            return model.predict(
-                features(at, base, vocabulary, pl.col("_p")).select(FEATURES).to_numpy()
-            )
+    # The uplift table: every policy's true units, revenue and margin on the same rows.
+    sample = pricing.policy_rows(test, pricing.POLICY_ROWS, sold_only=True)
+    recs = family.price(model.outputs, sample)
+    ctxs = pricing.contexts(sample)
+    from retail_assets.models.pricing.guardrails import decide as rule
+    from retail_assets.models.pricing.guardrails import feasible_range
 
-        rec = recommend_price(units, ctx, rails)
-        recommended.append(rec.decision.price)
-        low, high, _ = feasible_range(rails, ctx)
-        lows.append(low)
-        highs.append(high)
-        broken += bool(violations(rails, ctx, rec.decision.price))
-        for b in rec.decision.bound_by:
-            bound[b["rule"]] = bound.get(b["rule"], 0) + 1
-    optimize_seconds = time.perf_counter() - started
+    ranges = [feasible_range(family.rails, c) for c in ctxs]
+    rows = sample.with_columns(pl.col("regular_price").alias("unit_price"))
     policies = {
-        "list price": sample["list_price"].to_numpy(),
-        "price charged": sample["unit_price"].to_numpy(),
-        "recommended": np.array(recommended),
+        "today's prices": rows["regular_price"].to_numpy(),
+        "list prices": rows["list_price"].to_numpy(),
+        "every price up to its guardrail": np.array(
+            [rule(family.rails, c, c.current_price * 10).price for c in ctxs]
+        ),
+        "matched to the competitor": np.array(
+            [rule(family.rails, c, c.competitor_price or c.current_price).price for c in ctxs]
+        ),
+        "recommended": np.array([r.decision.price for r in recs]),
         "true optimum inside the guardrails": truth.optimum(
-            sample, np.array(lows), np.array(highs)
+            rows, np.array([r[0] for r in ranges]), np.array([r[1] for r in ranges])
         ),
     }
-    table = compare(sample, policies, truth)
-    overall = table.filter(pl.col("category") == "all")
+    result = compare(rows, policies, truth)
+    everything = result.filter(pl.col("category") == "all")
+    base = everything.filter(pl.col("policy") == "today's prices")["margin"][0]
     print(
-        f"\n{sample.height:,} held-out regular-price days priced in {optimize_seconds:.1f} s "
-        f"({len(grid(1.0))} grid prices each); guardrail violations of the recommended "
-        f"prices: {broken}; rules that bound them: {bound}"
+        f"\n{sample.height:,} held-out regular-price days that sold "
+        f"({int(sample['units'].sum()):,} units), priced under {family.rails}"
     )
-    print("\n| policy | true units | true revenue | true margin |")
-    print("| --- | ---: | ---: | ---: |")
-    for row in overall.iter_rows(named=True):
+    print("\n| policy | true units | true revenue | true margin | margin vs today |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for row in everything.iter_rows(named=True):
         print(
             f"| {row['policy']} | {row['units']:,.0f} | {row['revenue']:,.0f} | "
-            f"{row['margin']:,.0f} |"
+            f"{row['margin']:,.0f} | {row['margin'] / base - 1:+.2%} |"
         )
-    captured = uplift_captured(
-        table, "recommended", "list price", "true optimum inside the guardrails"
-    )
-    print(f"share of the achievable margin uplift over list prices captured: {captured:.1%}")
-    by_category = table.pivot(on="policy", index="category", values="margin").filter(
-        pl.col("category") != "all"
-    )
-    change = by_category.with_columns(
-        ((pl.col("recommended") / pl.col("list price")) - 1).alias("margin_change_vs_list")
-    ).sort("margin_change_vs_list")
-    worst = change.row(0, named=True)
-    losing = change.filter(pl.col("margin_change_vs_list") < 0)
     print(
-        f"categories losing margin vs list prices: {losing.height} of {change.height} "
-        f"(worst {worst['category']} {worst['margin_change_vs_list']:+.1%})"
+        f"share of the achievable uplift over today's prices captured: "
+        f"{mine['uplift_captured']:.1%}; guardrail violations: {mine['guardrail_violations']:.0f}"
+        f"; prices bound by a rule: {mine['share_bound_by_a_rule']:.1%}"
     )
+    changes = sorted(
+        (r for r in evaluation.by_segment["category"] if "margin_change" in r),
+        key=lambda r: r["margin_change"],
+    )
+    print(
+        "\n| category | units sold | margin vs today | margin vs list |\n| --- | ---: | ---: | ---: |"
+    )
+    for r in changes:
+        print(
+            f"| {r['segment']} | {r['support']:,} | {r['margin_change']:+.2%} | "
+            f"{r['margin_change_vs_list']:+.2%} |"
+        )
+    verdict = decide(
+        evaluation, family.gate_rules, parity_passed=True, bundle_problems=[], has_champion=False
+    )
+    print(f"\ngate: {'passed' if verdict.passed else 'refused'} {verdict.reasons}")
 
 
 if __name__ == "__main__":
