@@ -52,11 +52,12 @@ if TYPE_CHECKING:
     from retail_assets.settings import Settings
 
 
-def _model_chain(model: str, monitoring: bool = True) -> tuple[str, ...]:
-    """The asset keys of one model family's lifecycle (models/lifecycle/assets.py), with its
-    live monitoring asset when it has one."""
-    steps = ("training_set", "model", "evaluation", "onnx", "promotion")
-    return tuple(f"{model}_{step}" for step in (*steps, *(("monitoring",) if monitoring else ())))
+def _model_chain(model: str) -> tuple[str, ...]:
+    """The asset keys of one model family's lifecycle (models/lifecycle/assets.py)."""
+    return tuple(
+        f"{model}_{step}"
+        for step in ("training_set", "model", "evaluation", "onnx", "promotion", "monitoring")
+    )
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,7 @@ DOMAINS: dict[str, Domain] = {
             quiet_with=("demand",),
             shown_by=("competitor_prices",),
             asset_keys=(
-                *_model_chain("pricing", monitoring=False),
+                *_model_chain("pricing"),
                 "pricing_online_features",
                 _PREDICTION_LOG,
             ),

@@ -611,6 +611,110 @@ def assistant_monitoring(prediction_log: pl.DataFrame) -> dg.Output:
     )
 
 
+BREAKER_EVENTS = frozenset({"breaker_opened", "breaker_closed"})
+
+
+def pricing_production_metrics(log: pl.DataFrame) -> pl.DataFrame:
+    """Per pricing model version and arm: prices served, mean change against the current
+    price, share held by a guardrail, and share answered by a fallback (breaker open)."""
+    rows = log.filter(pl.col("model") == "pricing")
+    if rows.height == 0:
+        return pl.DataFrame()
+    parsed = rows.with_columns(
+        pl.col("features")
+        .str.json_decode(pl.Struct({"current_price": pl.Float64}))
+        .struct.field("current_price"),
+        pl.col("output").str.json_decode(
+            pl.Struct({"price": pl.Float64, "bound_by": pl.List(pl.String)})
+        ),
+    ).with_columns(
+        pl.col("output").struct.field("price").alias("price"),
+        pl.col("output").struct.field("bound_by").list.len().alias("rules"),
+    )
+    return (
+        parsed.group_by("version", "arm")
+        .agg(
+            pl.len().alias("prices"),
+            (pl.col("price") / pl.col("current_price") - 1).mean().alias("mean_change"),
+            (pl.col("rules") > 0).mean().alias("share_held_by_a_guardrail"),
+            pl.col("fallback").is_not_null().mean().alias("fallback_share"),
+            pl.col("ts").max().alias("last_price_at"),
+        )
+        .sort("version", "arm")
+    )
+
+
+@dg.asset(
+    group_name="monitoring",
+    ins={"prediction_log": dg.AssetIn(key=["serving", "prediction_log"])},
+    deps=["pricing_promotion"],
+    io_manager_key="artifact_io_manager",
+    kinds={"polars"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            "no_open_breaker",
+            asset="pricing_monitoring",
+            description=(
+                "No pricing model version's circuit breaker is open (serving opens it when a "
+                "version's price changes leave its reference distribution or a guardrail is "
+                "violated; an admin closes it)."
+            ),
+        )
+    ],
+)
+def pricing_monitoring(
+    context: dg.AssetExecutionContext, artifacts: ArtifactsResource, prediction_log: pl.DataFrame
+):
+    """Prices in production, per model version and arm from serving's log: prices served, mean
+    change, share held by a guardrail, share answered by a fallback; and every circuit-breaker
+    event (opened, closed, and the pointer moves it made) from the decision log, with its
+    evidence. The check fails while a breaker is open."""
+    store = artifacts.artifacts.model("pricing")
+    table = pricing_production_metrics(prediction_log)
+    events = [
+        e
+        for e in (store.log.entries(store.artifact) if store.log else [])
+        if e["action"] in BREAKER_EVENTS or e.get("actor") == "circuit_breaker"
+    ]
+    last: dict[str, str] = {}
+    for e in events:
+        if e["action"] in BREAKER_EVENTS:
+            last[str(e.get("version"))] = e["action"]
+    open_versions = sorted(v for v, action in last.items() if action == "breaker_opened")
+    rows = [
+        {
+            "at": e["at"],
+            "action": e["action"],
+            "version": e.get("version"),
+            "actor": e.get("actor"),
+            "reason": e.get("reason", "")[:160],
+        }
+        for e in events[-20:]
+    ]
+    yield dg.Output(
+        {"production": table.to_dicts(), "open_breakers": open_versions},
+        metadata={
+            "by_version_arm": dg.MetadataValue.md(
+                markdown_table(table.to_dicts()) if table.height else "no prices served yet"
+            ),
+            "breaker_events": dg.MetadataValue.md(
+                markdown_table(rows) if rows else "the circuit breaker never opened"
+            ),
+            "open_breakers": ", ".join(open_versions) or "none",
+            "canary": "a running canary serves its share of store x SKUs; it is decided on "
+            "realized margin once sales respond to served prices",
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name="no_open_breaker",
+        passed=not open_versions,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            f"breaker open for v{', v'.join(open_versions)}" if open_versions else "all closed"
+        ),
+    )
+
+
 def _tiering(model: str) -> Tiering | None:
     from retail_assets.models.definitions import MODEL_FAMILIES
 
@@ -752,6 +856,7 @@ defs = dg.Definitions(
         recommend_monitoring,
         search_monitoring,
         assistant_monitoring,
+        pricing_monitoring,
     ],
     sensors=[monitoring_retrain_sensor],
 )
