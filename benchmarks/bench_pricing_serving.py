@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 import httpx
+from bench_serving import wait_http
 from harness import free_port, run_wrk, start, stop
 
 VENV_BIN = Path(sys.executable).parent
@@ -62,18 +63,6 @@ def lua(pairs: list[tuple[str, str]]) -> str:
         "  return wrk.format(nil, nil, nil, body)\n"
         "end\n"
     )
-
-
-def wait_ready(url: str, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"serving at {url} did not become ready")
 
 
 def breaker_under_traffic(url: str, settings, state, clients: int) -> dict:
@@ -189,7 +178,7 @@ def main() -> None:
     log = args.home / "bench_pricing_serving.log"
     server = start([str(VENV_BIN / "retail"), "serve", "--port", str(port)], env, log)
     try:
-        wait_ready(url)
+        wait_http(f"{url}/ready", timeout=180)
         print(f"home {args.home}: {len(pairs):,} store x SKUs in the price state")
         httpx.post(f"{url}/v1/price", json={"store_id": pairs[0][0], "sku": pairs[0][1]})
         single = run_wrk(f"{url}/v1/price", lua(pairs[:5000]), args.duration, args.connections)
