@@ -497,6 +497,7 @@ def test_drugstore_serving_is_ready_and_forecasts_follow_the_landed_plan(drugsto
         "fraud": "disabled",
         "search": "disabled",
         "recommend": "disabled",
+        "pricing": "disabled",
         "assistant": "disabled",
     }
     assert response.status_code == 200, response.text

@@ -117,6 +117,7 @@ def test_hot_swap_under_load_fails_no_request_and_a_corrupt_bundle_is_refused(
         ("fraud", "champion", "2"),
         ("demand", "champion", "2"),
         ("recommend", "champion", "1"),  # untouched by the swaps
+        ("pricing", "champion", "1"),
     }
 
 
