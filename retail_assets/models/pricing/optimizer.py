@@ -1,13 +1,18 @@
 """The price to recommend: the best of a grid of candidate prices by expected margin (or a
 revenue/margin mix), then the guardrails (`guardrails.decide`) with their trace.
 
-The grid spans GRID_LOW..GRID_HIGH times the current price in GRID_STEP steps: wider than any
-guardrail lets a price move in one update, so the trace can say how far the model wanted to go
-(`proposed`) and which rule held it. With units monotone decreasing in price (the response
-model's constraint) and a margin objective, expected margin over price rises to one peak and
-falls, so the clamp of the grid's best price into the guardrails' range is the best price
-inside them; the optimizer checks that on the grid and takes the best feasible grid price when
-it is not (a demand curve with a flat stretch), saying so in the trace.
+Two grids, asked of the model in one call:
+- the *proposal* grid spans GRID_LOW..GRID_HIGH times the current price in PROPOSAL_STEP
+  steps: wider than any guardrail lets a price move in one update, so the trace can say how
+  far the model wanted to go (`proposed`) and which rule held it;
+- the *decision* grid covers the guardrails' allowed range [low, high] in GRID_STEP steps
+  (relative to the current price; at least DECISION_POINTS points), endpoints included.
+The proposal is the best price of both grids; the price charged is the best price of the
+decision grid, through `decide` (price endings). With units monotone decreasing in price and
+a margin objective, margin rises to one peak and falls, so that is the clamp of the proposal
+into the range; when it is not (a demand curve with a flat stretch), the trace says so
+(`best_inside_bounds`). Searching only the allowed range finely is what keeps a price request
+at about 50 model rows instead of 150.
 
 Runtime only (numpy): serving imports it.
 """
@@ -19,9 +24,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from retail_assets.models.pricing.guardrails import Decision, Guardrails, PriceContext, decide
+from retail_assets.models.pricing.guardrails import (
+    Decision,
+    Guardrails,
+    PriceContext,
+    decide,
+    feasible_range,
+)
 
 GRID_LOW, GRID_HIGH, GRID_STEP = 0.5, 2.0, 0.01
+PROPOSAL_STEP = 0.05
+# The decision grid's minimum size: the 10 % change limit's +-10 % range in 1 % steps.
+DECISION_POINTS = 21
 
 
 @dataclass(frozen=True)
@@ -40,8 +54,8 @@ class Objective:
         return self.margin_weight * margin + (1 - self.margin_weight) * revenue
 
 
-def grid(current_price: float) -> np.ndarray:
-    steps = round((GRID_HIGH - GRID_LOW) / GRID_STEP) + 1
+def grid(current_price: float, step: float = GRID_STEP) -> np.ndarray:
+    steps = round((GRID_HIGH - GRID_LOW) / step) + 1
     return current_price * np.linspace(GRID_LOW, GRID_HIGH, steps)
 
 
@@ -69,41 +83,56 @@ def recommend_prices(
 ) -> list[Recommendation]:
     """Recommended prices for many SKU-stores at once: `units_at(prices)` answers the demand
     response for a [rows, k] matrix of candidate prices (row i: prices for contexts[i]) with
-    a [rows, k] matrix of expected units. Three calls in all, whatever the number of rows (the
-    grid, the clamped prices, the decided prices): one model call per batch, not per row."""
+    a [rows, k] matrix of expected units. Two calls in all, whatever the number of rows (both
+    grids, then the decided prices): one model call per batch, not per row."""
     rails = rails or Guardrails()
     objective = objective or Objective()
     if not contexts:
         return []
+    n = len(contexts)
+    rows = np.arange(n)
     current = np.array([c.current_price for c in contexts], dtype=np.float64)
     cost = np.array([c.cost for c in contexts], dtype=np.float64)
-    prices = current[:, None] * grid(1.0)[None, :]
+    ranges = [feasible_range(rails, c) for c in contexts]
+    low = np.array([r[0] for r in ranges])
+    high = np.minimum(np.array([r[1] for r in ranges]), current * GRID_HIGH)
+    high = np.maximum(high, low)
+    span = float(np.max((high - low) / current))
+    points = max(DECISION_POINTS, int(np.ceil(span / GRID_STEP)) + 1)
+    steps = np.linspace(0.0, 1.0, points)
+    inside = low[:, None] + (high - low)[:, None] * steps[None, :]
+    proposal = current[:, None] * grid(1.0, PROPOSAL_STEP)[None, :]
+    prices = np.concatenate([proposal, inside], axis=1)
     value = objective.value(prices, units_at(prices), cost[:, None])
-    best = prices[np.arange(len(contexts)), np.argmax(value, axis=1)]
-    decisions = [decide(rails, ctx, float(p)) for ctx, p in zip(contexts, best, strict=True)]
-    low = np.array([d.low for d in decisions])
-    high = np.array([np.inf if d.high is None else d.high for d in decisions])
-    clamped = np.clip(best, low, high)
-    at_clamp = objective.value(clamped[:, None], units_at(clamped[:, None]), cost[:, None])[:, 0]
-    inside = (prices >= low[:, None]) & (prices <= high[:, None])
-    inside_value = np.where(inside, value, -np.inf)
-    best_inside = prices[np.arange(len(contexts)), np.argmax(inside_value, axis=1)]
-    for i in np.flatnonzero(
-        inside.any(axis=1) & (inside_value.max(axis=1) > at_clamp + 0.005 * np.abs(at_clamp) + 1e-9)
-    ):
-        # Not one peak: the best price inside the bounds is not the clamp of the best.
-        first = decisions[i]
-        decisions[i] = decide(rails, contexts[i], float(best_inside[i]))
-        decisions[i].proposed = first.proposed
-        decisions[i].bound_by = [
-            *first.bound_by,
-            {
-                "rule": "best_inside_bounds",
-                "side": "-",
-                "limit": float(best_inside[i]),
-                "moved_by": 0,
-            },
-        ]
+    proposed = prices[rows, np.argmax(value, axis=1)]
+    inside_value = value[:, proposal.shape[1] :]
+    best_inside = inside[rows, np.argmax(inside_value, axis=1)]
+    # The clamp of the proposal is an endpoint of the decision grid or the proposal itself.
+    clamped = np.clip(proposed, low, high)
+    at_clamp = np.where(
+        clamped == proposed,
+        value[rows, np.argmax(value, axis=1)],
+        np.where(clamped <= low, inside_value[:, 0], inside_value[:, -1]),
+    )
+    decisions = []
+    for i, ctx in enumerate(contexts):
+        first = decide(rails, ctx, float(proposed[i]))
+        if inside_value[i].max() > at_clamp[i] + 0.005 * abs(at_clamp[i]) + 1e-9:
+            # Not one peak: the best price inside the bounds is not the clamp of the best.
+            decision = decide(rails, ctx, float(best_inside[i]))
+            decision.proposed = first.proposed
+            decision.bound_by = [
+                *first.bound_by,
+                {
+                    "rule": "best_inside_bounds",
+                    "side": "-",
+                    "limit": round(float(best_inside[i]), 4),
+                    "moved_by": 0,
+                },
+            ]
+        else:
+            decision = first
+        decisions.append(decision)
     final = np.array([d.price for d in decisions])
     units = units_at(final[:, None])[:, 0]
     return [

@@ -38,12 +38,16 @@ OUTPUT = "units"
 class ResponseConfig:
     """LightGBM settings. min_data_in_leaf 200: a leaf is a few stores' months of one
     category, enough that a split on price reflects demand, not one week's noise; early
-    stopping on the validation window picks the number of trees."""
+    stopping on the validation window picks the number of trees, at most 200: every price asks
+    the model about 50 candidate prices, so serving's cost is trees x 50 rows. Measured at the
+    default scale: 500 trees (learning rate 0.1) reach units WAPE 0.624 and 80 % of the
+    achievable margin uplift but a single-price p99 of 10.5 ms at 8 connections and 2,500
+    SKU-stores/s in a batch; 150 trees at 0.2 give 0.627 and 76 % at a third of the cost."""
 
-    learning_rate: float = 0.1
+    learning_rate: float = 0.2
     num_leaves: int = 63
     min_data_in_leaf: int = 200
-    max_rounds: int = 500
+    max_rounds: int = 200
     early_stopping_rounds: int = 50
     seed: int = 0
 
