@@ -1,5 +1,5 @@
-"""Pricing in serving: the published price state, the promoted response model (ONNX), the
-optimizer and guardrails of the training code, and the circuit breaker.
+"""Pricing in serving: the published price state, the guardrails of the bundle, the fallback
+answer, and the circuit breaker's state; `scoring.price_items` answers requests with them.
 
 A request is answered in one batch per model version: the feature rows come from the price
 state (`pricing_online_features`) with the response model's own repricing function
@@ -20,8 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-import time
-import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -32,15 +31,15 @@ import numpy as np
 from retail_assets.artifacts import Artifacts
 from retail_assets.core.slot import Slot
 from retail_assets.models.pricing.breaker import BreakerSettings, ChangeWindow, Trip
-from retail_assets.models.pricing.guardrails import Guardrails, PriceContext, decide, violations
-from retail_assets.models.pricing.optimizer import Objective, Recommendation, recommend_prices
-from retail_assets.models.pricing.response import FEATURES, at_prices
+from retail_assets.models.pricing.guardrails import Guardrails, PriceContext, decide
+from retail_assets.models.pricing.optimizer import Objective, Recommendation
+from retail_assets.models.pricing.response import FEATURES
 from retail_assets.online_features import PRICING_FEATURE_SET
 from retail_assets.online_features.store import load_feature_set, read_manifest
 
 if TYPE_CHECKING:
+    from serving.metrics import ServingMetrics
     from serving.model_store import ServedModel
-    from serving.state import ServingState
 
 log = logging.getLogger("retail.serving")
 
@@ -151,18 +150,29 @@ class OpenBreaker:
 
 
 class PricingRuntime:
-    """Per model version: the breaker's change window, and which versions are open."""
+    """Per model version: the breaker's change window, and which versions are open.
+    `on_pointer_moved` (the serving state's refresh) runs in the background after a trip moved
+    the serving pointer, so the slot loads the version the pointer names now."""
 
-    def __init__(self, settings: BreakerSettings):
+    def __init__(
+        self,
+        settings: BreakerSettings,
+        artifacts: Artifacts,
+        metrics: ServingMetrics,
+        on_pointer_moved: Callable[[], Any] | None = None,
+    ):
         self.settings = settings
+        self.artifacts = artifacts
+        self.metrics = metrics
+        self.on_pointer_moved = on_pointer_moved
         self.windows: dict[str, ChangeWindow] = {}
         self.open: dict[str, OpenBreaker] = {}
         self.events: list[dict[str, Any]] = []
         self._lock = threading.Lock()
 
-    def restore(self, artifacts: Artifacts) -> None:
+    def restore(self) -> None:
         """Open breakers from the decision log (the last breaker event per version)."""
-        store = artifacts.model(PRICING_MODEL)
+        store = self.artifacts.model(PRICING_MODEL)
         if store.log is None:
             return
         last: dict[str, dict] = {}
@@ -174,6 +184,7 @@ class PricingRuntime:
                     self.open[version] = OpenBreaker(
                         version, entry["at"], entry.get("reason", ""), entry.get("evidence") or {}
                     )
+                    self.metrics.breaker_open.labels(PRICING_MODEL, version).set(1)
 
     def is_open(self, version: str) -> bool:
         return version in self.open
@@ -185,16 +196,16 @@ class PricingRuntime:
             window = self.windows.setdefault(model.version, ChangeWindow(reference, self.settings))
         return window
 
-    def trip(self, state: ServingState, version: str, trip: Trip) -> None:
+    def trip(self, version: str, trip: Trip) -> None:
         """Open the breaker of `version`: log it, move the pointer away from it, reload."""
         with self._lock:
             if version in self.open:
                 return
             event = OpenBreaker(version, datetime.now(UTC).isoformat(), trip.reason, trip.evidence)
             self.open[version] = event
-        state.metrics.breaker_open.labels(PRICING_MODEL, version).set(1)
+        self.metrics.breaker_open.labels(PRICING_MODEL, version).set(1)
         log.warning("pricing breaker opened for v%s: %s", version, trip.reason)
-        store = state.config.artifacts.model(PRICING_MODEL)
+        store = self.artifacts.model(PRICING_MODEL)
         store.record(
             "breaker_opened",
             version,
@@ -216,16 +227,19 @@ class PricingRuntime:
             event.pointer_action = f"pointer not moved: {exc}"
             log.exception("pricing breaker could not move the pointer")
         self.events.append(asdict(event))
-        threading.Thread(target=state.refresh, name="breaker-refresh", daemon=True).start()
+        if self.on_pointer_moved is not None:
+            threading.Thread(
+                target=self.on_pointer_moved, name="breaker-refresh", daemon=True
+            ).start()
 
-    def close(self, state: ServingState, version: str, reason: str, actor: str) -> dict[str, Any]:
+    def close(self, version: str, reason: str, actor: str) -> dict[str, Any]:
         with self._lock:
             event = self.open.pop(version, None)
             self.windows.pop(version, None)
         if event is None:
             raise LookupError(f"the pricing breaker of v{version} is not open")
-        state.metrics.breaker_open.labels(PRICING_MODEL, version).set(0)
-        return state.config.artifacts.model(PRICING_MODEL).record(
+        self.metrics.breaker_open.labels(PRICING_MODEL, version).set(0)
+        return self.artifacts.model(PRICING_MODEL).record(
             "breaker_closed", version, reason=reason, actor=actor
         )
 
@@ -240,7 +254,7 @@ class PricingRuntime:
         }
 
 
-def _rails(model: ServedModel | None) -> tuple[Guardrails, Objective]:
+def rails_of(model: ServedModel | None) -> tuple[Guardrails, Objective]:
     extras = (model.signature.get("extras") or {}) if model else {}
     rails = extras.get("guardrails")
     objective = extras.get("objective")
@@ -252,7 +266,7 @@ def _rails(model: ServedModel | None) -> tuple[Guardrails, Objective]:
     )
 
 
-def _context(table: PricingFeatures, i: int, q: PriceQuery) -> PriceContext:
+def price_context(table: PricingFeatures, i: int, q: PriceQuery) -> PriceContext:
     def known(value: float) -> float | None:
         return None if math.isnan(value) else float(value)
 
@@ -270,102 +284,7 @@ def _context(table: PricingFeatures, i: int, q: PriceQuery) -> PriceContext:
     )
 
 
-def price_items(
-    state: ServingState, queries: list[PriceQuery], day: date
-) -> tuple[PricingFeatures, list[PriceAnswer]]:
-    """Prices for known (store, sku) queries (the controller checked them), in order."""
-    from serving.scoring import NotReadyError, _arm_models
-
-    table = state.pricing
-    if table is None:
-        raise NotReadyError("pricing online features are not loaded")
-    runtime = state.pricing_runtime
-    started = time.perf_counter()
-    index = np.array([table.index[(q.store_id, q.sku)] for q in queries], dtype=np.int64)
-    champion = state.champion(PRICING_MODEL)
-    plans: list[tuple[str, ServedModel | None, str | None, str | None]] = []
-    for q in queries:
-        arm, model, _shadow = _arm_models(state, PRICING_MODEL, f"{q.store_id}:{q.sku}")
-        fallback = reason = None
-        if runtime.is_open(model.version):
-            reason = f"circuit breaker open for v{model.version}"
-            if arm == "challenger" and champion and not runtime.is_open(champion.version):
-                model, fallback = champion, "champion"
-            else:
-                model, fallback = None, "list_price"
-        plans.append((arm, model, fallback, reason))
-
-    answers: list[PriceAnswer | None] = [None] * len(queries)
-    groups: dict[str, list[int]] = {}
-    for i, (_, model, _, _) in enumerate(plans):
-        groups.setdefault(model.version if model else "", []).append(i)
-    for version, members in groups.items():
-        ctxs = [_context(table, int(index[i]), queries[i]) for i in members]
-        if not version:
-            rails, _ = _rails(champion)
-            for i, ctx in zip(members, ctxs, strict=True):
-                answers[i] = _list_price_answer(
-                    table, int(index[i]), queries[i], ctx, rails, plans[i]
-                )
-            continue
-        model = plans[members[0]][1]
-        rails, objective = _rails(model)
-        rows = index[members]
-        competitor = np.array(
-            [
-                queries[i].competitor_price
-                if queries[i].competitor_price is not None
-                else table.competitor[index[i]]
-                for i in members
-            ],
-            dtype=np.float64,
-        )
-        x = table.rows(model, rows, day, competitor)
-        stock = np.array(
-            [math.inf if queries[i].stock is None else queries[i].stock for i in members]
-        )
-
-        def units_at(
-            prices: np.ndarray, x=x, rows=rows, competitor=competitor, stock=stock, model=model
-        ):
-            repriced = at_prices(x, prices, table.list_price[rows], competitor)
-            units = model.bundle.predict_matrix(repriced)["units"].reshape(prices.shape)
-            return np.minimum(units, stock[:, None])  # no more can sell than is on hand
-
-        recs = recommend_prices(units_at, ctxs, rails, objective)
-        window = runtime.window(model)
-        for i, ctx, rec in zip(members, ctxs, recs, strict=True):
-            arm, _, fallback, reason = plans[i]
-            broken = violations(rails, ctx, rec.decision.price)
-            trip = window.observe(math.log(rec.decision.price / ctx.current_price), broken)
-            if trip is not None:
-                runtime.trip(state, model.version, trip)
-            if broken:  # never answered: the list price inside the guardrails instead
-                answers[i] = _list_price_answer(
-                    table,
-                    int(index[i]),
-                    queries[i],
-                    ctx,
-                    rails,
-                    (arm, None, "list_price", f"v{model.version} violated {broken}"),
-                )
-                continue
-            answers[i] = PriceAnswer(
-                queries[i],
-                rec,
-                ctx.current_price,
-                float(table.list_price[index[i]]),
-                model,
-                arm,
-                fallback,
-                reason,
-            )
-    elapsed_ms = (time.perf_counter() - started) * 1000
-    _log(state, [a for a in answers if a is not None], elapsed_ms)
-    return table, [a for a in answers if a is not None]
-
-
-def _list_price_answer(
+def list_price_answer(
     table: PricingFeatures,
     i: int,
     q: PriceQuery,
@@ -389,38 +308,3 @@ def _list_price_answer(
         reason,
         expected=False,
     )
-
-
-def _log(state: ServingState, answers: list[PriceAnswer], elapsed_ms: float) -> None:
-    request_id = uuid.uuid4().hex
-    per_item = elapsed_ms / max(len(answers), 1)
-    for a in answers:
-        version = a.model.version if a.model else "list_price"
-        if a.model is not None:
-            state.metrics.predictions.labels(PRICING_MODEL, version, a.arm).inc()
-            state.metrics.prediction_latency.labels(PRICING_MODEL, version, a.arm).observe(
-                per_item / 1000
-            )
-        if a.fallback:
-            state.metrics.fallbacks.labels(PRICING_MODEL, a.fallback).inc()
-        d = a.recommendation.decision
-        state.prediction_log.log(
-            model=PRICING_MODEL,
-            version=version,
-            arm=a.arm,
-            entity_id=f"{a.query.store_id}:{a.query.sku}",
-            features={
-                "current_price": a.current_price,
-                "competitor_price": a.query.competitor_price,
-                "stock": a.query.stock,
-            },
-            output={
-                "price": d.price,
-                "proposed": d.proposed,
-                "bound_by": [b["rule"] for b in d.bound_by],
-                "expected_units": a.recommendation.expected_units if a.expected else None,
-            },
-            latency_ms=per_item,
-            request_id=request_id,
-            fallback=a.fallback,
-        )

@@ -7,6 +7,7 @@ atomically), so a hot swap never splits one request across two versions.
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -18,10 +19,22 @@ import polars as pl
 
 from retail_assets.models.demand.features import closed_to_zero
 from retail_assets.models.fraud.online import REPLAY_COLUMNS
+from retail_assets.models.pricing.guardrails import violations
+from retail_assets.models.pricing.optimizer import recommend_prices
+from retail_assets.models.pricing.response import at_prices
 from retail_assets.models.recommend.online import CONTEXT_WEIGHTS, FEATURES, SOURCES
 from retail_assets.models.recommend.rules import Rules
 from serving.features import DemandFeatures, RecommendFeatures
 from serving.model_store import ServedModel
+from serving.pricing import (
+    PRICING_MODEL,
+    PriceAnswer,
+    PriceQuery,
+    PricingFeatures,
+    list_price_answer,
+    price_context,
+    rails_of,
+)
 from serving.state import DEMAND_MODEL, FRAUD_MODEL, RECOMMEND_MODEL, ServingState
 
 
@@ -431,3 +444,134 @@ def recommend(
         fallback=query.fallback,
     )
     return result
+
+
+# -- prices -----------------------------------------------------------------------------------
+
+
+def price_items(
+    state: ServingState, queries: list[PriceQuery], day: date
+) -> tuple[PricingFeatures, list[PriceAnswer]]:
+    """Prices for known (store, sku) queries (the controller checked them), in order."""
+    table = state.pricing
+    if table is None:
+        raise NotReadyError("pricing online features are not loaded")
+    runtime = state.pricing_runtime
+    started = time.perf_counter()
+    index = np.array([table.index[(q.store_id, q.sku)] for q in queries], dtype=np.int64)
+    champion = state.champion(PRICING_MODEL)
+    plans: list[tuple[str, ServedModel | None, str | None, str | None]] = []
+    for q in queries:
+        arm, model, _shadow = _arm_models(state, PRICING_MODEL, f"{q.store_id}:{q.sku}")
+        fallback = reason = None
+        if runtime.is_open(model.version):
+            reason = f"circuit breaker open for v{model.version}"
+            if arm == "challenger" and champion and not runtime.is_open(champion.version):
+                model, fallback = champion, "champion"
+            else:
+                model, fallback = None, "list_price"
+        plans.append((arm, model, fallback, reason))
+
+    answers: list[PriceAnswer | None] = [None] * len(queries)
+    groups: dict[str, list[int]] = {}
+    for i, (_, model, _, _) in enumerate(plans):
+        groups.setdefault(model.version if model else "", []).append(i)
+    for version, members in groups.items():
+        ctxs = [price_context(table, int(index[i]), queries[i]) for i in members]
+        if not version:
+            rails, _ = rails_of(champion)
+            for i, ctx in zip(members, ctxs, strict=True):
+                answers[i] = list_price_answer(
+                    table, int(index[i]), queries[i], ctx, rails, plans[i]
+                )
+            continue
+        model = plans[members[0]][1]
+        rails, objective = rails_of(model)
+        rows = index[members]
+        competitor = np.array(
+            [
+                queries[i].competitor_price
+                if queries[i].competitor_price is not None
+                else table.competitor[index[i]]
+                for i in members
+            ],
+            dtype=np.float64,
+        )
+        x = table.rows(model, rows, day, competitor)
+        stock = np.array(
+            [math.inf if queries[i].stock is None else queries[i].stock for i in members]
+        )
+
+        def units_at(
+            prices: np.ndarray, x=x, rows=rows, competitor=competitor, stock=stock, model=model
+        ):
+            repriced = at_prices(x, prices, table.list_price[rows], competitor)
+            units = model.bundle.predict_matrix(repriced)["units"].reshape(prices.shape)
+            return np.minimum(units, stock[:, None])  # no more can sell than is on hand
+
+        recs = recommend_prices(units_at, ctxs, rails, objective)
+        window = runtime.window(model)
+        for i, ctx, rec in zip(members, ctxs, recs, strict=True):
+            arm, _, fallback, reason = plans[i]
+            broken = violations(rails, ctx, rec.decision.price)
+            trip = window.observe(math.log(rec.decision.price / ctx.current_price), broken)
+            if trip is not None:
+                runtime.trip(model.version, trip)
+            if broken:  # never answered: the list price inside the guardrails instead
+                answers[i] = list_price_answer(
+                    table,
+                    int(index[i]),
+                    queries[i],
+                    ctx,
+                    rails,
+                    (arm, None, "list_price", f"v{model.version} violated {broken}"),
+                )
+                continue
+            answers[i] = PriceAnswer(
+                queries[i],
+                rec,
+                ctx.current_price,
+                float(table.list_price[index[i]]),
+                model,
+                arm,
+                fallback,
+                reason,
+            )
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    _log_prices(state, [a for a in answers if a is not None], elapsed_ms)
+    return table, [a for a in answers if a is not None]
+
+
+def _log_prices(state: ServingState, answers: list[PriceAnswer], elapsed_ms: float) -> None:
+    request_id = _request_id()
+    per_item = elapsed_ms / max(len(answers), 1)
+    for a in answers:
+        version = a.model.version if a.model else "list_price"
+        if a.model is not None:
+            state.metrics.predictions.labels(PRICING_MODEL, version, a.arm).inc()
+            state.metrics.prediction_latency.labels(PRICING_MODEL, version, a.arm).observe(
+                per_item / 1000
+            )
+        if a.fallback:
+            state.metrics.fallbacks.labels(PRICING_MODEL, a.fallback).inc()
+        d = a.recommendation.decision
+        state.prediction_log.log(
+            model=PRICING_MODEL,
+            version=version,
+            arm=a.arm,
+            entity_id=f"{a.query.store_id}:{a.query.sku}",
+            features={
+                "current_price": a.current_price,
+                "competitor_price": a.query.competitor_price,
+                "stock": a.query.stock,
+            },
+            output={
+                "price": d.price,
+                "proposed": d.proposed,
+                "bound_by": [b["rule"] for b in d.bound_by],
+                "expected_units": a.recommendation.expected_units if a.expected else None,
+            },
+            latency_ms=per_item,
+            request_id=request_id,
+            fallback=a.fallback,
+        )

@@ -65,19 +65,22 @@ class ServingState:
     @classmethod
     def from_config(cls, config: ServingConfig) -> ServingState:
         artifacts = config.artifacts
-        return cls(
+        metrics = ServingMetrics()
+        state = cls(
             config=config,
             models={name: model_slot(artifacts, name) for name in SERVED_MODELS},
             demand_features=demand_features_slot(artifacts),
             fraud_features=fraud_features_slot(artifacts),
             recommend_features=recommend_features_slot(artifacts),
             pricing_features=pricing_features_slot(artifacts),
-            pricing_runtime=PricingRuntime(config.breaker),
+            pricing_runtime=PricingRuntime(config.breaker, artifacts, metrics),
             prediction_log=PredictionLogger(
                 config.prediction_log_dir, config.log_flush_seconds, config.log_buffer_rows
             ),
-            metrics=ServingMetrics(),
+            metrics=metrics,
         )
+        state.pricing_runtime.on_pointer_moved = state.refresh
+        return state
 
     # -- slots ---------------------------------------------------------------------------------
 
@@ -178,9 +181,7 @@ class ServingState:
 
     def start(self) -> None:
         if PRICING_MODEL in self.served_models:
-            self.pricing_runtime.restore(self.config.artifacts)
-            for version in self.pricing_runtime.open:
-                self.metrics.breaker_open.labels(PRICING_MODEL, version).set(1)
+            self.pricing_runtime.restore()
         self.refresh()
 
         def poll() -> None:

@@ -17,9 +17,9 @@ from litestar.params import JSONBody, Parameter
 
 from serving.controllers.admin import require_admin
 from serving.openapi import ADMIN_ERRORS, ADMIN_SECURITY, BODY_ERRORS, errors
-from serving.pricing import PriceAnswer, PriceQuery, PricingFeatures, price_items
+from serving.pricing import PriceAnswer, PriceQuery, PricingFeatures
 from serving.schemas import Id, ModelRef, ShortText
-from serving.scoring import NotReadyError
+from serving.scoring import NotReadyError, price_items
 from serving.state import ServingDependency
 
 # A catalog-sized batch: every store x SKU of a mid-sized chain in one call (the body limit,
@@ -246,7 +246,7 @@ class PricingAdminController(Controller):
         fixed): its prices are served again when it is champion or challenger. Logged in the
         decision log with the reason."""
         try:
-            entry = serving.pricing_runtime.close(serving, version, data.reason, "admin-api")
+            entry = serving.pricing_runtime.close(version, data.reason, "admin-api")
         except LookupError as exc:
             raise NotFoundException(str(exc)) from None
         return BreakerCloseResponse(
