@@ -80,7 +80,8 @@ class PricingFeatures:
         names = model.bundle.feature_names
         if list(names) != FEATURES:
             raise LookupError(
-                f"pricing v{model.version} takes features {names}; serving computes {FEATURES}"
+                f"pricing v{model.version} takes features {names}; serving computes {FEATURES}:"
+                " publish a model trained by this version"
             )
         codes = {
             f["name"]: {value: code for code, value in enumerate(f["categories"])}
@@ -206,15 +207,15 @@ class PricingRuntime:
         self.metrics.breaker_open.labels(PRICING_MODEL, version).set(1)
         log.warning("pricing breaker opened for v%s: %s", version, trip.reason)
         store = self.artifacts.model(PRICING_MODEL)
-        store.record(
-            "breaker_opened",
-            version,
-            reason=trip.reason,
-            actor="circuit_breaker",
-            evidence=trip.evidence,
-        )
         reason = f"circuit breaker opened: {trip.reason}"
-        try:
+        try:  # the fallback serves whatever happens to the log and the pointer
+            store.record(
+                "breaker_opened",
+                version,
+                reason=trip.reason,
+                actor="circuit_breaker",
+                evidence=trip.evidence,
+            )
             if store.challenger() == version:
                 store.retire_challenger(reason=reason, actor="circuit_breaker")
                 event.pointer_action = "challenger retired"

@@ -450,12 +450,10 @@ def recommend(
 
 
 def price_items(
-    state: ServingState, queries: list[PriceQuery], day: date
-) -> tuple[PricingFeatures, list[PriceAnswer]]:
-    """Prices for known (store, sku) queries (the controller checked them), in order."""
-    table = state.pricing
-    if table is None:
-        raise NotReadyError("pricing online features are not loaded")
+    state: ServingState, table: PricingFeatures, queries: list[PriceQuery], day: date
+) -> list[PriceAnswer]:
+    """Prices for (store, sku) queries that `table` knows (the controller checked them against
+    this very table), in order."""
     runtime = state.pricing_runtime
     started = time.perf_counter()
     index = np.array([table.index[(q.store_id, q.sku)] for q in queries], dtype=np.int64)
@@ -497,7 +495,10 @@ def price_items(
             ],
             dtype=np.float64,
         )
-        x = table.rows(model, rows, day, competitor)
+        try:
+            x = table.rows(model, rows, day, competitor)
+        except (LookupError, KeyError) as exc:  # a bundle this serving code cannot feed
+            raise NotReadyError(str(exc)) from None
         stock = np.array(
             [math.inf if queries[i].stock is None else queries[i].stock for i in members]
         )
@@ -513,8 +514,20 @@ def price_items(
         window = runtime.window(model)
         for i, ctx, rec in zip(members, ctxs, recs, strict=True):
             arm, _, fallback, reason = plans[i]
+            if runtime.is_open(model.version):  # tripped earlier in this batch
+                answers[i] = list_price_answer(
+                    table,
+                    int(index[i]),
+                    queries[i],
+                    ctx,
+                    rails,
+                    (arm, None, "list_price", f"circuit breaker open for v{model.version}"),
+                )
+                continue
             broken = violations(rails, ctx, rec.decision.price)
-            trip = window.observe(math.log(rec.decision.price / ctx.current_price), broken)
+            change = math.log(max(rec.decision.price, 0.01) / max(ctx.current_price, 0.01))
+            key = (queries[i].store_id, queries[i].sku)
+            trip = window.observe(change, broken, key, table.category[int(index[i])])
             if trip is not None:
                 runtime.trip(model.version, trip)
             if broken:  # never answered: the list price inside the guardrails instead
@@ -539,7 +552,7 @@ def price_items(
             )
     elapsed_ms = (time.perf_counter() - started) * 1000
     _log_prices(state, [a for a in answers if a is not None], elapsed_ms)
-    return table, [a for a in answers if a is not None]
+    return [a for a in answers if a is not None]
 
 
 def _log_prices(state: ServingState, answers: list[PriceAnswer], elapsed_ms: float) -> None:

@@ -122,3 +122,24 @@ def test_the_breaker_settings_refuse_nonsense():
         BreakerSettings(window=10, min_changes=50)
     with pytest.raises(ValueError, match="sigmas"):
         BreakerSettings(sigmas=0)
+
+
+def test_one_store_sku_asked_again_and_again_counts_once_in_the_breakers_window():
+    window = ChangeWindow({"mean": 0.0, "std": 0.08}, BreakerSettings(min_changes=30))
+    assert all(window.observe(0.095, [], key=("S1", "K1")) is None for _ in range(500))
+    assert len(window.scores) == 1
+
+
+def test_a_category_that_always_moves_up_is_judged_against_its_own_reference():
+    """Traffic for one category at a time (a batch sorted by category) is normal when that
+    category's reference moves the same way; the same changes trip under the overall one."""
+    reference = {
+        "mean": 0.0,
+        "std": 0.08,
+        "by_category": {"Audio": {"mean": 0.09, "std": 0.02, "n": 100}},
+    }
+    window = ChangeWindow(reference, BreakerSettings(min_changes=30))
+    trips = [window.observe(0.095, [], key=i, category="Audio") for i in range(200)]
+    assert trips == [None] * 200
+    other = ChangeWindow(reference, BreakerSettings(min_changes=30))
+    assert any(other.observe(0.095, [], key=i, category="Tops") for i in range(200))

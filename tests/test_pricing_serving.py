@@ -261,3 +261,31 @@ def test_the_promoted_model_does_not_trip_the_breaker_on_its_own_traffic(tiny_pl
         answer = httpx.post(server.url + URL, json={"sku": sku, "store_id": store_id}, timeout=30)
         assert answer.json()["fallback"] is None
     assert server.state.pricing_runtime.open == {}
+
+
+def test_a_pricing_model_trained_on_shuffled_units_is_refused_by_the_gate(tiny_platform):
+    """The negative control: units permuted across rows carry no price response and no level;
+    the gate refuses the model (it cannot forecast units better than the recent profile),
+    whatever its prices happen to earn."""
+    from retail_assets.models.lifecycle.gate import decide
+    from retail_assets.models.pricing.family import PricingFamily
+    from retail_assets.warehouse import WarehouseResource
+
+    settings, _ = tiny_platform
+    warehouse = WarehouseResource(path=str(settings.warehouse_path))
+    truth = json.loads((settings.landing_dir / "ground_truth.json").read_text())
+    family = PricingFamily(truth=lambda: truth)
+    training_set = family.build_training_set(
+        {
+            "marts/fct_daily_sales": warehouse.read_table("marts", "fct_daily_sales"),
+            "marts/dim_products": warehouse.read_table("marts", "dim_products"),
+        }
+    )
+    model = family.train(training_set, shuffle_labels_seed=3)
+    test = training_set.split("test")
+    evaluation = family.evaluate(training_set, {"challenger": family.predict(model, test)}, model)
+    verdict = decide(
+        evaluation, family.gate_rules, parity_passed=True, bundle_problems=[], has_champion=False
+    )
+    assert not verdict.passed
+    assert any("recent_profile" in reason for reason in verdict.reasons)

@@ -100,7 +100,17 @@ def _queries(items: list[PriceRequest], table: PricingFeatures, prefix: str) -> 
     problems = []
     for i, item in enumerate(items):
         where = f"{prefix}[{i}]." if prefix else ""
-        if (item.store_id, item.sku) in table.index:
+        i = table.index.get((item.store_id, item.sku))
+        if i is not None:
+            if not table.unit_cost[i] > 0:
+                problems.append(
+                    {
+                        "key": f"{where}sku",
+                        "message": f"SKU {item.sku!r} at store {item.store_id!r} has no unit cost "
+                        "in the sales feed, so the margin floor cannot be enforced: land "
+                        "`unit_cost` with the sales to price it",
+                    }
+                )
             continue
         if item.store_id not in table.stores:
             problems.append(
@@ -164,7 +174,8 @@ def _response(a: PriceAnswer) -> PriceResponse:
 
 
 def _day(serving: ServingDependency, table: PricingFeatures) -> date:
-    """The day being priced: the day after the latest sales in replay mode, else today."""
+    """The day being priced: the day after the latest sales in replay mode, else today (its
+    weekday and week of year enter the model)."""
     if serving.config.payment_clock.mode == "replay":
         return table.as_of + timedelta(days=1)
     return datetime.now(UTC).date()
@@ -189,8 +200,7 @@ class PriceController(Controller):
         rules that bound it."""
         table = _table(serving)
         queries = _queries([data], table, "")
-        _, answers = price_items(serving, queries, _day(serving, table))
-        return _response(answers[0])
+        return _response(price_items(serving, table, queries, _day(serving, table))[0])
 
     @post(
         "/price:batch", sync_to_thread=False, status_code=200, responses=errors(*BODY_ERRORS, 503)
@@ -204,7 +214,7 @@ class PriceController(Controller):
         table = _table(serving)
         queries = _queries(list(data.items), table, "items")
         day = _day(serving, table)
-        _, answers = price_items(serving, queries, day)
+        answers = price_items(serving, table, queries, day)
         return PriceBatchResponse(
             prices=[_response(a) for a in answers], features_as_of=table.as_of, priced_for=day
         )

@@ -8,12 +8,16 @@ window of the changes it actually recommended. The breaker trips when
 
 - any recommended price violates a guardrail (it never should: the optimizer clamps every
   price; a violation means the model, the rules or the data are broken), or
-- the window's mean change is more than `sigmas` standard errors from the reference mean
-  (standard error = reference SD / sqrt(window size)), once the window holds `min_changes`.
+- the window's mean standardized change is more than `sigmas` standard errors from zero,
+  once the window holds `min_changes`. Each change is standardized by its category's
+  reference (mean and SD of that category's changes at training; the overall ones for a
+  category without enough of them), so traffic that happens to ask for one category at a
+  time is judged against that category's own moves; and each store x SKU counts once in the
+  window (its latest change), so a client asking for the same price repeatedly cannot trip it.
 
 A model with inverted elasticity, for instance, pushes every price to the top of its
-allowed range: its mean change sits near +9.5 % against a reference near 0 with an SD near
-8 %, which is 6.5 standard errors after 30 requests.
+allowed range: its changes sit near +9.5 % against a reference near 0 with an SD near 8 %,
+more than 6 standard errors after 30 store x SKUs.
 
 Runtime only (stdlib): serving imports it.
 """
@@ -21,7 +25,6 @@ Runtime only (stdlib): serving imports it.
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,43 +70,51 @@ class ChangeWindow:
 
     def __init__(self, reference: dict[str, Any], settings: BreakerSettings):
         self.settings = settings
-        self.reference_mean = float(reference.get("mean", 0.0))
-        self.reference_sd = max(float(reference.get("std", 0.0)), MIN_REFERENCE_SD)
-        self.changes: deque[float] = deque(maxlen=settings.window)
-        self.total = 0.0
+        self.overall = _moments(reference)
+        self.by_category = {c: _moments(r) for c, r in (reference.get("by_category") or {}).items()}
+        self.scores: dict[Any, float] = {}  # key -> standardized change, oldest first
         self.observed = 0
 
-    def observe(self, change: float, violated: list[str]) -> Trip | None:
-        """Add one recommended change (log of new over current price); a Trip when the
-        breaker must open."""
+    def observe(
+        self, change: float, violated: list[str], key: Any = None, category: str | None = None
+    ) -> Trip | None:
+        """Add one recommended change (log of new over current price) of store x SKU `key`; a
+        Trip when the breaker must open."""
         self.observed += 1
         if violated:
             return Trip(
                 f"guardrail violated: {'; '.join(violated)}",
                 {"violations": violated, "change": change, "observed": self.observed},
             )
-        if len(self.changes) == self.changes.maxlen:
-            self.total -= self.changes[0]
-        self.changes.append(change)
-        self.total += change
-        n = len(self.changes)
+        mean, sd = self.by_category.get(category, self.overall)
+        key = self.observed if key is None else key
+        self.scores.pop(key, None)  # one vote per store x SKU: its latest change
+        self.scores[key] = (change - mean) / sd
+        while len(self.scores) > self.settings.window:
+            self.scores.pop(next(iter(self.scores)))
+        n = len(self.scores)
         if n < self.settings.min_changes:
             return None
-        mean = self.total / n
-        z = (mean - self.reference_mean) / (self.reference_sd / math.sqrt(n))
+        z = sum(self.scores.values()) / math.sqrt(n)
         if abs(z) <= self.settings.sigmas:
             return None
         return Trip(
-            f"mean price change {mean:+.2%} over the last {n} recommendations is {z:+.1f} "
-            f"standard errors from the reference {self.reference_mean:+.2%} "
-            f"(limit {self.settings.sigmas:g})",
+            f"price changes of the last {n} store x SKUs are {z:+.1f} standard errors from "
+            f"their reference (limit {self.settings.sigmas:g}); latest {change:+.2%} against "
+            f"{mean:+.2%} +- {sd:.2%}",
             {
                 "window": n,
-                "window_mean": mean,
-                "reference_mean": self.reference_mean,
-                "reference_sd": self.reference_sd,
+                "mean_standardized_change": z / math.sqrt(n),
+                "reference_mean": self.overall[0],
+                "reference_sd": self.overall[1],
                 "z": z,
                 "sigmas": self.settings.sigmas,
                 "observed": self.observed,
             },
         )
+
+
+def _moments(reference: dict[str, Any]) -> tuple[float, float]:
+    return float(reference.get("mean", 0.0)), max(
+        float(reference.get("std", 0.0)), MIN_REFERENCE_SD
+    )

@@ -21,6 +21,7 @@ response model's monotone constraints also require.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -28,17 +29,23 @@ import polars as pl
 
 from retail_assets.models.pricing.response import price_terms
 
+log = logging.getLogger(__name__)
+
 # The slopes, in the order of the design matrix.
 COVARIATES = ("log_price_ratio", "log_competitor_ratio", "on_promotion")
 # Newton steps stop when no slope moves more than this (log units per log price).
 TOLERANCE = 1e-6
-MAX_ITERATIONS = 200
+MAX_ITERATIONS = 100
+# Alternating-projection sweeps that remove the fixed effects from the covariates per Newton
+# step (the step only needs the direction; the standard errors use four times as many).
+DEMEAN_SWEEPS = 5
 # Fewer sales days with units than this and there is nothing to estimate from.
 MIN_ROWS = 30
 # A category gets its own slope only with at least this many SKUs: each SKU's chain-wide price
 # history is one independent price experiment, and clustered standard errors from fewer
 # clusters are unreliable (they understate the noise, and with one SKU they are zero).
 MIN_CLUSTERS = 10
+MAX_ABS_SLOPE = 8.0
 
 
 @dataclass(frozen=True)
@@ -110,16 +117,15 @@ def fit_fixed_effects_poisson(
     totals = [np.bincount(g, weights=y) for g in groups]
     pairs = [(i, j) for i in range(k) for j in range(i, k)]
 
-    def blocks(mu: np.ndarray) -> np.ndarray:
+    def blocks(mu: np.ndarray, within: np.ndarray) -> np.ndarray:
         h = np.empty((n_slopes, k, k))
         for i, j in pairs:
             h[:, i, j] = h[:, j, i] = np.bincount(
-                slope_group, weights=mu * x[:, i] * x[:, j], minlength=n_slopes
+                slope_group, weights=mu * within[:, i] * within[:, j], minlength=n_slopes
             )
         return h + 1e-9 * np.eye(k)
 
-    for _ in range(MAX_ITERATIONS):
-        xb = np.einsum("nk,nk->n", x, b[slope_group])
+    def fit_effects(xb: np.ndarray) -> np.ndarray:
         for i, g in enumerate(groups):
             others = np.zeros_like(y)
             for j, h in enumerate(groups):
@@ -127,36 +133,69 @@ def fit_fixed_effects_poisson(
                     others += effects[j][h]
             expected = np.bincount(g, weights=np.exp(xb + others), minlength=len(totals[i]))
             effects[i] = np.log(totals[i]) - np.log(expected)
-        offset = sum(effects[j][h] for j, h in enumerate(groups))
-        mu = np.exp(xb + offset)
+        return np.exp(xb + sum(effects[j][h] for j, h in enumerate(groups)))
+
+    converged = False
+    for _ in range(MAX_ITERATIONS):
+        mu = fit_effects(np.einsum("nk,nk->n", x, b[slope_group]))
+        # The slopes' Newton step with the fixed effects profiled out (their information is
+        # in the covariates' variation *within* items, days and category-weeks): the
+        # Hessian of the profile likelihood uses x minus its mu-weighted fixed-effect fit.
+        within = _within(x, mu, groups, DEMEAN_SWEEPS)
         gradient = np.stack(
             [
-                np.bincount(slope_group, weights=(y - mu) * x[:, i], minlength=n_slopes)
+                np.bincount(slope_group, weights=(y - mu) * within[:, i], minlength=n_slopes)
                 for i in range(k)
             ],
             axis=1,
         )
-        step = np.linalg.solve(blocks(mu), gradient[..., None])[..., 0]
+        step = np.linalg.solve(blocks(mu, within), gradient[..., None])[..., 0]
         b = b + np.clip(step, -1.0, 1.0)
         if np.max(np.abs(step)) < TOLERANCE:
+            converged = True
             break
-    mu = np.exp(
-        np.einsum("nk,nk->n", x, b[slope_group]) + sum(effects[j][h] for j, h in enumerate(groups))
-    )
+    if not converged:
+        log.warning("elasticity regression stopped after %d Newton steps", MAX_ITERATIONS)
+    mu = fit_effects(np.einsum("nk,nk->n", x, b[slope_group]))
+    within = _within(x, mu, groups, 4 * DEMEAN_SWEEPS)
+    hessian = blocks(mu, within)
+    bread = np.linalg.inv(hessian)
     # Sandwich: bread H^-1 per slope group, meat the sum over clusters of the outer product of
     # each cluster's score.
     n_clusters = int(cluster.max()) + 1
     scores = np.stack(
-        [np.bincount(cluster, weights=(y - mu) * x[:, i], minlength=n_clusters) for i in range(k)],
+        [
+            np.bincount(cluster, weights=(y - mu) * within[:, i], minlength=n_clusters)
+            for i in range(k)
+        ],
         axis=1,
     )
     cluster_group = np.zeros(n_clusters, dtype=np.int64)
     cluster_group[cluster] = slope_group
     meat = np.zeros((n_slopes, k, k))
     np.add.at(meat, cluster_group, scores[:, :, None] * scores[:, None, :])
-    bread = np.linalg.inv(blocks(mu))
-    covariance = bread @ meat @ bread
-    return b, np.sqrt(np.maximum(np.diagonal(covariance, axis1=1, axis2=2), 0.0))
+    robust = np.diagonal(bread @ meat @ bread, axis1=1, axis2=2)
+    # Never below the model-based error (overdispersed Poisson): with few clusters, or a slope
+    # whose covariate never moved within an item (bread huge, meat zero), the sandwich alone
+    # would claim a precision the data do not have.
+    dof = max(len(y) - b.size - sum(map(len, effects)), 1)
+    dispersion = max(float(np.sum((y - mu) ** 2 / mu) / dof), 1.0)
+    model_based = np.diagonal(bread, axis1=1, axis2=2) * dispersion
+    return b, np.sqrt(np.maximum(np.maximum(robust, model_based), 0.0))
+
+
+def _within(x: np.ndarray, mu: np.ndarray, groups: list[np.ndarray], sweeps: int) -> np.ndarray:
+    """x minus its mu-weighted projection on the fixed effects (alternating projections)."""
+    within = x.copy()
+    weights = [np.bincount(g, weights=mu) for g in groups]
+    for _ in range(sweeps):
+        for g, w in zip(groups, weights, strict=True):
+            for c in range(x.shape[1]):
+                mean = np.bincount(g, weights=mu * within[:, c], minlength=len(w)) / np.maximum(
+                    w, 1e-300
+                )
+                within[:, c] -= mean[g]
+    return within
 
 
 def design(rows: pl.DataFrame) -> pl.DataFrame:
@@ -205,12 +244,19 @@ def estimate(rows: pl.DataFrame) -> Elasticities:
     pooled_b, pooled_se = fit_fixed_effects_poisson(
         y, x, np.zeros(len(y), dtype=np.int64), effects, sku
     )
-    b, se = fit_fixed_effects_poisson(y, x, category_code.to_numpy(), effects, sku)
-    rows_per = np.bincount(category_code.to_numpy(), minlength=len(categories))
-    clusters = frame.group_by("category").agg(pl.col("sku").n_unique())
-    skus = dict(clusters.iter_rows())
+    codes = category_code.to_numpy()
+    rows_per = np.bincount(codes, minlength=len(categories))
+    skus = dict(frame.group_by("category").agg(pl.col("sku").n_unique()).iter_rows())
     own = np.array([skus[c] >= MIN_CLUSTERS for c in categories])
-    se = np.maximum(se, 1e-6)
+    # Categories with too few SKUs share one slope group in the per-category fit (they take
+    # the pooled slope anyway): a category with one SKU has its price variation absorbed by
+    # the fixed effects, and its own slope would run away instead of converging.
+    group_of = np.where(own, np.cumsum(own) - 1, own.sum())
+    b_fit, se_fit = fit_fixed_effects_poisson(y, x, group_of[codes], effects, sku)
+    b, se = b_fit[group_of], np.maximum(se_fit[group_of], 1e-6)
+    # A slope beyond MAX_ABS_SLOPE is no elasticity a shelf has shown: treat it as not
+    # identified (its category takes the pooled slope).
+    own &= np.all(np.isfinite(b) & (np.abs(b) <= MAX_ABS_SLOPE), axis=1)
     tau = _between_category_sd(b[own], se[own]) if own.sum() >= 2 else np.zeros(x.shape[1])
     shrunk = np.where(own[:, None], _shrink(b, se, pooled_b[0], tau), pooled_b[0])
     pooled = _slopes(pooled_b[0], float(pooled_se[0, 0]), len(y))

@@ -66,6 +66,8 @@ POLICY_ROWS = 5000
 # The breaker's reference distribution of price changes is drawn from every regular-price day
 # of the validation window (serving prices SKUs whether they sold yesterday or not).
 REFERENCE_ROWS = 2000
+# A category's own reference needs this many validation days; else the overall one is used.
+MIN_REFERENCE_CATEGORY_ROWS = 20
 # The gate's uplift floor: the recommended prices must earn more true margin than the current
 # prices, by at least 0.1 % (below that the difference is within the sample's noise).
 MIN_MARGIN_UPLIFT = 0.001
@@ -102,7 +104,8 @@ class PricingFamily:
     own price (category elasticity offset + monotone LightGBM), with the optimizer and the
     guardrails evaluated as the pricing policy they produce.
 
-    Gate thresholds: zero guardrail violations; margin uplift over current prices of at least
+    Gate thresholds: at least one held-out regular-price day with a unit cost to price (no
+    cost, no margin floor: such data cannot be priced); zero guardrail violations; margin uplift over current prices of at least
     MIN_MARGIN_UPLIFT (0.1 %) overall, more than the better simple policy (every price up as
     far as the guardrails allow, or matched to the competitor inside them), and no category
     clearly losing more than CATEGORY_MARGIN_TOLERANCE (3 %) of its margin (the 95 % upper
@@ -157,6 +160,12 @@ class PricingFamily:
             "competitor price on top) and the margin-maximizing price inside the guardrails."
         )
         self.gate_rules = (
+            MetricRule(
+                metric="priced_rows",
+                higher_is_better=True,
+                absolute=1.0,
+                per_segment=False,
+            ),
             MetricRule(
                 metric="guardrail_violations",
                 higher_is_better=False,
@@ -273,7 +282,7 @@ class PricingFamily:
         )
         model.extras.update(
             {
-                "price_change_reference": change_reference(changes),
+                "price_change_reference": change_reference(changes, sample["category"].to_list()),
                 "guardrails": asdict(self.rails),
                 "objective": asdict(self.objective),
             }
@@ -533,18 +542,27 @@ def reprice(
     return recommend_prices(units_at, ctxs, rails, objective)
 
 
-def change_reference(changes: np.ndarray) -> dict[str, float]:
+def change_reference(changes: np.ndarray, categories: list[str]) -> dict[str, Any]:
     """The distribution of log price changes (recommended / current) the breaker compares
-    live changes with."""
+    live changes with: overall and per category (a category's prices move together, so
+    live traffic concentrated on one category is judged against that category's moves)."""
     if not len(changes):
-        return {"n": 0, "mean": 0.0, "std": 0.0}
+        return {"n": 0, "mean": 0.0, "std": 0.0, "by_category": {}}
+
+    def summary(values: np.ndarray) -> dict[str, float]:
+        return {"n": len(values), "mean": float(np.mean(values)), "std": float(np.std(values))}
+
+    labels = np.array(categories, dtype=object)
     return {
-        "n": len(changes),
-        "mean": float(np.mean(changes)),
-        "std": float(np.std(changes)),
+        **summary(changes),
         "q05": float(np.quantile(changes, 0.05)),
         "q50": float(np.quantile(changes, 0.5)),
         "q95": float(np.quantile(changes, 0.95)),
+        "by_category": {
+            str(c): summary(changes[labels == c])
+            for c in sorted(set(categories))
+            if (labels == c).sum() >= MIN_REFERENCE_CATEGORY_ROWS
+        },
     }
 
 

@@ -12,8 +12,10 @@ from datetime import timedelta
 
 import polars as pl
 
-from retail_assets.models.pricing.response import baselines, sales_rows
+from retail_assets.models.pricing.response import UNKNOWN_CATEGORY, baselines, sales_rows
 
+# Prices below a cent are not prices (a feed in the wrong unit, a placeholder): left out.
+MIN_PRICE = 0.01
 # The shrunk store x SKU baselines are computed over this many days before the latest, the
 # window the response model's training set uses (`family.TRAIN_DAYS`).
 BASELINE_DAYS = 365
@@ -36,8 +38,13 @@ def price_state(sales: pl.DataFrame, products: pl.DataFrame) -> pl.DataFrame:
     (that day). The regular price is the shelf price before any promotion discount; the
     competitor price is the latest one observed (scrapes miss days)."""
     active = (
-        sales.filter(pl.col("is_active_day").fill_null(True), pl.col("unit_price") > 0)
+        sales.filter(
+            pl.col("is_active_day").fill_null(True),
+            pl.col("unit_price") >= MIN_PRICE,
+            pl.col("list_price") >= MIN_PRICE,
+        )
         .join(products.select("sku", pl.col("category").cast(pl.String)), on="sku", how="left")
+        .with_columns(pl.col("category").fill_null(UNKNOWN_CATEGORY))
         .with_columns(
             (
                 pl.col("unit_price")
@@ -54,7 +61,7 @@ def price_state(sales: pl.DataFrame, products: pl.DataFrame) -> pl.DataFrame:
         pl.col("list_price").last(),
         pl.col("unit_cost").last(),
         pl.col("regular_price").last(),
-        pl.col("competitor_min_price").drop_nulls().last(),
+        pl.col("competitor_min_price").filter(pl.col("competitor_min_price") > 0).last(),
     )
     week_ago = active.select(
         "store_id",

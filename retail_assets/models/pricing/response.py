@@ -46,6 +46,8 @@ MONOTONE = {"log_price_ratio": -1, "log_competitor_ratio": 1}
 # A store x SKU's own mean weighs like this many days of its category's mean: about a month,
 # the history a buyer would want before trusting one item's rate over its category's.
 BASELINE_PRIOR_DAYS = 30.0
+# The category of a SKU the catalog does not list (it gets the pooled elasticity).
+UNKNOWN_CATEGORY = "(unknown)"
 # Relative price step for the arc elasticity (d log units / d log price).
 ELASTICITY_STEP = 0.05
 
@@ -76,6 +78,7 @@ def sales_rows(sales: pl.DataFrame, products: pl.DataFrame) -> pl.DataFrame:
             pl.col("list_price") > 0,
         )
         .join(products.select("sku", pl.col("category").cast(pl.String)), on="sku", how="left")
+        .with_columns(pl.col("category").fill_null(UNKNOWN_CATEGORY))
         .select(
             "date",
             "store_id",
@@ -122,7 +125,12 @@ def price_terms(price: pl.Expr, regular: pl.Expr) -> list[pl.Expr]:
     twin serving uses; the elasticity regression uses the same terms."""
     return [
         (price / pl.col("list_price")).log().alias("log_price_ratio"),
-        (pl.col("competitor_min_price").cast(pl.Float64) / regular)
+        (
+            pl.when(pl.col("competitor_min_price").cast(pl.Float64) > 0).then(
+                pl.col("competitor_min_price").cast(pl.Float64)
+            )
+            / regular
+        )
         .log()
         .fill_null(0.0)
         .fill_nan(0.0)
