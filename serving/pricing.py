@@ -249,7 +249,7 @@ class PricingRuntime:
             "settings": asdict(self.settings),
             "open": {v: asdict(e) for v, e in self.open.items()},
             "watched_versions": {
-                v: {"observed": w.observed, "window": len(w.changes)}
+                v: {"observed": w.observed, "window": len(w.scores)}
                 for v, w in self.windows.items()
             },
         }
