@@ -204,11 +204,36 @@ class ServingState:
     def problems(self) -> list[str]:
         out = [f"{slot.name}: {p}" for slot in self.slots for p in slot.problems]
         out += [f"{e.name}: {p}" for e in self.extensions for p in e.problems()]
+        for name, refusal in self.refused_models().items():
+            out.append(
+                f"{name}: no champion: the promotion gate refused v{refusal.get('version')} "
+                f"({str(refusal.get('reason', ''))[:300]}); its routes answer 503 until a "
+                "version passes"
+            )
+        return out
+
+    def refused_models(self) -> dict[str, dict]:
+        """Served models that have no champion because the gate refused every version so
+        far (the last decision is a refusal): waiting will not load them, so readiness does
+        not wait for them and the other domains serve."""
+        out = {}
+        for name, slot in self.served_models.items():
+            if slot.ready or slot.store.log is None or slot.store.champion() is not None:
+                continue
+            last = slot.store.log.last(slot.store.artifact)
+            if last is not None and last.get("action") == "refuse":
+                out[name] = last
         return out
 
     def missing(self) -> list[str]:
-        """What is not loaded yet (empty once the app is ready)."""
-        missing = [slot.name for slot in self.slots if slot.required and not slot.ready]
+        """What is not loaded yet (empty once the app is ready). A model whose every version
+        was refused is not waited for: it is a problem (`problems`), not a delay."""
+        refused = self.refused_models()
+        missing = [
+            slot.name
+            for slot in self.slots
+            if slot.required and not slot.ready and slot.name not in refused
+        ]
         missing += [f"{e.name} (not loaded)" for e in self.extensions if not e.ready()]
         return missing
 

@@ -289,3 +289,24 @@ def test_a_pricing_model_trained_on_shuffled_units_is_refused_by_the_gate(tiny_p
     )
     assert not verdict.passed
     assert any("recent_profile" in reason for reason in verdict.reasons)
+
+
+def test_when_every_pricing_model_was_refused_the_other_domains_are_ready_and_prices_are_503(
+    platform_copy,
+):
+    """A deployment whose first pricing model the gate refused (say, sales without unit cost)
+    must not hold forecasts and fraud scores hostage: `/ready` does not wait for a model that
+    waiting cannot load, `/health` says why pricing is missing, and `/v1/price` answers 503."""
+    settings = platform_copy
+    store = Artifacts.from_settings(settings).model("pricing")
+    store.roles_path.unlink()  # no champion: as if v1 had never passed
+    store.record("refuse", "1", reason="priced_rows >= 1 failed", actor="promotion_gate")
+    with ServingServer(settings) as server:
+        assert httpx.get(server.url + "/ready", timeout=30).json() == {
+            "ready": True,
+            "missing": [],
+        }
+        health = httpx.get(server.url + "/health", timeout=30).json()
+        assert any("pricing: no champion" in p and "priced_rows" in p for p in health["problems"])
+        answer = httpx.post(server.url + URL, json={"sku": "SKU-00008", "store_id": "S001"})
+        assert answer.status_code == 503, answer.text
