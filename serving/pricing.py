@@ -291,11 +291,11 @@ def list_price_answer(
     q: PriceQuery,
     ctx: PriceContext,
     rails: Guardrails,
-    plan: tuple[str, ServedModel | None, str | None, str | None],
+    arm: str,
+    reason: str | None,
 ) -> PriceAnswer:
     """The list price moved inside the guardrails: what a customer sees while the breaker is
     open and no other model may answer."""
-    arm, _, _, reason = plan
     list_price = float(table.list_price[i])
     decision = decide(rails, ctx, list_price)
     return PriceAnswer(

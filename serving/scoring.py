@@ -479,8 +479,9 @@ def price_items(
         if not version:
             rails, _ = rails_of(champion)
             for i, ctx in zip(members, ctxs, strict=True):
+                arm, _, _, reason = plans[i]
                 answers[i] = list_price_answer(
-                    table, int(index[i]), queries[i], ctx, rails, plans[i]
+                    table, int(index[i]), queries[i], ctx, rails, arm, reason
                 )
             continue
         model = plans[members[0]][1]
@@ -514,30 +515,24 @@ def price_items(
         window = runtime.window(model)
         for i, ctx, rec in zip(members, ctxs, recs, strict=True):
             arm, _, fallback, reason = plans[i]
-            if runtime.is_open(model.version):  # tripped earlier in this batch
-                answers[i] = list_price_answer(
-                    table,
-                    int(index[i]),
-                    queries[i],
-                    ctx,
-                    rails,
-                    (arm, None, "list_price", f"circuit breaker open for v{model.version}"),
+            broken: list[str] = []
+            tripped_before = runtime.is_open(model.version)  # earlier in this batch
+            if not tripped_before:
+                broken = violations(rails, ctx, rec.decision.price)
+                change = math.log(max(rec.decision.price, 0.01) / max(ctx.current_price, 0.01))
+                key = (queries[i].store_id, queries[i].sku)
+                trip = window.observe(change, broken, key, table.category[int(index[i])])
+                if trip is not None:
+                    runtime.trip(model.version, trip)
+            if broken or tripped_before:
+                # Never answered: the list price inside the guardrails instead.
+                why = (
+                    f"v{model.version} violated {broken}"
+                    if broken
+                    else f"circuit breaker open for v{model.version}"
                 )
-                continue
-            broken = violations(rails, ctx, rec.decision.price)
-            change = math.log(max(rec.decision.price, 0.01) / max(ctx.current_price, 0.01))
-            key = (queries[i].store_id, queries[i].sku)
-            trip = window.observe(change, broken, key, table.category[int(index[i])])
-            if trip is not None:
-                runtime.trip(model.version, trip)
-            if broken:  # never answered: the list price inside the guardrails instead
                 answers[i] = list_price_answer(
-                    table,
-                    int(index[i]),
-                    queries[i],
-                    ctx,
-                    rails,
-                    (arm, None, "list_price", f"v{model.version} violated {broken}"),
+                    table, int(index[i]), queries[i], ctx, rails, arm, why
                 )
                 continue
             answers[i] = PriceAnswer(
