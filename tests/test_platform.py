@@ -66,7 +66,8 @@ def test_asset_graph_links_raw_staging_and_marts():
 )
 def test_corrupted_sales_feed_is_blocked_before_marts(platform_copy, fault):
     """A corrupt sales feed fails a blocking raw check naming the problem; no staging model or
-    mart is materialized in that run and the previous marts stay readable and unchanged."""
+    mart is materialized in that run and the previous marts stay readable and unchanged; the
+    landed file is quarantined with a report naming the failed checks."""
     from retail_assets.runner import materialize_platform
     from retail_assets.sources.landing_zone import LandingZone
     from retail_assets.sources.synthetic_landing import land_synthetic_feeds
@@ -108,6 +109,13 @@ def test_corrupted_sales_feed_is_blocked_before_marts(platform_copy, fault):
     }[fault]
     assert expected_words in details
     assert "feed row" in details or fault in ("renamed_column", "duplicated_days")
+    zone = LandingZone(settings.landing_dir)
+    (report,) = zone.quarantined("sales")
+    assert report["faults_injected"] == [fault]
+    assert {f["check"] for f in report["failed_checks"]} == {c.check for c in failed}
+    landed = zone.feed_entry("sales")
+    copy = next(zone.quarantine_dir.glob(f"sales/*/{landed['file']}"))
+    assert copy.read_bytes() == zone.feed_path("sales").read_bytes()
 
 
 def test_unreadable_feed_file_leaves_previous_raw_table_intact(platform_copy):

@@ -8,7 +8,8 @@ They run as SQL against ``raw.<feed>`` right after the load and block every down
 - values are plausible (no negative quantities, prices that are not suddenly in cents, no
   future dates).
 Every failure names the column, and for row-level problems the first offending rows by their
-position in the landed file.
+position in the landed file. A feed that fails is quarantined: a copy of the landed file and a
+`report.json` of the failed checks go to `<landing>/quarantine/<feed>/<landed_at>/`.
 
 An optional feed that did not land (no enabled domain needs it, `retail_assets/domains.py`) is
 loaded as an empty table; its checks pass with that reason instead of failing "feed is empty".
@@ -20,6 +21,7 @@ import dagster as dg
 import polars as pl
 
 from retail_assets.raw.assets import FEED_ROW_COLUMN, OPTIONAL_FEED_METADATA
+from retail_assets.resources import LandingZoneResource
 from retail_assets.sources.contracts import FEEDS, FeedContract
 from retail_assets.warehouse import WarehouseResource
 
@@ -266,7 +268,11 @@ def build_raw_feed_checks(contract: FeedContract) -> dg.AssetChecksDefinition:
             for name in CHECK_NAMES
         ],
     )
-    def raw_feed_quality(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
+    def raw_feed_quality(
+        context: dg.AssetCheckExecutionContext,
+        warehouse: WarehouseResource,
+        landing_zone: LandingZoneResource,
+    ):
         event = context.instance.get_latest_materialization_event(asset_key)
         control_total, optional = None, None
         if event is not None and event.asset_materialization is not None:
@@ -278,7 +284,18 @@ def build_raw_feed_checks(contract: FeedContract) -> dg.AssetChecksDefinition:
         if optional is not None:
             yield from optional_feed_results(contract, optional)
             return
-        yield from evaluate_feed(warehouse, contract, control_total)
+        results = list(evaluate_feed(warehouse, contract, control_total))
+        failed = [r for r in results if not r.passed]
+        if failed:
+            folder = landing_zone.zone.quarantine(
+                contract.name,
+                [{"check": r.check_name, "description": r.description} for r in failed],
+            )
+            if folder is not None:
+                context.log.error(
+                    f"{contract.name}: failed its blocking checks; quarantined in {folder}"
+                )
+        yield from results
 
     return raw_feed_quality
 

@@ -51,6 +51,8 @@ from retail_assets.sources.contracts import FEEDS
 MANIFEST_NAME = "_manifest.json"
 SYNTHETIC_KIND = "synthetic"
 GROUND_TRUTH_NAME = "ground_truth.json"
+QUARANTINE_DIR = "quarantine"
+QUARANTINE_REPORT = "report.json"
 
 
 class FeedNotLandedError(FileNotFoundError):
@@ -125,6 +127,48 @@ class LandingZone:
                 f"land it with `retail land {feed} FILE` (or `retail generate` for synthetic data)"
             )
         return manifest["feeds"][feed]
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.directory / QUARANTINE_DIR
+
+    def quarantine(self, feed: str, failures: Sequence[Mapping[str, Any]]) -> Path | None:
+        """Keep a copy of a landed feed that failed its blocking checks, with a report of what
+        failed, under `quarantine/<feed>/<landed_at>/` (idempotent per landing). The landing
+        zone itself is left alone: the next drop of that feed replaces it as usual, and the
+        copy is what a data engineer inspects or sends back to the producer."""
+        manifest = self.manifest()
+        entry = (manifest or {"feeds": {}})["feeds"].get(feed)
+        if entry is None:
+            return None
+        stamp = entry["landed_at"].replace(":", "").replace("+", "Z")
+        folder = self.quarantine_dir / feed / stamp
+        folder.mkdir(parents=True, exist_ok=True)
+        source = self.directory / entry["file"]
+        copy = folder / entry["file"]
+        if source.exists() and not copy.exists():
+            atomic_write(copy, source.read_bytes())
+        report = {
+            "feed": feed,
+            "landed_at": entry["landed_at"],
+            "sha256": entry.get("sha256"),
+            "control_total": entry.get("control_total"),
+            "source": entry.get("source") or (manifest or {}).get("source"),
+            "faults_injected": entry.get("faults", []),
+            "failed_checks": [dict(f) for f in failures],
+            "what_happened": (
+                "the raw table's blocking checks failed: nothing downstream (staging, marts, "
+                "training sets, models, online features) was rebuilt from this landing"
+            ),
+        }
+        atomic_write(folder / QUARANTINE_REPORT, json.dumps(report, indent=2).encode())
+        return folder
+
+    def quarantined(self, feed: str | None = None) -> list[dict[str, Any]]:
+        """Every quarantine report (of one feed), oldest landing first."""
+        pattern = f"{feed or '*'}/*/{QUARANTINE_REPORT}"
+        reports = [json.loads(p.read_text()) for p in self.quarantine_dir.glob(pattern)]
+        return sorted(reports, key=lambda r: (r["landed_at"], r["feed"]))
 
     def read(self, feed: str) -> pl.DataFrame:
         """The feed exactly as it landed (not conformed: the raw checks judge it)."""
