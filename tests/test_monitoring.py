@@ -487,3 +487,57 @@ def test_skew_check_compares_served_features_with_their_offline_recomputation(
             name.startswith("device_") or name == "is_first_device_use_for_customer"
             for name in named
         ), named
+
+
+def test_report_versions_keep_increasing_after_old_reports_are_pruned(tmp_path):
+    """Monitoring keeps its newest reports only; the next report still gets a new number, so
+    the retrain sensor (one request per report version) keeps hearing new verdicts."""
+    from retail_assets.artifacts import Artifacts
+    from retail_assets.monitoring.assets import latest_report, publish_report
+    from retail_assets.monitoring.monitors import ModelReport
+    from retail_assets.settings import settings_for_home
+
+    artifacts = Artifacts.from_settings(settings_for_home(tmp_path, "tiny"))
+    store = artifacts.monitoring("demand")
+    numbers = []
+    for day in range(store.keep + 5):
+        report = ModelReport("demand", "1", f"2026-11-{day % 28 + 1:02d}", {})
+        numbers.append(publish_report(artifacts, report)[0])
+    assert numbers == sorted(set(numbers)), "a report number was reused"
+    assert len(store.versions()) <= store.keep + 1
+    assert latest_report(store)[0] == numbers[-1]
+
+
+def test_a_drift_a_retrain_already_answered_does_not_ask_again_but_a_new_one_does(tmp_path):
+    """Drifted data stays drifted: the report after a retrain repeats the drift, and asking
+    again would retrain every night for nothing. The same drift asks once; a different drift
+    and live degradation ask again."""
+    from retail_assets.artifacts import Artifacts
+    from retail_assets.monitoring.assets import publish_report
+    from retail_assets.monitoring.drift import LevelChange
+    from retail_assets.monitoring.monitors import ModelReport
+    from retail_assets.runner import instance_for
+    from retail_assets.settings import settings_for_home
+
+    settings = settings_for_home(tmp_path, "tiny")
+    instance_for(settings)
+    artifacts = Artifacts.from_settings(settings)
+
+    def report(segment: str, degraded: bool = False) -> ModelReport:
+        out = ModelReport("fraud", "1", "2026-11-02", {})
+        out.level_drift = [LevelChange(segment, 10, 0.6, 1e-6, True, what="known fraud rate")]
+        out.degraded, out.degradation = degraded, "recall fell" if degraded else ""
+        return out
+
+    def requested() -> int:
+        result = _sensor(settings)
+        return 0 if isinstance(result, dg.SkipReason) else len(result)
+
+    publish_report(artifacts, report("overall"))
+    assert requested() == 1
+    publish_report(artifacts, report("overall"))  # after the retrain: the same drift
+    assert requested() == 0
+    publish_report(artifacts, report("channel=online"))  # a different drift
+    assert requested() == 1
+    publish_report(artifacts, report("channel=online", degraded=True))  # live degradation
+    assert requested() == 1

@@ -49,8 +49,9 @@ def publish_report(artifacts: Artifacts, report: ModelReport) -> tuple[str, dict
     """Store the report as a new version of `monitoring/<model>`; when it calls for a retrain,
     append the decision with its evidence. Returns (report version, decision or None)."""
     store = artifacts.monitoring(report.model)
-    existing = store.versions()
-    version = f"{len(existing) + 1:05d}"
+    # After the newest: pruning drops old reports, so counting them would reuse a number (and
+    # the retrain sensor, which requests once per report version, would go quiet).
+    version = f"{int(max(store.versions(), default='0')) + 1:05d}"
     document = report.as_dict()
     store.write(version, {REPORT_FILE: json.dumps(document, indent=2, default=str).encode()})
     store.prune()
@@ -770,6 +771,17 @@ def tiers_to_retrain(
     return sorted(tiers) or None
 
 
+def drift_signature(report: dict[str, Any]) -> list[str]:
+    """What drifted, as sorted names: level segments and features (with their segment)."""
+    levels = [f"level:{d['segment']}" for d in report.get("level_drift", []) if d.get("drifted")]
+    features = [
+        f"feature:{d['feature']}@{d.get('segment', 'overall')}"
+        for d in report.get("feature_drift", [])
+        if d.get("drifted")
+    ]
+    return sorted(set(levels + features))
+
+
 def latest_memberships(
     instance: dg.DagsterInstance, model: str
 ) -> tuple[dict[str, list[str]], dict[str, dict[str, str]]]:
@@ -799,7 +811,8 @@ def latest_memberships(
     description=(
         "Requests a retraining run of exactly the model whose newest monitoring report calls "
         "for it (drift beyond the season or live performance below its offline evaluation), "
-        "once per report, and records `retrain_requested` in the decision log. For a tiered "
+        "once per report and not again for a drift a retrain already answered, and records "
+        "`retrain_requested` in the decision log. For a tiered "
         "model (demand) only the tiers holding the drifted categories retrain, when the "
         "drift is that narrow."
     ),
@@ -820,10 +833,17 @@ def monitoring_retrain_sensor(context: dg.SensorEvaluationContext, artifacts: Ar
         if tiering is not None:
             memberships, parents = latest_memberships(context.instance, model)
             tiers = tiers_to_retrain(report, memberships, tiering.column, parents)
-        if any(
-            e.get("evidence", {}).get("run_key") == run_key
-            for e in store.log.entries(f"monitoring/{model}", {"retrain_requested"})
+        asked = store.log.entries(f"monitoring/{model}", {"retrain_requested"})
+        if any(e.get("evidence", {}).get("run_key") == run_key for e in asked):
+            continue
+        signature = drift_signature(report)
+        if not report.get("degraded") and any(
+            e.get("evidence", {}).get("drift") == signature for e in asked
         ):
+            # The same drift as a retrain already answered: the data stays drifted, so every
+            # later report repeats it, and retraining on one more day would learn nothing new
+            # (found by `retail simulate`: several demand retrains a night for one
+            # competitor-price shift). A new drift, or live degradation, asks again.
             continue
         store.record(
             "retrain_requested",
@@ -834,6 +854,7 @@ def monitoring_retrain_sensor(context: dg.SensorEvaluationContext, artifacts: Ar
                 "run_key": run_key,
                 "model": model,
                 "champion": report.get("version"),
+                "drift": signature,
                 **({"tiers": tiers or [t.name for t in tiering.tiers]} if tiering else {}),
             },
         )
