@@ -5,13 +5,14 @@ the reference behaviour and trips on a shifted one or any guardrail violation.""
 
 from __future__ import annotations
 
+import math
 from datetime import date, timedelta
 
 import numpy as np
 import polars as pl
 import pytest
 
-from retail_assets.models.pricing.breaker import BreakerSettings, ChangeWindow
+from retail_assets.models.pricing.breaker import MIN_SHIFT_SD, BreakerSettings, ChangeWindow
 
 
 def _world(seed: int, skus_per_category: int, days: int = 200) -> tuple[pl.DataFrame, dict]:
@@ -109,6 +110,21 @@ def test_the_breaker_stays_closed_on_reference_behaviour_and_trips_on_a_shift():
     first = next(i for i, t in enumerate(trips) if t is not None)
     assert first + 1 == 30  # judged from the 30th change: +0.095 is 6.5 standard errors away
     assert trips[first].evidence["z"] > 5
+
+
+def test_a_whole_catalog_moving_half_an_sd_together_does_not_trip_but_a_broken_shift_does():
+    """A day's shared context moves every change a little (many standard errors over a whole
+    catalog, well under one reference SD): not a broken model. A shift past MIN_SHIFT_SD is."""
+    reference = {"mean": 0.0, "std": 0.08}
+    rng = np.random.default_rng(1)
+    day = ChangeWindow(reference, BreakerSettings(min_changes=30))
+    changes = rng.normal(-0.54 * 0.08, 0.08, 200)
+    assert all(day.observe(float(c), [], key=i) is None for i, c in enumerate(changes))
+    assert abs(sum(day.scores.values()) / math.sqrt(len(day.scores))) > 5  # many SEs away
+    shifted = ChangeWindow(reference, BreakerSettings(min_changes=30))
+    trips = [shifted.observe(float(c), [], key=i) for i, c in enumerate(rng.normal(0.1, 0.08, 200))]
+    tripped = next(t for t in trips if t is not None)
+    assert tripped.evidence["mean_standardized_change"] >= MIN_SHIFT_SD
 
 
 def test_one_guardrail_violation_trips_the_breaker_at_once():

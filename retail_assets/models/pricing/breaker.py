@@ -9,7 +9,9 @@ window of the changes it actually recommended. The breaker trips when
 - any recommended price violates a guardrail (it never should: the optimizer clamps every
   price; a violation means the model, the rules or the data are broken), or
 - the window's mean standardized change is more than `sigmas` standard errors from zero,
-  once the window holds `min_changes`. Each change is standardized by its category's
+  once the window holds `min_changes`, and at least `MIN_SHIFT_SD` reference SDs (a day's
+  shared context moves a whole catalog's changes together, so the standard error alone
+  overstates the evidence). Each change is standardized by its category's
   reference (mean and SD of that category's changes at training; the overall ones for a
   category without enough of them), so traffic that happens to ask for one category at a
   time is judged against that category's own moves; and each store x SKU counts once in the
@@ -38,6 +40,14 @@ from typing import Any
 DEFAULT_WINDOW = 200
 DEFAULT_MIN_CHANGES = 30
 DEFAULT_SIGMAS = 5.0
+# The window's mean must also be at least this many reference SDs from the reference mean. The
+# standard error assumes independent changes, but a whole catalog repriced on one day shares
+# that day's context (competitors' moves, the week in the calendar): the healthy champion of
+# `retail simulate` moved its full-catalog changes by -0.54 SD on such a day (-5.1 standard
+# errors over 90 store x SKUs) and tripped. A broken model moves far more: the
+# inverted-elasticity fault +1.2 SD against a wide overall reference, +8.4 SD against its
+# categories' references in the same simulation.
+MIN_SHIFT_SD = 1.0
 # The reference SD never counts as less than half a percent: a model that barely moves prices
 # must not trip on a few cents of rounding to price endings.
 MIN_REFERENCE_SD = 0.005
@@ -96,11 +106,12 @@ class ChangeWindow:
         if n < self.settings.min_changes:
             return None
         z = sum(self.scores.values()) / math.sqrt(n)
-        if abs(z) <= self.settings.sigmas:
+        if abs(z) <= self.settings.sigmas or abs(z) / math.sqrt(n) < MIN_SHIFT_SD:
             return None
         return Trip(
             f"price changes of the last {n} store x SKUs are {z:+.1f} standard errors from "
-            f"their reference (limit {self.settings.sigmas:g}); latest {change:+.2%} against "
+            f"their reference (limit {self.settings.sigmas:g}), a shift of "
+            f"{z / math.sqrt(n):+.2f} reference SDs (limit {MIN_SHIFT_SD:g}); latest {change:+.2%} against "
             f"{mean:+.2%} +- {sd:.2%}",
             {
                 "window": n,
