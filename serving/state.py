@@ -214,14 +214,15 @@ class ServingState:
 
     def refused_models(self) -> dict[str, dict]:
         """Served models that have no champion because the gate refused every version so
-        far (the last decision is a refusal): waiting will not load them, so readiness does
-        not wait for them and the other domains serve."""
+        far (the last decision is a refusal, or a refused version offered only as a
+        challenger, which never serves without a champion): waiting will not load them, so
+        readiness does not wait for them and the other domains serve."""
         out = {}
         for name, slot in self.served_models.items():
             if slot.ready or slot.store.log is None or slot.store.champion() is not None:
                 continue
             last = slot.store.log.last(slot.store.artifact)
-            if last is not None and last.get("action") == "refuse":
+            if last is not None and last.get("action") in ("refuse", "challenger"):
                 out[name] = last
         return out
 
