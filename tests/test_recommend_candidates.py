@@ -311,3 +311,30 @@ def test_business_rules_drop_discontinued_and_out_of_stock_items_cap_a_category_
     assert uncapped["sku"].to_list() == ["T1", "T2", "T3", "T4", "S1"]
     no_feed, removed = apply_rules(ranked, products, day, k=5, rules=Rules(max_per_category=None))
     assert "GONE" in no_feed["sku"].to_list() and "out_of_stock" not in set(removed["rule"])
+
+
+def test_an_item_launched_after_the_last_inventory_snapshot_is_not_hidden_as_out_of_stock():
+    """The snapshot does not list a product launched since: its stock is unknown, so the
+    out-of-stock rule does not judge it (a listed item with zero units is still hidden)."""
+    from retail_assets.models.recommend.rules import apply_rules
+
+    day = date(2026, 10, 3)
+    products = pl.DataFrame(
+        {
+            "sku": ["OLD", "NEW", "EMPTY"],
+            "category": ["Tops", "Shoes", "Bags"],
+            "discontinued_date": [None, None, None],
+        }
+    )
+    inventory = pl.DataFrame(
+        {
+            "snapshot_date": [date(2026, 9, 28)] * 2,
+            "store_id": ["A", "A"],
+            "sku": ["OLD", "EMPTY"],
+            "on_hand_units": [5, 0],
+        }
+    )
+    ranked = pl.DataFrame({"customer_id": "C", "sku": ["NEW", "EMPTY", "OLD"], "rank": [1, 2, 3]})
+    shown, removed = apply_rules(ranked, products, day, k=3, inventory=inventory)
+    assert shown["sku"].to_list() == ["NEW", "OLD"]
+    assert dict(zip(removed["sku"], removed["rule"], strict=True)) == {"EMPTY": "out_of_stock"}

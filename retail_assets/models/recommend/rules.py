@@ -4,7 +4,8 @@ The ranker orders what a customer may like; the shop decides what may be shown. 
 
 1. `discontinued`: an item discontinued on or before the recommendation day is never shown;
 2. `out_of_stock`: with the inventory feed, an item with no units on hand in any store at the
-   latest snapshot on or before that day is never shown (without the feed: not applied);
+   latest snapshot on or before that day is never shown (without the feed: not applied; an
+   item the snapshot does not list, e.g. launched since, is not judged);
 3. `diversity_cap`: at most `max_per_category` items of one category, so one mission does not
    fill the page; the items it pushes out make room for the next ranked ones.
 
@@ -63,11 +64,14 @@ class RuleBook:
         # Python lists for the per-item loop of `apply` (a list index is ~10x a numpy one).
         self._category = [names[c or ""] for c in categories]
         self._discontinued_day = [_NEVER if d is None else (d - _EPOCH).days for d in discontinued]
-        # Units on hand over all stores at the latest snapshot (0 for an item it lacks); None:
-        # no inventory feed, the rule cannot apply.
+        # Units on hand over all stores at the latest snapshot; None: no inventory feed, the
+        # rule cannot apply. An item the snapshot lacks is unknown (NaN), not out of stock: a
+        # product launched after the last snapshot has no inventory record yet, and hiding it
+        # until the next one would keep every new SKU out of recommendations for days (found
+        # by `retail simulate`'s new_product_wave).
         self.on_hand: np.ndarray | None = None
         if stock is not None:
-            self.on_hand = np.zeros(len(skus))
+            self.on_hand = np.full(len(skus), np.nan)
             for sku, units in stock.select("sku", "on_hand").iter_rows():
                 if sku in code:
                     self.on_hand[code[sku]] = units or 0
