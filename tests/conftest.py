@@ -11,6 +11,7 @@ import pytest
 
 from retail_assets import settings as retail_settings
 from retail_assets.settings import Settings
+from serving.embedded import EmbeddedServer
 
 
 def settings_for_home(home: Path, scale: str = "tiny") -> Settings:
@@ -43,61 +44,12 @@ def platform_copy(tiny_platform, tmp_path) -> Iterator[Settings]:
     settings_for_home(settings.home)
 
 
-class ServingServer:
-    """The serving app under uvicorn in a background thread, on a free local port."""
+class ServingServer(EmbeddedServer):
+    """The serving app for real over HTTP (`serving/embedded.py`), with the tests' admin
+    token."""
 
     def __init__(self, settings: Settings, **overrides):
-        import dataclasses
-        import socket
-        import threading
-
-        import uvicorn
-
-        from serving.app import create_app
-        from serving.clock import PaymentClock
-        from serving.config import ServingConfig
-
-        # The tiny world ends on the generator's fixed end date, weeks before today: tests
-        # send its payments on the replay clock (the fraud state's as-of time).
-        overrides.setdefault("payment_clock", PaymentClock(mode="replay"))
-        config = dataclasses.replace(
-            ServingConfig.from_settings(settings),
-            admin_token="test-admin-token",
-            poll_seconds=0.5,
-            log_flush_seconds=0.5,
-            **overrides,
-        )
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.app = create_app(config)
-        self.state = self.app.state.serving
-        self.admin = {"authorization": "Bearer test-admin-token"}
-        self._server = uvicorn.Server(
-            uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
-        )
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-
-    def __enter__(self) -> ServingServer:
-        import time
-
-        import httpx
-
-        self._thread.start()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/ready", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("serving app did not become ready within 30 s")
-
-    def __exit__(self, *exc) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=30)
+        super().__init__(settings, admin_token="test-admin-token", **overrides)
 
 
 @pytest.fixture
