@@ -672,3 +672,31 @@ def test_worse_index_is_refused_and_never_served(platform_copy):
             assert status["candidate"] is None and status["live"]["version"] == live
         for i in range(20):
             assert server.search(q="boots", session_id=f"s{i}")["index_version"] == live
+
+
+def test_an_index_that_only_adds_products_to_the_live_one_goes_live_without_a_canary():
+    """New products must be searchable the day they land: a version built by adding them to
+    the live graph (nothing removed or replaced) goes live once it passed the gate; any other
+    change still starts as a canary, and a refused one is still refused."""
+    from datetime import UTC, datetime
+
+    from retail_assets.core.gate import GateResult
+    from retail_assets.core.store import Pointer, Roles, Rollout
+    from retail_assets.search.evaluation import rollout_step
+
+    roles = Roles(champion=Pointer("enc-int8-aaa", "2026-11-01T00:00:00+00:00"))
+    policy = Rollout("canary", 0.1, 600)
+    now = datetime.now(UTC)
+    added = {"mode": "incremental", "base_version": "enc-int8-aaa", "added": 6, "removed": 0,
+             "replaced": 0}  # fmt: skip
+    step = rollout_step("enc-int8-bbb", GateResult(True, []), roles, policy, now, "ok", added)
+    assert step.action == "live" and "only new products" in step.reason
+    changed = {**added, "replaced": 1}
+    step = rollout_step("enc-int8-bbb", GateResult(True, []), roles, policy, now, "ok", changed)
+    assert step.action == "canary"
+    other_base = {**added, "base_version": "enc-int8-old"}
+    step = rollout_step("enc-int8-bbb", GateResult(True, []), roles, policy, now, "ok", other_base)
+    assert step.action == "canary"
+    assert (
+        rollout_step("v", GateResult(False, []), roles, policy, now, "", added).action == "refuse"
+    )

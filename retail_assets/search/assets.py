@@ -697,7 +697,8 @@ def search_index_promotion(
     )
     summary = _summary(evaluation, live)
     policy = canary_policy(store)
-    step = rollout_step(version, result, roles, policy, datetime.now(UTC), summary)
+    build = (_manifest(store, version) or {}).get("build")
+    step = rollout_step(version, result, roles, policy, datetime.now(UTC), summary, build)
     evidence = {
         "gate": result.table(),
         "headline": headline(

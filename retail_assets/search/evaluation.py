@@ -228,6 +228,19 @@ class RolloutStep:
     rollout: Rollout | None = None
 
 
+def only_adds_to(build: dict[str, Any] | None, live: str | None) -> bool:
+    """The build patched the live version with new products only."""
+    return bool(
+        build
+        and live is not None
+        and build.get("mode") == "incremental"
+        and build.get("base_version") == live
+        and build.get("added", 0) > 0
+        and build.get("removed", 0) == 0
+        and build.get("replaced", 0) == 0
+    )
+
+
 def rollout_step(
     version: str,
     result: GateResult,
@@ -235,11 +248,18 @@ def rollout_step(
     policy: Rollout,
     now: datetime,
     summary: str,
+    build: dict[str, Any] | None = None,
 ) -> RolloutStep:
     """The search index's progressive delivery, without Dagster: refuse a version the gate
     refused; the first version goes live; a new version becomes the canary at the policy's
     share (min_seconds 0 disables the canary: straight live). A running canary is not made
-    live by time: `search_monitoring` decides it on click-through (sequential test)."""
+    live by time: `search_monitoring` decides it on click-through (sequential test).
+
+    A version that only adds products to the live one (`build`: the index build's stats, its
+    base the live version, nothing removed or replaced) goes live once it passed the gate:
+    the live products rank as before among themselves, and a canary would keep new products
+    out of most searches for its whole length (found by `retail simulate`'s
+    new_product_wave: launched SKUs missing from 90 % of searches on their first day)."""
     if not result.passed:
         return RolloutStep("refuse", "; ".join(result.reasons))
     live, candidate = roles.version("champion"), roles.version("challenger")
@@ -258,6 +278,13 @@ def rollout_step(
         )
     if policy.min_seconds == 0:
         return RolloutStep("live", f"canary disabled (min_canary_seconds = 0); {summary}")
+    if only_adds_to(build, live):
+        return RolloutStep(
+            "live",
+            f"only new products added to the live index ({build['added']}; same encoder, every "
+            f"live product unchanged): live at once, so they are searchable the day they land; "
+            f"{summary}",
+        )
     return RolloutStep(
         "canary",
         f"passed the offline gate ({summary}); canary at share {policy.share}",
