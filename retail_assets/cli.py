@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from retail_assets.settings import PROJECT_ROOT, SCALES, Settings, get_settings
+from retail_assets.simulation.scenarios import SCENARIOS
 
 console = Console(highlight=False)
 
@@ -934,3 +935,50 @@ def evals_prompts() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# -- simulation ---------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option(
+    "--scenario",
+    required=True,
+    type=click.Choice(list(SCENARIOS)),
+)
+@click.option("--days", type=click.IntRange(min=2), default=None, help="Days to simulate.")
+@click.option(
+    "--scale", type=click.Choice(["tiny", "small", "default"]), default="tiny", show_default=True
+)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option(
+    "--policy",
+    type=click.Choice(["targeted", "nightly"]),
+    default="targeted",
+    show_default=True,
+    help="targeted: the platform's own retraining; nightly: every model also retrains nightly.",
+)
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
+def simulate(scenario, days, scale, seed, policy, out) -> None:
+    """Advance a platform one simulated day at a time: feeds land, the daemon's night runs,
+    customers use the serving app over HTTP, labels arrive late. Writes OUT/timeline.json,
+    OUT/timeline.png and OUT/report.md (its platform lives in OUT/home)."""
+    from retail_assets.simulation.simulate import simulate as run_simulation
+
+    chosen = SCENARIOS[scenario]
+    days = days or chosen.default_days
+    if days < chosen.min_days:
+        raise click.BadParameter(
+            f"{scenario} needs at least {chosen.min_days} days", param_hint="--days"
+        )
+    timeline = run_simulation(
+        scenario, days, out, scale=scale, seed=seed, policy=policy,
+        progress=lambda line: console.print(line, highlight=False),
+    )  # fmt: skip
+    failed = [e for e in timeline["expectations"] if not e["passed"]]
+    for e in timeline["expectations"]:
+        mark = "[green]pass[/green]" if e["passed"] else "[red]FAIL[/red]"
+        console.print(f"{mark} {e['name']}: {e['evidence']}", highlight=False)
+    console.print(f"report: {Path(out) / 'report.md'}")
+    if failed:
+        raise SystemExit(1)

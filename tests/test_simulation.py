@@ -1,0 +1,69 @@
+"""`retail simulate` end to end at tiny scale: each scenario runs on its own platform (real
+Dagster runs through the simulated daemon, the real serving app over HTTP), and every
+expectation the scenario states holds on its timeline. The outputs a user reads (timeline
+JSON and PNG, report) are written."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, time, timedelta
+
+import polars as pl
+import pytest
+
+from retail_assets.simulation.simulate import simulate
+from retail_assets.sources.synthetic import GeneratorConfig
+
+# Days per scenario in the tests: the fewest that show the platform's answer at tiny scale.
+DAYS = {
+    "bad_model_promoted": 3,
+    "prompt_regression": 3,
+    "corrupt_pos_feed": 4,
+    "new_product_wave": 3,
+    "holiday_season": 4,
+    "supply_shock": 10,
+    "fraud_pattern_change": 14,
+}
+
+
+def test_the_world_reveals_each_day_what_a_retailer_has_by_then():
+    """Generated once, cut per day: no transaction after the day, fraud labels only once
+    available (late), the calendar ahead for forecasting, history unchanged from one day to
+    the next, and a launch wave's SKUs absent (with every row about them) until their day."""
+    from retail_assets.simulation.world import PLANNING_DAYS, build_world
+    from retail_assets.sources.synthetic import Knobs
+
+    base = date(2026, 10, 31)
+    world = build_world("tiny", 42, base, 6, Knobs())
+    assert world.first_day == GeneratorConfig(scale="tiny").start_date  # same window start
+    launch = base + timedelta(days=3)
+    wave = world.launch_wave(launch, 0.2)
+    day = base + timedelta(days=1)
+    today, tomorrow = world.feeds_through(day), world.feeds_through(day + timedelta(days=1))
+    assert today["sales"]["date"].max() == day
+    assert today["payments"]["event_ts"].max() < datetime.combine(day + timedelta(days=1), time())
+    labels = today["fraud_labels"]
+    assert labels["label_available_at"].max() < datetime.combine(day + timedelta(days=1), time())
+    assert labels.height < today["payments"].height  # recent payments are not labelled yet
+    assert today["calendar"]["date"].max() == day + timedelta(days=PLANNING_DAYS)
+    history = tomorrow["sales"].filter(pl.col("date") <= day)
+    assert history.equals(today["sales"])  # yesterday's sales do not change
+    for feed in ("products", "sales", "clickstream", "inventory"):
+        assert not set(wave) & set(today[feed]["sku"].drop_nulls()), feed
+    launched = world.feeds_through(launch)["products"].filter(pl.col("sku").is_in(wave))
+    assert launched.height == len(wave) and set(launched["launch_date"]) == {launch}
+
+
+@pytest.mark.parametrize("scenario", list(DAYS))
+def test_each_scenario_meets_its_expectations_at_tiny_scale(scenario, tmp_path):
+    out = tmp_path / scenario
+    timeline = simulate(scenario, DAYS[scenario], out, scale="tiny", seed=42, progress=print)
+    failed = [e for e in timeline["expectations"] if not e["passed"]]
+    assert timeline["expectations"], "a scenario states its expectations"
+    assert not failed, json.dumps(failed, indent=2)
+    assert len(timeline["days"]) == DAYS[scenario]
+    assert sum(sum(d["traffic"]["requests"].values()) for d in timeline["days"]) > 0
+    written = json.loads((out / "timeline.json").read_text())
+    assert written["scenario"] == scenario and written["summary_numbers"]["server_errors"] == 0
+    assert (out / "timeline.png").stat().st_size > 10_000
+    assert "## Expectations" in (out / "report.md").read_text()
