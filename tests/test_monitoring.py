@@ -510,8 +510,8 @@ def test_report_versions_keep_increasing_after_old_reports_are_pruned(tmp_path):
 
 def test_a_drift_a_retrain_already_answered_does_not_ask_again_but_a_new_one_does(tmp_path):
     """Drifted data stays drifted: the report after a retrain repeats the drift, and asking
-    again would retrain every night for nothing. The same drift asks once; a different drift
-    and live degradation ask again."""
+    again would retrain every night for nothing. A drift asks once per drift window; a new
+    drifted segment, live degradation, or the same drift a window later ask again."""
     from retail_assets.artifacts import Artifacts
     from retail_assets.monitoring.assets import publish_report
     from retail_assets.monitoring.drift import LevelChange
@@ -523,8 +523,8 @@ def test_a_drift_a_retrain_already_answered_does_not_ask_again_but_a_new_one_doe
     instance_for(settings)
     artifacts = Artifacts.from_settings(settings)
 
-    def report(segment: str, degraded: bool = False) -> ModelReport:
-        out = ModelReport("fraud", "1", "2026-11-02", {})
+    def report(segment: str, degraded: bool = False, as_of: str = "2026-11-02") -> ModelReport:
+        out = ModelReport("fraud", "1", as_of, {})
         out.level_drift = [LevelChange(segment, 10, 0.6, 1e-6, True, what="known fraud rate")]
         out.degraded, out.degradation = degraded, "recall fell" if degraded else ""
         return out
@@ -540,4 +540,8 @@ def test_a_drift_a_retrain_already_answered_does_not_ask_again_but_a_new_one_doe
     publish_report(artifacts, report("channel=online"))  # a different drift
     assert requested() == 1
     publish_report(artifacts, report("channel=online", degraded=True))  # live degradation
+    assert requested() == 1
+    publish_report(artifacts, report("overall", as_of="2026-11-10"))  # inside the window
+    assert requested() == 0
+    publish_report(artifacts, report("overall", as_of="2026-12-15"))  # a window later
     assert requested() == 1

@@ -17,7 +17,7 @@ another.
 import base64
 import io
 import json
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import dagster as dg
@@ -30,7 +30,7 @@ from retail_assets.models.lifecycle.resource import LifecycleResource
 from retail_assets.models.lifecycle.spec import TrainingSet
 from retail_assets.models.lifecycle.tiers import Tiering
 from retail_assets.monitoring import canary, feedback, skew
-from retail_assets.monitoring.drift import PSI_DRIFT
+from retail_assets.monitoring.drift import PSI_DRIFT, WINDOW_DAYS
 from retail_assets.monitoring.monitors import (
     ModelReport,
     monitor_demand,
@@ -782,6 +782,22 @@ def drift_signature(report: dict[str, Any]) -> list[str]:
     return sorted(set(levels + features))
 
 
+def answered_drift(asked: list[dict[str, Any]], report: dict[str, Any]) -> set[str]:
+    """What the retrains requested within the drift window before this report (by the data's
+    dates, `as_of`) were asked for."""
+    now = str(report.get("as_of") or "")[:10]
+    if not now:
+        return set()
+    since = (date.fromisoformat(now) - timedelta(days=WINDOW_DAYS)).isoformat()
+    out: set[str] = set()
+    for entry in asked:
+        evidence = entry.get("evidence", {})
+        when = str(evidence.get("as_of") or "")[:10]
+        if when and since <= when <= now:
+            out.update(evidence.get("drift") or [])
+    return out
+
+
 def latest_memberships(
     instance: dg.DagsterInstance, model: str
 ) -> tuple[dict[str, list[str]], dict[str, dict[str, str]]]:
@@ -837,13 +853,12 @@ def monitoring_retrain_sensor(context: dg.SensorEvaluationContext, artifacts: Ar
         if any(e.get("evidence", {}).get("run_key") == run_key for e in asked):
             continue
         signature = drift_signature(report)
-        if not report.get("degraded") and any(
-            e.get("evidence", {}).get("drift") == signature for e in asked
-        ):
-            # The same drift as a retrain already answered: the data stays drifted, so every
-            # later report repeats it, and retraining on one more day would learn nothing new
-            # (found by `retail simulate`: several demand retrains a night for one
-            # competitor-price shift). A new drift, or live degradation, asks again.
+        if not report.get("degraded") and not set(signature) - answered_drift(asked, report):
+            # Nothing drifted that a retrain in the drift window has not already answered: the
+            # data stays drifted for the window's length, so every later report repeats it,
+            # and retraining on one more day would learn nothing new (found by `retail
+            # simulate`: demand retrained every night for one competitor-price shift). A new
+            # drift, or live degradation, asks again.
             continue
         store.record(
             "retrain_requested",
@@ -855,6 +870,7 @@ def monitoring_retrain_sensor(context: dg.SensorEvaluationContext, artifacts: Ar
                 "model": model,
                 "champion": report.get("version"),
                 "drift": signature,
+                "as_of": report.get("as_of"),
                 **({"tiers": tiers or [t.name for t in tiering.tiers]} if tiering else {}),
             },
         )
