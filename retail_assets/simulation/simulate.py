@@ -423,8 +423,10 @@ class Simulation:
         # (`/health` names the refusal); the day records it instead of sending traffic.
         refused = sorted(self.server.state.refused_models())
         out.checks["models_without_champion"] = refused
-        traffic.forecasts(client, self.world, day, out)
-        traffic.payments(client, self.world, day, out)
+        if "demand" not in refused:
+            traffic.forecasts(client, self.world, day, out)
+        if "fraud" not in refused:
+            traffic.payments(client, self.world, day, out)
         if "recommend" not in refused:
             traffic.recommendations(client, self.world, day, people, out)
         features = artifacts.features(PRICING_FEATURE_SET)
