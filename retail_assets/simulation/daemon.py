@@ -72,7 +72,7 @@ class SimulatedDaemon:
                 defs=self.defs, instance=self.instance, evaluation_time=now
             ).cursor
 
-    def _execute(self, trigger: str, keys, tags=None) -> Run | None:
+    def execute(self, trigger: str, keys, tags=None) -> Run | None:
         keys = [dg.AssetKey.from_coercible(k) for k in keys]
         if not keys:
             return None
@@ -96,7 +96,7 @@ class SimulatedDaemon:
                 if request.run_key:
                     self.run_keys.add(request.run_key)
                 keys = request.asset_selection or []
-                run = self._execute(f"sensor:{sensor.name}", keys, request.tags)
+                run = self.execute(f"sensor:{sensor.name}", keys, request.tags)
                 if run:
                     runs.append(run)
         return runs
@@ -111,7 +111,7 @@ class SimulatedDaemon:
             job = self.defs.resolve_job_def(schedule.job_name)
             keys = sorted(job.asset_layer.executable_asset_keys if job.asset_layer else [])
             keys = [k for k in keys if k in self.graph.get_all_asset_keys()]
-            run = self._execute(f"schedule:{schedule.name}", keys)
+            run = self.execute(f"schedule:{schedule.name}", keys)
             if run:
                 runs.append(run)
         return runs
@@ -128,7 +128,7 @@ class SimulatedDaemon:
             keys = [k for k in self.graph.get_all_asset_keys() if result.get_num_requested(k)]
             if not keys:
                 break
-            run = self._execute("automation", keys)
+            run = self.execute("automation", keys)
             runs.append(run)
             if not run.summary.success:
                 break

@@ -14,7 +14,7 @@ platform's answer: day 2 of a short run, later in a long one.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -65,7 +65,6 @@ class Scenario:
     """Events ("type" or "type:model") that count as the platform noticing the event."""
     recovered_by: tuple[str, ...] = ()
     """Events that count as the platform having answered it."""
-    notes: tuple[str, ...] = field(default_factory=tuple)
 
     def event_day(self, days: int) -> int:
         return max(2, min(10, days // 4))

@@ -442,19 +442,11 @@ class Simulation:
         traffic.assistant(client, out)
 
     def _retrain_everything(self, daemon) -> list:
+        """The naive policy: every model's chain, every night."""
         from retail_assets.monitoring.assets import retrain_keys
 
-        runs = []
-        for model in MODELS:
-            keys = (
-                retrain_keys(model)
-                if model != "pricing"
-                else [f"pricing_{step}" for step in ("model", "evaluation", "onnx", "promotion")]
-            )
-            run = daemon._execute("policy:nightly", keys)
-            if run:
-                runs.append(run)
-        return runs
+        runs = [daemon.execute("policy:nightly", retrain_keys(model)) for model in MODELS]
+        return [run for run in runs if run]
 
     def _tiers_of(self, categories: list[str]) -> list[str]:
         from retail_assets.monitoring.assets import latest_memberships

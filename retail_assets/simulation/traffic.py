@@ -22,7 +22,6 @@ Every response status is counted: a 5xx is a failure of the platform whatever th
 
 from __future__ import annotations
 
-import math
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -440,7 +439,3 @@ def new_sku_answers(
     out.checks["new_skus"] = len(new_skus)
     out.checks["new_skus_forecastable"] = sum(s in forecastable for s in new_skus)
     out.checks["new_skus_recommended"] = recommended
-
-
-def finite(value: float | None) -> bool:
-    return value is not None and math.isfinite(value)
