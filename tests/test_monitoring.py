@@ -153,6 +153,38 @@ def test_the_tiny_platform_run_monitors_both_models_and_asks_for_nothing(tiny_pl
     assert isinstance(result, dg.SkipReason), result
 
 
+def _payments(knobs: Knobs, end: date) -> pl.DataFrame:
+    feeds = generate(GeneratorConfig(scale="tiny", seed=42, knobs=knobs, end_date=end)).feeds
+    return (
+        feeds["payments"]
+        .select("transaction_id", pl.col("event_ts").alias("transaction_ts"), "card_id")
+        .join(feeds["fraud_labels"], on="transaction_id", how="left")
+        .with_columns(pl.col("label_available_at").cast(pl.Datetime("us")))
+    )
+
+
+def test_a_fraud_pattern_two_weeks_old_is_found_in_the_recent_window_not_the_live_one():
+    """Two weeks after a pattern at 10 % of payments began, with labels as known then (most
+    chargebacks still to come), the champion's live window since its test window (two months
+    before the change) dilutes it below significance; the last three weeks, counted in cards
+    against the same weeks a year earlier, show it. The stationary world, whose frauds come in
+    bursts, raises no alarm in either."""
+    from retail_assets.monitoring.monitors import RECENT_FRAUD_DAYS, fraud_rate_changes
+
+    change, end = date(2026, 8, 1), date(2026, 8, 15)
+    now = datetime.combine(end, datetime.max.time())
+    live_since = datetime(2026, 5, 29)  # the champion's test window ended 64 days before
+    pattern = Knobs(fraud_pattern_change=FraudPatternChange(change, new_pattern_rate=0.1))
+
+    live, recent = fraud_rate_changes(_payments(pattern, end), live_since, now)
+    assert recent.segment == f"last {RECENT_FRAUD_DAYS} days" and "cards" in recent.test
+    assert recent.drifted and recent.change > 1 and recent.p_value < 1e-4, recent.as_dict()
+    assert not live.drifted, live.as_dict()
+
+    stationary = fraud_rate_changes(_payments(Knobs(), end), live_since, now)
+    assert not any(c.drifted for c in stationary), [c.as_dict() for c in stationary]
+
+
 def test_a_new_fraud_pattern_is_detected_and_retrains_only_fraud(platform_copy):
     """From 2026-09-01 a digital-goods pattern the features do not anticipate runs at twice the
     usual fraud rate (the tiny platform sees ~120 payments a day; at the CLI's default rate
