@@ -577,3 +577,39 @@ def test_a_drift_a_retrain_already_answered_does_not_ask_again_but_a_new_one_doe
     assert requested() == 0
     publish_report(artifacts, report("overall", as_of="2026-12-15"))  # a window later
     assert requested() == 1
+
+
+def test_a_feature_drifting_in_one_more_segment_does_not_ask_again(tmp_path):
+    """A feature that drifted overall asks for a retrain once per drift window; the same
+    feature drifting the next day in one more department (segment drift is reported, not
+    acted on) asks nothing; another feature drifting overall is a new question."""
+    from retail_assets.artifacts import Artifacts
+    from retail_assets.monitoring.assets import publish_report
+    from retail_assets.monitoring.drift import FeatureDrift
+    from retail_assets.monitoring.monitors import ModelReport
+    from retail_assets.runner import instance_for
+    from retail_assets.settings import settings_for_home
+
+    settings = settings_for_home(tmp_path, "tiny")
+    instance_for(settings)
+    artifacts = Artifacts.from_settings(settings)
+
+    def report(as_of: str, *drifts: tuple[str, str]) -> ModelReport:
+        out = ModelReport("demand", "1", as_of, {})
+        out.feature_drift = [
+            FeatureDrift(feature, "numeric", "ks", 0.4, 0.3, 1e-9, 500, 500, True, segment)
+            for feature, segment in drifts
+        ]
+        return out
+
+    def requested() -> int:
+        result = _sensor(settings)
+        return 0 if isinstance(result, dg.SkipReason) else len(result)
+
+    price = "competitor_min_price"
+    publish_report(artifacts, report("2026-11-01", (price, "overall"), (price, "department=Toys")))
+    assert requested() == 1
+    publish_report(artifacts, report("2026-11-02", (price, "overall"), (price, "department=Home")))
+    assert requested() == 0
+    publish_report(artifacts, report("2026-11-03", (price, "overall"), ("unit_price", "overall")))
+    assert requested() == 1

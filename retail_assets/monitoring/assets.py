@@ -772,12 +772,16 @@ def tiers_to_retrain(
 
 
 def drift_signature(report: dict[str, Any]) -> list[str]:
-    """What drifted, as sorted names: level segments and features (with their segment)."""
+    """What drifted that calls for a retrain, as sorted names: level segments, and features
+    that drifted overall. A feature drifting only within a segment is reported, not acted on
+    (`ModelReport.drifted_features`), so it is no new question: keyed by segment, per-department
+    feature drift that flickers from day to day (found by `retail simulate`: competitor price
+    features) asked for a retrain every night."""
     levels = [f"level:{d['segment']}" for d in report.get("level_drift", []) if d.get("drifted")]
     features = [
-        f"feature:{d['feature']}@{d.get('segment', 'overall')}"
+        f"feature:{d['feature']}"
         for d in report.get("feature_drift", [])
-        if d.get("drifted")
+        if d.get("drifted") and d.get("segment", "overall") == "overall"
     ]
     return sorted(set(levels + features))
 
