@@ -963,6 +963,7 @@ def simulate(scenario, days, scale, seed, policy, out) -> None:
     """Advance a platform one simulated day at a time: feeds land, the daemon's night runs,
     customers use the serving app over HTTP, labels arrive late. Writes OUT/timeline.json,
     OUT/timeline.png and OUT/report.md (its platform lives in OUT/home)."""
+    from retail_assets.simulation.simulate import check_out
     from retail_assets.simulation.simulate import simulate as run_simulation
 
     chosen = SCENARIOS[scenario]
@@ -971,6 +972,10 @@ def simulate(scenario, days, scale, seed, policy, out) -> None:
         raise click.BadParameter(
             f"{scenario} needs at least {chosen.min_days} days", param_hint="--days"
         )
+    try:
+        check_out(Path(out))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--out") from exc
     timeline = run_simulation(
         scenario, days, out, scale=scale, seed=seed, policy=policy,
         progress=lambda line: console.print(line, highlight=False),

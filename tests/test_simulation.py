@@ -60,6 +60,43 @@ def test_the_world_reveals_each_day_what_a_retailer_has_by_then():
     assert launched.height == len(wave) and set(launched["launch_date"]) == {launch}
 
 
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--scenario", "black_friday"], "'black_friday' is not one of"),
+        (["--scenario", "fraud_pattern_change", "--days", "5"], "needs at least 14 days"),
+        (["--scenario", "holiday_season", "--days", "1"], "--days"),
+        (["--scenario", "holiday_season", "--scale", "huge"], "'huge' is not one of"),
+    ],
+)
+def test_simulate_refuses_bad_options_naming_the_option(args, says, tmp_path):
+    from click.testing import CliRunner
+
+    from retail_assets.cli import main as cli
+
+    result = CliRunner().invoke(cli, ["simulate", *args, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert says in result.output
+    assert not (tmp_path / "out").exists(), "nothing is created for a refused run"
+
+
+def test_simulate_never_replaces_a_home_it_did_not_build(tmp_path):
+    """A run replaces OUT/home; a folder called `home` that a user keeps there is refused,
+    with nothing deleted."""
+    from click.testing import CliRunner
+
+    from retail_assets.cli import main as cli
+
+    keep = tmp_path / "home" / "thesis.tex"
+    keep.parent.mkdir()
+    keep.write_text("years of work")
+    result = CliRunner().invoke(
+        cli, ["simulate", "--scenario", "holiday_season", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 2 and "is not a platform `retail simulate` built" in result.output
+    assert keep.read_text() == "years of work"
+
+
 @pytest.mark.parametrize("scenario", list(DAYS))
 def test_each_scenario_meets_its_expectations_at_tiny_scale(scenario, tmp_path):
     out = tmp_path / scenario

@@ -75,6 +75,24 @@ EVENT_TYPES = {
 MODELS = ("demand", "fraud", "recommend", "pricing")
 
 
+# Written into OUT/home when a run creates it: a later run into the same OUT replaces only a
+# home that carries it, never a folder a user happened to call `home`.
+HOME_MARKER = "SIMULATION_HOME"
+
+
+def check_out(out: Path) -> None:
+    """Refuse an OUT whose `home` is not a previous simulation's platform (it would be
+    replaced) or that is a file."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a directory")
+    home = out / "home"
+    if home.exists() and not (home / HOME_MARKER).exists():
+        raise ValueError(
+            f"--out {out}: {home} exists and is not a platform `retail simulate` built (no "
+            f"{HOME_MARKER} in it); a run replaces OUT/home, so choose another --out"
+        )
+
+
 @dataclass
 class Simulation:
     scenario: Scenario
@@ -102,7 +120,9 @@ class Simulation:
         state = self.scenario.prepare(self.world, start, event) if self.scenario.prepare else {}
         home = self.out / "home"
         if home.exists():
-            shutil.rmtree(home)
+            shutil.rmtree(home)  # a previous run's (checked by `check_out`)
+        home.mkdir(parents=True)
+        (home / HOME_MARKER).write_text("a platform built by `retail simulate`; safe to delete\n")
         self.settings = settings_for_home(home, self.scale)
         self._land(start)
         self.progress(f"base platform through {start} (scale {self.scale}, seed {self.seed}) ...")
@@ -484,6 +504,7 @@ def simulate(
         raise ValueError(f"--days must be at least {chosen.min_days} for {scenario}; got {days}")
     if policy not in POLICIES:
         raise ValueError(f"policy must be one of {', '.join(POLICIES)}; got {policy!r}")
+    check_out(Path(out))
     saved = {var: os.environ.get(var) for var in ENVIRONMENT}
     try:
         return Simulation(chosen, days, scale, seed, Path(out), policy, progress).run()
