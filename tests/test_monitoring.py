@@ -22,20 +22,21 @@ from retail_assets.monitoring.drift import (
     numeric_drift,
     seasonal_feature_drift,
 )
+from retail_assets.monitoring.monitors import LEVEL_SERIES
 from retail_assets.sources.synthetic import GeneratorConfig, Knobs, generate
 from retail_assets.sources.synthetic.config import DemandShift, FraudPatternChange
 
 
-def _sales(knobs: Knobs, end: date) -> pl.DataFrame:
-    feeds = generate(GeneratorConfig(scale="tiny", seed=42, knobs=knobs, end_date=end)).feeds
-    return feeds["sales"].join(feeds["products"].select("sku", "department"), on="sku")
+def _sales(knobs: Knobs, end: date, scale: str = "tiny") -> pl.DataFrame:
+    feeds = generate(GeneratorConfig(scale=scale, seed=42, knobs=knobs, end_date=end)).feeds
+    return feeds["sales"].join(feeds["products"].select("sku", "department", "category"), on="sku")
 
 
 def _levels(sales: pl.DataFrame, end: date) -> dict[str, object]:
     return {
         c.segment: c
         for c in level_change(
-            sales, "date", "units_sold", ["store_id", "sku"], end, ("department",)
+            sales, "date", "units_sold", LEVEL_SERIES, end, ("department", "category")
         )
     }
 
@@ -58,17 +59,21 @@ def test_the_black_friday_to_christmas_surge_is_not_level_drift():
 
 def test_a_demand_shift_is_level_drift_overall():
     """`--demand-shift 2026-10-01:1.8`: the level rises ~+50 % against the season (stock-outs
-    cap part of the shift), significant over the tiny platform's 75 comparable series."""
+    cap part of the shift), significant over the tiny platform's comparable SKUs."""
     end = date(2026, 10, 31)
     levels = _levels(_sales(Knobs(demand_shift=DemandShift(date(2026, 10, 1), 1.8)), end), end)
     overall = levels["overall"]
-    assert overall.drifted and overall.change > 0.4 and overall.p_value < 1e-6
+    assert overall.drifted and overall.change > 0.4 and overall.p_value < 1e-4
 
 
 def test_a_shift_in_one_department_is_reported_there_and_nowhere_else():
+    """At small (28 Electronics SKUs; tiny's 5 are too few to test a department): the shift
+    is found in the department and in no other department or category, although the
+    categories' store x SKU series would have looked drifted had they been tested as
+    independent."""
     end = date(2026, 10, 31)
     shift = DemandShift(date(2026, 10, 1), 0.5, ("Electronics",))
-    levels = _levels(_sales(Knobs(demand_shift=shift), end), end)
+    levels = _levels(_sales(Knobs(demand_shift=shift), end, "small"), end)
     drifted = sorted(s for s, c in levels.items() if c.drifted)
     assert drifted == ["department=Electronics"]
     assert levels["department=Electronics"].change < -0.35

@@ -15,7 +15,8 @@ window is **the same window 52 weeks earlier** (364 days: same weekdays), and:
 * **Level drift** (`level_change`) is the seasonally adjusted change of a quantity per series:
   the year-over-year growth of the current window against the year-over-year growth of the
   windows just before it. An expected seasonal surge grows like last year (change ~ 0); an
-  unexpected shift does not. Tested per series with scipy's Wilcoxon signed-rank test, and
+  unexpected shift does not. Tested over the series (independent ones: SKUs, not store x SKU
+  series that share a SKU's price and promotions) with scipy's Wilcoxon signed-rank test, and
   per segment (department, category) where support allows, so a shift in one department is
   reported there and not elsewhere.
 """
