@@ -6,13 +6,15 @@
    before serving: land, then materialize every asset), wall time.
 2. The next day lands: the day's transactional feeds (DAILY_FEEDS) from the same generator
    one day longer; the catalog, the stores and the policy documents did not change that day
-   and are not sent again. Then what the daemon would do, in process and timed:
+   and are not sent again. Then the daemon's night, in process at the next day's time
+   (`simulation.daemon.SimulatedDaemon`, the same night `retail simulate` runs), each run timed:
    * `landed_feeds_sensor`'s request: the raw tables of the landed feeds;
+   * the schedules whose cron ticked;
    * the automation sensor's ticks: `evaluate_automation_conditions` on every asset, then a
      run of what it requested, until a tick requests nothing (eager assets downstream of new
      data; model chains never run this way);
    * `monitoring_retrain_sensor`: the retraining chain monitoring asks for, if any.
-   Printed: each step's seconds and assets, the total against the full run.
+   Printed: each run's seconds and assets, the total against the full run.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import os
 import shutil
 import tempfile
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 # What a retailer sends every day; master data (products, stores, policy documents) only when
@@ -31,7 +33,6 @@ DAILY_FEEDS = (
     "sales", "inventory", "competitor_prices", "clickstream", "payments", "fraud_labels",
     "customers", "calendar", "store_calendar", "promotion_plan",
 )  # fmt: skip
-MAX_TICKS = 6  # eager requests a whole downstream closure per tick; more means a loop
 
 
 def step_seconds(instance, run_id: str) -> dict[str, float]:
@@ -71,13 +72,9 @@ def main() -> None:
     os.environ.pop("DAGSTER_HOME", None)
     import logging
 
-    import dagster as dg
-
-    from retail_assets.definitions import build_defs
-    from retail_assets.monitoring.assets import monitoring_retrain_sensor
-    from retail_assets.resources import ArtifactsResource
-    from retail_assets.runner import instance_for, materialize_platform
+    from retail_assets.runner import materialize_platform
     from retail_assets.settings import get_settings
+    from retail_assets.simulation.daemon import SimulatedDaemon
     from retail_assets.sources.landing_zone import LandingZone
     from retail_assets.sources.synthetic.config import DEFAULT_END_DATE
     from retail_assets.sources.synthetic_landing import land_synthetic_feeds
@@ -95,9 +92,11 @@ def main() -> None:
         assert full.success, full.failures
         print(f"full run (land + every asset): {full_s:.0f} s, {len(full.materialized)} assets")
 
-        defs = build_defs(settings)
-        instance = instance_for(settings)
-        cursor = dg.evaluate_automation_conditions(defs=defs, instance=instance).cursor
+        # The daemon's night, in process at the simulated time (what `retail simulate` runs):
+        # the landed_feeds sensor's raw tables, automation ticks until nothing is requested,
+        # the other sensors (monitoring's retrain requests) and schedules that ticked.
+        data_end = datetime.combine(DEFAULT_END_DATE, datetime.max.time())
+        daemon = SimulatedDaemon(settings, data_end)
         steps: list[tuple[str, float, int]] = []
 
         started = time.perf_counter()
@@ -113,39 +112,11 @@ def main() -> None:
             f for f, e in manifest["feeds"].items() if e["landed_at"] == manifest["landed_at"]
         )
         print(f"  changed feeds: {feeds} (the others landed the same bytes: nothing new)")
-        raw = materialize_platform(settings, selection=" or ".join(f'key:"raw/{f}"' for f in feeds))
-        assert raw.success, raw.failures
-        steps.append(("raw tables (landed_feeds_sensor)", raw.seconds, len(raw.materialized)))
-
-        graph = defs.resolve_asset_graph()
-        for tick in range(1, MAX_TICKS + 1):
-            result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
-            cursor = result.cursor
-            keys = [k for k in graph.get_all_asset_keys() if result.get_num_requested(k)]
-            if not keys:
-                break
-            run = materialize_platform(
-                settings, selection=" or ".join(f'key:"{k.to_user_string()}"' for k in keys)
-            )
-            steps.append((f"automation tick {tick}", run.seconds, len(run.materialized)))
-            print(f"  tick {tick}: {sorted(k.to_user_string() for k in keys)}", flush=True)
-            print(f"  slowest steps: {slowest_steps(instance, run.run_id)}", flush=True)
-
-        context = dg.build_sensor_context(
-            instance=instance, resources={"artifacts": ArtifactsResource.from_settings(settings)}
-        )
-        requests = monitoring_retrain_sensor(context)
-        if isinstance(requests, dg.SkipReason):
-            print(f"  monitoring_retrain_sensor: {requests.skip_message}")
-        else:
-            for request in requests:
-                keys = request.asset_selection
-                run = materialize_platform(
-                    settings, selection=" or ".join(f'key:"{k.to_user_string()}"' for k in keys)
-                )
-                steps.append(
-                    (f"retrain {request.tags['retail/model']}", run.seconds, len(run.materialized))
-                )
+        for run in daemon.night(data_end + timedelta(days=1)):
+            assert run.summary.success, run.summary.failures
+            steps.append((run.trigger, run.summary.seconds, len(run.summary.materialized)))
+            print(f"  {run.trigger}: {len(run.assets)} assets", flush=True)
+            print(f"  slowest steps: {slowest_steps(daemon.instance, run.summary.run_id)}")
 
         print(f"\n{'step':<36} {'seconds':>8} {'assets':>7}")
         for name, seconds, assets in steps:
