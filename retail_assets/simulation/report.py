@@ -144,7 +144,11 @@ def summary(timeline: dict[str, Any], scenario: Scenario) -> dict[str, Any]:
     """Detection delay, recovery, requests and 5xx, retrains against models left alone."""
     event_day = timeline["event_day"]
     detect = _matching(timeline, scenario.detected_by, event_day)
-    recover = _matching(timeline, scenario.recovered_by, event_day)
+    if scenario.recovery is not None:
+        recovered = scenario.recovery(timeline)
+        recover = [] if recovered is None else [{"day_index": recovered}]
+    else:
+        recover = _matching(timeline, scenario.recovered_by, event_day)
     requests = sum(sum(d["traffic"]["requests"].values()) for d in timeline["days"])
     errors = sum(sum(d["traffic"]["server_errors"].values()) for d in timeline["days"])
     retrained = sorted({e["model"] for e in events(timeline, "retrained")})
@@ -189,7 +193,7 @@ def markdown(timeline: dict[str, Any], scenario: Scenario) -> str:
         "| --- | ---: |",
         f"| detection delay (days after the event; {', '.join(scenario.detected_by) or 'nothing to detect'}) "
         f"| {facts['detection_delay_days']} |",
-        f"| recovery (days after the event; {', '.join(scenario.recovered_by) or 'nothing to recover'}) "
+        f"| recovery (days after the event; {scenario.recovery_means or ', '.join(scenario.recovered_by) or 'nothing to recover'}) "
         f"| {facts['recovery_days']} |",
         f"| requests served | {facts['requests']} |",
         f"| of them 5xx | {facts['server_errors']} |",

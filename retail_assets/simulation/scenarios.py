@@ -28,17 +28,25 @@ from retail_assets.sources.synthetic.config import (
 )
 
 BLACK_FRIDAY_2026 = date(2026, 11, 27)
-# The department with the most SKUs at tiny scale: the level test needs enough series to reach
-# its p < 0.001 (15 store x SKU series; 9 can never get below p = 0.004).
+# The department with the most SKUs. The level test runs over SKUs and needs at least 11 with
+# two years of history to reach p < 0.001 (Wilcoxon, exact): `small` has them, `tiny` (5 in
+# Electronics) cannot show a department's shift at all, so run this scenario at `small`.
 SHOCKED_DEPARTMENT = "Electronics"
-# A jump this large moves the department's 28-day level past the monitor's 25 % bar within a
-# week, as a competitor's stock-out or a viral product does.
+# A jump this large moves the department's 28-day level past the monitor's 25 % bar within two
+# weeks at small (benchmarks/bench_monitoring.py), as a competitor's stock-out or a viral
+# product does.
 SHOCK_FACTOR = 4.0
 # Competitors cut prices on the shocked department by this much the same day.
 COMPETITOR_CUT = 0.85
-# At tiny scale ~120 payments a day: a new pattern at 5 % of traffic is ~6 frauds a day, enough
-# for labels (investigations arrive in ~4 days) to show it within the first week.
-NEW_FRAUD_RATE = 0.05
+# At tiny scale ~120 payments a day, ~1 % of them fraud: a new pattern at 10 % of traffic (an
+# attack, ~12 frauds a day) is what label-based monitoring can show at that volume within two
+# weeks: only a tenth of these frauds is investigated (labels in ~4 days), the rest wait for
+# chargebacks (median 18 days). benchmarks/bench_monitoring.py measures 5 % at 15-18 days.
+NEW_FRAUD_RATE = 0.10
+# Live recall over the last week may end this far (absolute) below its level before the
+# change and count as recovered: at tiny a week holds a few dozen frauds, so one more or less
+# caught moves recall by a few points.
+RECALL_TOLERANCE = 0.10
 LAUNCH_SHARE = 0.2  # a fifth of the catalog launches at once
 CORRUPT_DAY_PRICE_FACTOR = 100  # the POS sends cents
 
@@ -65,6 +73,11 @@ class Scenario:
     """Events ("type" or "type:model") that count as the platform noticing the event."""
     recovered_by: tuple[str, ...] = ()
     """Events that count as the platform having answered it."""
+    recovery: Callable[[dict[str, Any]], int | None] | None = None
+    """The first day index the platform counts as recovered, from the live metrics, when an
+    event is not evidence enough (a retrain may not restore quality); with `recovery_means`
+    saying what it measures. Overrides `recovered_by`."""
+    recovery_means: str = ""
 
     def event_day(self, days: int) -> int:
         return max(2, min(10, days // 4))
@@ -230,6 +243,9 @@ def _fraud_expect(timeline: dict) -> list[Expectation]:
     ]
     first = detected[0]["day_index"] - change if detected else None
     retrain_delay = retrained[0]["day_index"] - change if retrained else None
+    last = timeline["days"][-1]["index"]
+    before, recent = _recall(timeline, 0, change - 1), _recall(timeline, last - 6, last)
+    recovered = None not in (before, recent) and recent >= before - RECALL_TOLERANCE
     return [
         Expectation(
             "the new pattern is detected by monitoring",
@@ -245,8 +261,45 @@ def _fraud_expect(timeline: dict) -> list[Expectation]:
             if retrained
             else "no monitoring-triggered fraud retrain",
         ),
+        Expectation(
+            f"live recall recovers to within {RECALL_TOLERANCE:.2f} of its level before",
+            recovered,
+            f"the oracle's recall {_fmt(recent)} over the last 7 days against {_fmt(before)} "
+            "before the change",
+        ),
         zero_5xx(timeline),
     ]
+
+
+def _fraud_recovery(timeline: dict) -> int | None:
+    """The first day from the change on whose trailing 7-day live recall is back within
+    `RECALL_TOLERANCE` of the recall before the change."""
+    change = timeline["event_day"]
+    before = _recall(timeline, 0, change - 1)
+    if before is None:
+        return None
+    for day in timeline["days"]:
+        index = day["index"]
+        recent = _recall(timeline, index - 6, index) if index >= change + 6 else None
+        if recent is not None and recent >= before - RECALL_TOLERANCE:
+            return index
+    return None
+
+
+def _recall(timeline: dict, first: int, last: int) -> float | None:
+    """The oracle's fraud recall over days first..last, every version and arm pooled."""
+    rows = [
+        r
+        for d in timeline["days"]
+        if first <= d["index"] <= last
+        for r in d["traffic"]["metrics"].get("fraud", [])
+    ]
+    frauds = sum(r["frauds"] for r in rows)
+    return sum(r["caught"] for r in rows) / frauds if frauds else None
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
 
 
 def _corrupt_act(sim, day_index: int) -> None:
@@ -421,6 +474,10 @@ SCENARIOS: dict[str, Scenario] = {
             min_days=14,
             detected_by=("drift_detected:fraud", "live_degraded:fraud"),
             recovered_by=("retrained:fraud",),
+            recovery=_fraud_recovery,
+            recovery_means=(
+                f"7-day live recall back within {RECALL_TOLERANCE:.2f} of its level before"
+            ),
         ),
         Scenario(
             "corrupt_pos_feed",

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import resource
 import shutil
 import time
 from collections.abc import Callable
@@ -78,6 +79,11 @@ MODELS = ("demand", "fraud", "recommend", "pricing")
 # Written into OUT/home when a run creates it: a later run into the same OUT replaces only a
 # home that carries it, never a folder a user happened to call `home`.
 HOME_MARKER = "SIMULATION_HOME"
+
+
+def peak_memory_mb() -> int:
+    """The process's peak resident memory so far (Linux reports kilobytes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 
 
 def check_out(out: Path) -> None:
@@ -410,6 +416,7 @@ class Simulation:
                     {
                         "night_seconds": night_seconds,
                         "retrain_seconds": round(retrain_seconds, 1),
+                        "peak_memory_mb": peak_memory_mb(),
                         "runs": [
                             {
                                 "trigger": r.trigger,
@@ -482,8 +489,12 @@ class Simulation:
         errors = sum(t["server_errors"].values())
         kinds = [e["type"] + (f":{e['model']}" if e.get("model") else "") for e in record["events"]]
         night = f"night {record['night_seconds']:.0f} s, " if record["night_seconds"] else ""
+        memory = (
+            f", peak memory {record['peak_memory_mb']:,} MB" if "peak_memory_mb" in record else ""
+        )
         return (
             f"day {record['index']:>3} {record['day']}: {night}{requests} requests, {errors} 5xx"
+            + memory
             + (f"; events: {', '.join(kinds)}" if kinds else "")
         )
 
