@@ -15,6 +15,8 @@ holidays, and what one monitoring run costs.
    Baseline in the same run: the same evaluation on the world without the knob (false alarms
    over the same days), and through the Black Friday to Christmas surge (2026-11-01 to
    2026-12-31), where any alarm is a false one.
+   `--fraud-windows`: the recent known-fraud test at 14, 21 and 28 days, on the world without
+   a knob to the year's end and with a new pattern at 5 % and 10 % of payments.
 2. Cost of one monitoring run (drift and live metrics, no Dagster) on the warehouse at
    --cost-home (materialized at that scale; skipped if absent): seconds and rows.
 3. Cost per day of logs (--log-day-home, a materialized home; its prediction log is used):
@@ -173,6 +175,39 @@ def detection(scale: str, seed: int) -> None:
     print(f"  Black Friday to Christmas, no knob: {len(alarms)} alarm days of {len(season)}")
 
 
+def fraud_window_sweep(scale: str, seed: int) -> None:
+    """The recent known-fraud test (cards, rises only) at other window lengths than
+    `RECENT_FRAUD_DAYS`: false alarm days without a knob (to the end of the year, holidays
+    included) and days to the first alarm for a new pattern at 5 % and 10 % of payments."""
+    from retail_assets.monitoring.monitors import fraud_rate_change
+
+    end = date(2026, 12, 31)
+    days = [SHIFT_START + timedelta(days=i) for i in range(DAYS + 1)]
+    quiet = days + [date(2026, 11, 1) + timedelta(days=i) for i in range(61)]
+    worlds = {"no knob": payments_with_labels(world(scale, seed, Knobs(), end))}
+    for rate in (0.05, 0.10):
+        change = FraudPatternChange(SHIFT_START, new_pattern_rate=rate)
+        worlds[f"{rate:.0%}"] = payments_with_labels(
+            world(scale, seed, Knobs(fraud_pattern_change=change), end)
+        )
+    print(f"recent fraud window at {scale} (cards, rises only)")
+    for length in (14, 21, 28):
+        cells = []
+        for name, payments in worlds.items():
+            alarms = []
+            for day in quiet if name == "no knob" else days:
+                now = datetime.combine(day, datetime.max.time())
+                known = payments.filter(pl.col("transaction_ts") <= now)
+                since = now - timedelta(days=length)
+                if fraud_rate_change(known, since, now, "recent", recent_rise=True).drifted:
+                    alarms.append(day)
+            if name == "no knob":
+                cells.append(f"no knob: {len(alarms)} alarm days of {len(quiet)}")
+            else:
+                cells.append(f"{name}: first alarm after {delay(alarms, SHIFT_START)}")
+        print(f"  {length} days: " + "; ".join(cells), flush=True)
+
+
 def cost(home: Path) -> None:
     import pickle
 
@@ -325,9 +360,14 @@ def main() -> None:
     parser.add_argument("--cost-home", type=Path, default=None)
     parser.add_argument("--log-day-home", type=Path, default=None)
     parser.add_argument("--skip-detection", action="store_true")
+    parser.add_argument(
+        "--fraud-windows", action="store_true", help="also sweep the recent fraud window length"
+    )
     args = parser.parse_args()
     if not args.skip_detection:
         detection(args.scale, args.seed)
+    if args.fraud_windows:
+        fraud_window_sweep(args.scale, args.seed)
     if args.cost_home:
         cost(args.cost_home)
     if args.log_day_home:

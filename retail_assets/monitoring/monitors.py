@@ -74,9 +74,12 @@ FRAUD_RATE_CHANGE = 0.5
 # frauds of a new pattern become known from a few days on (investigations, median 4 days;
 # chargebacks, median 18), so three weeks hold enough of its first known frauds while the
 # same weeks a year earlier, with labels known the same time after, cancel the label delay.
-# Measured with benchmarks/bench_monitoring.py: 14, 21 and 28 days gave no false alarm over
-# 61 stationary days at tiny and small (counting cards, rises only); 21 detected a pattern at
-# 5 % of payments in 15-18 days and at 10 % in 11, 14 days missed the 5 % one at small.
+# `benchmarks/bench_monitoring.py --fraud-windows` (cards, rises only; 122 days without a
+# knob, Aug-Sep and Nov-Dec): 21 days raised 0 alarm days at small and 6 at tiny (14 days: 0
+# and 0, 28 days: 0 and 20) and found a pattern at 10 % of payments after 13 days at small
+# (14 days: 24), one at 5 % after 24 (14 days: not within 60). Tiny's alarms are fraud waves
+# (21-24 cards in three weeks against 2-3 a year earlier); each asks for one fraud retrain per
+# drift window at most, which the gate then judges.
 RECENT_FRAUD_DAYS = 21
 
 
@@ -470,7 +473,8 @@ def fraud_rate_change(
             alternative="greater" if recent_rise else "two-sided",
         ).pvalue
     )
-    size = np.log(ratio) if recent_rise else abs(np.log(ratio))
+    log_ratio = np.log(ratio) if ratio > 0 else -np.inf
+    size = log_ratio if recent_rise else abs(log_ratio)
     drifted = bool(size >= np.log1p(FRAUD_RATE_CHANGE) and p_value < P_VALUE)
     return LevelChange(
         segment, n, ratio - 1, p_value, drifted,
