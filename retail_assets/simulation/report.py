@@ -230,6 +230,7 @@ def markdown(timeline: dict[str, Any], scenario: Scenario) -> str:
 def write_outputs(timeline: dict[str, Any], scenario: Scenario, out: Path) -> None:
     from dataclasses import asdict
 
+    timeline["complete"] = True
     timeline["expectations"] = [asdict(e) for e in scenario.expect(timeline)]
     timeline["summary_numbers"] = summary(timeline, scenario)
     (out / "timeline.json").write_text(json.dumps(timeline, indent=2, default=str))

@@ -435,6 +435,11 @@ class Simulation:
                     }
                 )
                 timeline["days"].append(record)
+                # The days so far, each morning: a run that dies (killed, out of memory) still
+                # leaves what it saw; the finished run rewrites it with the expectations.
+                (self.out / "timeline.json").write_text(
+                    json.dumps({**timeline, "complete": False}, indent=2, default=str)
+                )
                 self.progress(self._progress_line(record))
             self.server = None
         timeline["wall_seconds"] = round(time.perf_counter() - wall, 1)
