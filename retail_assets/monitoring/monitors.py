@@ -56,6 +56,8 @@ WAPE_MARGIN = 0.20
 # counts as degraded, and the drop must also be significant (one-sided Fisher exact test).
 RECALL_DROP = 0.10
 LIVE_P_VALUE = 0.05
+# Bootstrap resamples held in memory at once (each as long as the live rows).
+BOOTSTRAP_BATCH = 50
 # Fewer labelled frauds (or forecast rows) than this in the live window: reported, not judged.
 MIN_LIVE_POSITIVES = 20
 MIN_LIVE_ROWS = 200
@@ -225,11 +227,17 @@ def monitor_demand(
     actual = live["units_sold"].cast(pl.Float64).to_numpy()
     errors = np.abs(predicted - actual)
     wape = float(errors.sum() / max(actual.sum(), 1e-9))
+    # Percentile interval, resamples in batches: scipy's default (BCa) jackknifes every row,
+    # an n x (n - 1) array that grows with the days since the test window. In `retail
+    # simulate` at small it reached 21 GB after three weeks and the kernel killed the run
+    # (5,000 live rows: 1.3 GB; percentile: 0.2 GB, and the same interval to 0.002).
     interval = stats.bootstrap(
         (errors, actual),
-        lambda e, a: e.sum() / max(a.sum(), 1e-9),
+        lambda e, a, axis=-1: e.sum(axis=axis) / np.maximum(a.sum(axis=axis), 1e-9),
         paired=True,
-        vectorized=False,
+        vectorized=True,
+        method="percentile",
+        batch=BOOTSTRAP_BATCH,
         n_resamples=400,
         confidence_level=0.95,
         random_state=0,
