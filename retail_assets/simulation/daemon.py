@@ -16,10 +16,10 @@ time and executes what they request through `runner.materialize_platform` (the p
 4. sensors again: monitoring ran in step 3 and may now ask for a retrain
    (`monitoring_retrain_sensor`), and then one more round of automation.
 
-Each night runs in a spawned process, as the daemon launches every run in its own process:
-run in the simulator's one long-lived process, the nights grew its memory by 0.3-2 GB each
-at `small` (a 21-day run was killed on day 18 at 21 GB); in a child per night the parent
-stays flat (579 MB before, 598 MB after five nights at `small`).
+Each night runs in a spawned process, as the daemon launches every run in its own process,
+so what a run leaves behind does not accumulate over a long simulation. (The memory growth
+that first pointed here, 0.3-2 GB per night at `small`, was mostly demand monitoring's
+bootstrap, fixed in `monitoring/monitors.py`; docs/simulation.md.)
 
 Nothing here decides anything the platform would not: it only stands in for the daemon's
 clock.
@@ -60,8 +60,7 @@ def _selection(keys) -> str:
 
 class SimulatedDaemon:
     """The daemon's night at a simulated time. Each night (and each `execute`) runs in a fresh
-    process, as the daemon launches every run in its own process: a long simulation in one
-    process grew by 0.3-2 GB per night at `small` (`docs/simulation.md`). What carries over
+    process, as the daemon launches every run in its own process. What carries over
     from night to night (the automation cursor, the run keys already requested, the last
     night's time) goes to the child and comes back."""
 

@@ -82,8 +82,15 @@ HOME_MARKER = "SIMULATION_HOME"
 
 
 def peak_memory_mb() -> int:
-    """The process's peak resident memory so far (Linux reports kilobytes)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    """The peak resident memory so far of this process or of any night's process (the nights
+    run in children; Linux reports kilobytes)."""
+    return (
+        max(
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+        )
+        // 1024
+    )
 
 
 def check_out(out: Path) -> None:
