@@ -21,7 +21,7 @@ import pytest
 from retail_assets.models.demand.tiers import FAST, STABLE, assign_demand_tiers, category_velocity
 from retail_assets.models.lifecycle.spec import TrainedModel, TrainingSet, route_rows
 from retail_assets.models.lifecycle.tiers import TierModel, compose
-from retail_assets.monitoring.assets import tiers_to_retrain
+from retail_assets.monitoring.assets import tier_scope, tiers_to_retrain
 
 END = date(2026, 10, 31)
 
@@ -159,6 +159,8 @@ def test_a_stale_part_is_refused_naming_its_tier():
 
 
 def test_drift_in_one_category_retrains_only_its_tier_and_wider_drift_retrains_every_tier():
+    """The decision log says why (`tier_scope`): the tiers and the segments they hold, or what
+    made the retrain wider than a tier."""
     memberships = {"fast": ["Audio", "Phones"], "stable": ["Tops", "TV"]}
     parents = {"department": {"Audio": "Electronics", "TV": "Electronics", "Tops": "Apparel"}}
 
@@ -167,7 +169,7 @@ def test_drift_in_one_category_retrains_only_its_tier_and_wider_drift_retrains_e
             "degraded": degraded,
             "level_drift": [{"segment": s, "drifted": True} for s in segments]
             + [{"segment": "category=Tops", "drifted": False}],
-            "feature_drift": [{"segment": "overall", "drifted": feature}],
+            "feature_drift": [{"feature": "price", "segment": "overall", "drifted": feature}],
         }
 
     assert tiers_to_retrain(report("category=Audio"), memberships, "category", parents) == ["fast"]
@@ -176,13 +178,18 @@ def test_drift_in_one_category_retrains_only_its_tier_and_wider_drift_retrains_e
     ]
     electronics = report("department=Electronics")
     assert tiers_to_retrain(electronics, memberships, "category", parents) == ["fast", "stable"]
-    for wide in (
-        report("overall"),
-        report("category=Audio", degraded=True),
-        report("category=Audio", feature=True),
-        report("category=Unheard"),
+    assert tier_scope(electronics, memberships, "category", parents)[1] == (
+        "the tiers holding the drifted segments (fast: department=Electronics; "
+        "stable: department=Electronics)"
+    )
+    for wide, why in (
+        (report("overall"), "level drift in overall, wider than a category"),
+        (report("category=Audio", degraded=True), "live accuracy degraded"),
+        (report("category=Audio", feature=True), "feature(s) drifted overall (price)"),
+        (report("category=Unheard"), "category=Unheard drifted and no tier holds it"),
     ):
         assert tiers_to_retrain(wide, memberships, "category", parents) is None
+        assert tier_scope(wide, memberships, "category", parents) == (None, f"every tier: {why}")
 
 
 def _value(settings, key: str):

@@ -748,27 +748,48 @@ def tiers_to_retrain(
     `column` segments (e.g. two categories) or of coarser segments over them (`parents`, e.g.
     a department: the tiers of its categories); None (every tier) when the problem is wider:
     the overall level, a feature, live accuracy, or a value no tier holds."""
+    return tier_scope(report, memberships, column, parents)[0]
+
+
+def tier_scope(
+    report: dict[str, Any],
+    memberships: dict[str, list[str]],
+    column: str,
+    parents: dict[str, dict[str, str]] | None = None,
+) -> tuple[list[str] | None, str]:
+    """`tiers_to_retrain` and why, in words, for the decision log."""
     if report.get("degraded"):
-        return None
-    if any(d.get("drifted") and d.get("segment") == "overall" for d in report["feature_drift"]):
-        return None
-    tiers = set()
+        return None, "every tier: live accuracy degraded"
+    overall = sorted(
+        {
+            d["feature"]
+            for d in report["feature_drift"]
+            if d.get("drifted") and d.get("segment") == "overall"
+        }
+    )
+    if overall:
+        return None, f"every tier: feature(s) drifted overall ({', '.join(overall)})"
+    tiers: dict[str, set[str]] = {}
     for drift in report.get("level_drift", []):
         if not drift.get("drifted"):
             continue
-        segment_column, _, value = str(drift.get("segment", "overall")).partition("=")
+        segment = str(drift.get("segment", "overall"))
+        segment_column, _, value = segment.partition("=")
         if segment_column == column:
             values = [value]
         elif segment_column in (parents or {}):
             values = [v for v, parent in parents[segment_column].items() if parent == value]
         else:
-            return None
+            return None, f"every tier: level drift in {segment}, wider than a {column}"
         for value in values:
             tier = next((t for t, held in memberships.items() if value in held), None)
             if tier is None:
-                return None
-            tiers.add(tier)
-    return sorted(tiers) or None
+                return None, f"every tier: {column}={value} drifted and no tier holds it"
+            tiers.setdefault(tier, set()).add(segment)
+    if not tiers:
+        return None, "every tier: no level drift by segment"
+    held = "; ".join(f"{t}: {', '.join(sorted(segs))}" for t, segs in sorted(tiers.items()))
+    return sorted(tiers), f"the tiers holding the drifted segments ({held})"
 
 
 def drift_signature(report: dict[str, Any]) -> list[str]:
@@ -849,10 +870,10 @@ def monitoring_retrain_sensor(context: dg.SensorEvaluationContext, artifacts: Ar
             continue
         run_key = f"retrain-{model}-{version}"
         tiering = _tiering(model)
-        tiers = None
+        tiers, scope, memberships = None, None, {}
         if tiering is not None:
             memberships, parents = latest_memberships(context.instance, model)
-            tiers = tiers_to_retrain(report, memberships, tiering.column, parents)
+            tiers, scope = tier_scope(report, memberships, tiering.column, parents)
         asked = store.log.entries(f"monitoring/{model}", {"retrain_requested"})
         if any(e.get("evidence", {}).get("run_key") == run_key for e in asked):
             continue
@@ -875,7 +896,16 @@ def monitoring_retrain_sensor(context: dg.SensorEvaluationContext, artifacts: Ar
                 "champion": report.get("version"),
                 "drift": signature,
                 "as_of": report.get("as_of"),
-                **({"tiers": tiers or [t.name for t in tiering.tiers]} if tiering else {}),
+                **(
+                    {
+                        "tiers": tiers or [t.name for t in tiering.tiers],
+                        "tier_scope": scope,
+                        # What each tier held when it was asked (tiers are re-scored nightly).
+                        "tier_memberships": memberships,
+                    }
+                    if tiering
+                    else {}
+                ),
             },
         )
         requests.append(

@@ -204,14 +204,18 @@ def _shock_expect(timeline: dict) -> list[Expectation]:
     drifted = {s for e in level for s in e["segments"]}
     answered = {e["version"] for e in level}
     # The retrains monitoring asked for because of the level drift (a drift of other features,
-    # present before the shock, asks for its own retrain and is not this scenario's).
-    tiers = {
+    # present before the shock, asks for its own retrain and is not this scenario's), and the
+    # tiers that held the affected categories when each was asked (tiers are re-scored
+    # nightly, so the base day's memberships may be out of date by then).
+    asked = [e for e in events(timeline, "retrain_requested", "demand") if e["version"] in answered]
+    tiers = {t for e in asked for t in e.get("tiers", [])}
+    holding = {
         t
-        for e in events(timeline, "retrain_requested", "demand")
-        if e["version"] in answered
-        for t in e.get("tiers", [])
+        for e in asked
+        for t, held in (e.get("tier_memberships") or {}).items()
+        if set(held) & set(affected["categories"])
     }
-    expected_tiers = set(affected.get("tiers", []))
+    scopes = sorted({e.get("tier_scope", "") for e in asked} - {""})
     return [
         Expectation(
             "drift detected in the affected categories only",
@@ -220,9 +224,9 @@ def _shock_expect(timeline: dict) -> list[Expectation]:
         ),
         Expectation(
             "only the affected tier retrains",
-            bool(tiers) and (not expected_tiers or tiers <= expected_tiers),
-            f"tiers retrained for the level drift {sorted(tiers)}; tiers holding the affected "
-            f"categories {sorted(expected_tiers)}",
+            bool(tiers) and bool(holding) and tiers <= holding,
+            f"tiers retrained for the level drift {sorted(tiers)} ({'; '.join(scopes)}); tiers "
+            f"holding the affected categories when asked {sorted(holding)}",
         ),
         guardrails_held(timeline),
         zero_5xx(timeline),

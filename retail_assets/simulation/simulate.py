@@ -264,8 +264,10 @@ class Simulation:
                 "at": entry.get("at"),
             }
             evidence = entry.get("evidence") or {}
-            if kind == "retrain_requested" and "tiers" in evidence:
-                event["tiers"] = evidence["tiers"]
+            if kind == "retrain_requested":
+                for key in ("tiers", "tier_scope", "tier_memberships"):
+                    if key in evidence:
+                        event[key] = evidence[key]
             if kind == "prompt_evaluated":
                 event["passed"] = bool(evidence.get("passed"))
             if kind in ("drift_detected", "live_degraded") and entry["artifact"].startswith(
@@ -379,8 +381,6 @@ class Simulation:
             "scenario_state": state,
             "days": [],
         }
-        if self.scenario.name == "supply_shock":
-            state["tiers"] = self._tiers_of(state.get("categories", []))
         # Replay of a day's payments in order: the serving clock is the fraud state's as-of
         # time, and consecutive payments may be hours apart at small scales.
         clock = PaymentClock(mode="replay", max_ahead=timedelta(days=1))
@@ -486,13 +486,6 @@ class Simulation:
 
         runs = [daemon.execute("policy:nightly", retrain_keys(model)) for model in MODELS]
         return [run for run in runs if run]
-
-    def _tiers_of(self, categories: list[str]) -> list[str]:
-        from retail_assets.monitoring.assets import latest_memberships
-        from retail_assets.runner import instance_for
-
-        memberships, _ = latest_memberships(instance_for(self.settings), "demand")
-        return sorted(t for t, held in memberships.items() if set(held) & set(categories))
 
     @staticmethod
     def _progress_line(record: dict[str, Any]) -> str:
