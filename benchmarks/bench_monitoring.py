@@ -179,7 +179,7 @@ def fraud_window_sweep(scale: str, seed: int) -> None:
     """The recent known-fraud test (cards, rises only) at other window lengths than
     `RECENT_FRAUD_DAYS`: false alarm days without a knob (to the end of the year, holidays
     included) and days to the first alarm for a new pattern at 5 % and 10 % of payments."""
-    from retail_assets.monitoring.monitors import fraud_rate_change
+    from retail_assets.monitoring.drift import fraud_rate_change
 
     end = date(2026, 12, 31)
     days = [SHIFT_START + timedelta(days=i) for i in range(DAYS + 1)]

@@ -17,7 +17,13 @@ from retail_assets.models.fraud import (
     scoring_frame,
     select_threshold,
 )
-from retail_assets.models.fraud.training_set import CUSTOMERS, LABEL_COLUMNS, TRANSACTIONS
+from retail_assets.models.fraud.training_set import (
+    CUSTOMERS,
+    FRESH_COLUMN,
+    LABEL_COLUMNS,
+    TRANSACTIONS,
+    WindowConfig,
+)
 from retail_assets.models.lifecycle.onnx_export import parity
 
 
@@ -55,10 +61,11 @@ def _ts(value: str) -> datetime:
 
 def test_training_labels_were_known_at_the_training_cutoff(training_set):
     """Every training example's label had arrived by the train label cutoff (the validation
-    start), every validation/test label by the evaluation date, and no label column is a feature."""
+    start), every validation/test label by the evaluation date, and no label column is a feature.
+    (The fresh window's known frauds, when used, have their own test below.)"""
     windows = training_set.windows
     frame = training_set.frame
-    train = training_set.split("train")
+    train = training_set.split("train").filter(~pl.col(FRESH_COLUMN))
     assert train.height > 0
     assert train["label_available_at"].max() <= _ts(windows["train"]["label_cutoff"])
     assert _ts(windows["train"]["label_cutoff"]) == _ts(windows["validation"]["start"])
@@ -92,7 +99,7 @@ def test_windows_are_disjoint_ordered_and_matured(training_set):
     assert w["train"]["end"] + maturity == w["train"]["label_cutoff"]
     assert w["test"]["end"] + maturity <= _ts(training_set.info["data_end"])
     for name in ("train", "validation", "test"):
-        ts = training_set.split(name)["transaction_ts"]
+        ts = training_set.split(name).filter(~pl.col(FRESH_COLUMN))["transaction_ts"]
         assert ts.min() >= w[name]["start"] and ts.max() < w[name]["end"]
     ids = training_set.frame["transaction_id"]
     assert ids.n_unique() == ids.len()
@@ -132,6 +139,56 @@ def test_late_arriving_label_is_excluded_from_training(sources, training_set):
     later = fraud_family.build_training_set({**sources, TRANSACTIONS: shifted})
     assert test_row not in set(later.split("test")["transaction_id"].to_list())
     assert later.info["excluded_label_not_known_at_cutoff"]["test"] == 1
+
+
+def test_recent_known_frauds_train_only_when_known_frauds_rose(sources, training_set):
+    """A new pattern (40 cards with a fraud known in the last weeks, far above a year earlier)
+    puts the fresh window's known frauds into train: frauds only, labels known at the data
+    end, all after the test window, none in validation or test. Otherwise train is the matured
+    windows alone, and the training set says which it was and why."""
+    used = "fresh" in training_set.windows
+    assert training_set.info["fresh_window"].startswith(
+        "fresh window used" if used else "fresh window not used"
+    )
+    assert training_set.frame[FRESH_COLUMN].sum() == training_set.info["fresh_frauds"]
+    assert used or training_set.info["fresh_frauds"] == 0
+
+    transactions = sources[TRANSACTIONS]
+    data_end = transactions["transaction_ts"].max()
+    recent = transactions.filter(
+        pl.col("transaction_ts").is_between(
+            data_end - timedelta(days=20), data_end - timedelta(days=2)
+        )
+    )
+    cards = recent["card_id"].unique(maintain_order=True).head(40)
+    attack = recent.filter(pl.col("card_id").is_in(cards.implode()))["transaction_id"]
+    hit = pl.col("transaction_id").is_in(attack.implode())
+    attacked = transactions.with_columns(
+        is_fraud=pl.when(hit).then(True).otherwise(pl.col("is_fraud")),
+        fraud_type=pl.when(hit).then(pl.lit("digital_goods")).otherwise(pl.col("fraud_type")),
+        label_available_at=pl.when(hit)
+        .then(pl.col("transaction_ts") + timedelta(days=1))
+        .otherwise(pl.col("label_available_at")),
+    )
+    after = fraud_family.build_training_set({**sources, TRANSACTIONS: attacked})
+    assert after.info["fresh_window"].startswith("fresh window used: known frauds rose")
+    fresh = after.frame.filter(pl.col(FRESH_COLUMN))
+    assert fresh.height == after.info["fresh_frauds"] >= attack.len()
+    assert set(fresh["split"].to_list()) == {"train"}
+    assert (fresh["is_fraud"] == 1).all()
+    assert fresh["label_available_at"].max() <= data_end
+    window = {k: _ts(v) for k, v in after.windows["fresh"].items()}
+    assert window["start"] >= _ts(after.windows["test"]["end"])
+    assert fresh["transaction_ts"].min() >= window["start"]
+    for name in ("validation", "test"):
+        assert not set(fresh["transaction_id"]) & set(after.split(name)["transaction_id"])
+    # The matured part of train is the same as without the attack.
+    assert after.windows["train"] == training_set.windows["train"]
+
+    with pytest.raises(
+        ValueError, match="fresh_fraud_days must be in \\[0, label_maturity_days 60\\]"
+    ):
+        WindowConfig(fresh_fraud_days=61)
 
 
 def test_train_window_extends_back_when_frauds_are_scarce(sources):

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -34,6 +34,27 @@ from scipy import stats
 
 # 52 weeks: the same weekdays a year earlier, so weekday mix never looks like drift.
 SEASON_DAYS = 364
+
+# Fewer labelled frauds (or forecast rows) than this in the live window: reported, not judged.
+MIN_LIVE_POSITIVES = 20
+MIN_LIVE_ROWS = 200
+# The rate of frauds known so far may change by this much (relative, either way) against the
+# same weeks a year earlier, with labels as known the same time after, before it is drift.
+# Weekly fraud rates on the generator's stationary data move by about 20 %; a new pattern
+# running at half the usual fraud rate adds 50 %.
+FRAUD_RATE_CHANGE = 0.5
+# The known fraud rate is also tested over the last three weeks alone. Since the champion's
+# test window the live window is months long and dilutes a pattern that began days ago; the
+# frauds of a new pattern become known from a few days on (investigations, median 4 days;
+# chargebacks, median 18), so three weeks hold enough of its first known frauds while the
+# same weeks a year earlier, with labels known the same time after, cancel the label delay.
+# `benchmarks/bench_monitoring.py --fraud-windows` (cards, rises only; 122 days without a
+# knob, Aug-Sep and Nov-Dec): 21 days raised 0 alarm days at small and 6 at tiny (14 days: 0
+# and 0, 28 days: 0 and 20) and found a pattern at 10 % of payments after 13 days at small
+# (14 days: 24), one at 5 % after 24 (14 days: not within 60). Tiny's alarms are fraud waves
+# (21-24 cards in three weeks against 2-3 a year earlier); each asks for one fraud retrain per
+# drift window at most, which the gate then judges.
+RECENT_FRAUD_DAYS = 21
 # Window compared with its seasonal reference: four full weeks.
 WINDOW_DAYS = 28
 # Windows before the current one whose year-over-year growth is the "expected" growth (12
@@ -325,3 +346,60 @@ def _level(part: pl.DataFrame, segment: str) -> LevelChange:
     p_value = 1.0 if np.allclose(changes, 0) else float(stats.wilcoxon(changes).pvalue)
     drifted = bool(abs(change) >= LEVEL_CHANGE and p_value < P_VALUE)
     return LevelChange(segment, int(changes.size), change, p_value, drifted)
+
+
+def fraud_rate_change(
+    transactions: pl.DataFrame,
+    since: datetime,
+    now: datetime,
+    segment: str,
+    recent_rise: bool = False,
+) -> LevelChange:
+    """Frauds known by `now` among payments since `since`, against the same weeks a year
+    earlier with labels as known the same time after (so label delay cancels out); a Fisher
+    exact test on the two 2x2 counts. `segment` names the window with words that stay the
+    same from day to day (what drifted is remembered by it); the dates go to the note.
+
+    `recent_rise`: count paying cards, not payments, and test for a rise only. Fraud comes in
+    bursts (card testing runs dozens of payments on one card), so over a few weeks payment
+    counts are overdispersed and a test that treats them as independent fires on the
+    stationary world; cards with a known fraud are closer to independent. A fall in fraud
+    needs no fast alarm."""
+    year = timedelta(days=SEASON_DAYS)
+    unit = "cards" if recent_rise else "payments"
+
+    def counts(start: datetime, end: datetime) -> tuple[int, int]:
+        rows = transactions.filter(pl.col("transaction_ts").is_between(start, end))
+        known = rows.filter(
+            pl.col("is_fraud").fill_null(False) & (pl.col("label_available_at") <= end)
+        )
+        if recent_rise:
+            return known["card_id"].n_unique(), rows["card_id"].n_unique()
+        return known.height, rows.height
+
+    frauds, n = counts(since, now)
+    ref_frauds, ref_n = counts(since - year, now - year)
+    span = f"{since:%Y-%m-%d}..{now:%Y-%m-%d} vs a year earlier"
+    test = "one-sided Fisher exact on cards" if recent_rise else "Fisher exact"
+    if min(n, ref_n) < MIN_LIVE_ROWS or ref_frauds == 0:
+        return LevelChange(
+            segment, n, None, None, False,
+            f"{span}: {n} {unit} now, {ref_n} ({ref_frauds} with a known fraud) a year "
+            "earlier: not tested",
+            what="known fraud rate", test=test,
+        )  # fmt: skip
+    ratio = (frauds / n) / (ref_frauds / ref_n)
+    p_value = float(
+        stats.fisher_exact(
+            [[frauds, n - frauds], [ref_frauds, ref_n - ref_frauds]],
+            alternative="greater" if recent_rise else "two-sided",
+        ).pvalue
+    )
+    log_ratio = np.log(ratio) if ratio > 0 else -np.inf
+    size = log_ratio if recent_rise else abs(log_ratio)
+    drifted = bool(size >= np.log1p(FRAUD_RATE_CHANGE) and p_value < P_VALUE)
+    return LevelChange(
+        segment, n, ratio - 1, p_value, drifted,
+        f"{span}: {frauds} of {n} {unit} with a known fraud vs {ref_frauds} of {ref_n}",
+        what="known fraud rate", test=test,
+    )  # fmt: skip

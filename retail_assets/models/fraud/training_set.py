@@ -13,9 +13,20 @@ arrived by the cutoff that applies to it, so the class balance is the real one:
     test        [A - M - T,      A - M)        labels known at E  (M = label maturity, 60 d)
     validation  [Tv = A - M - T - V, A - M - T)  labels known at E
     train       [Tv - M - W*k,   Tv - M)       labels known at Tv (W = 30 d; k = 1, 2, ...)
+    fresh       [max(A - F, A - M), E]       frauds known at E only (F = 28 d), into train
 
 The model is thus trained as if at time Tv (only labels known then), validated and tested on
-the windows that followed, scored with labels known at E. `k` grows in W-day steps until the
+the windows that followed, scored with labels known at E.
+
+The fresh window is why a retrain can answer a new fraud pattern. Matured windows end about
+five months before E, so a pattern that began days ago is in none of them, and a retrain
+monitoring asks for would learn nothing new. The frauds already known in the last F days
+(investigations in days, early chargebacks) are certain labels, and go into train; the
+window's other payments are not taken as legitimate (they may still be charged back) and are
+left out, so the legitimate side is learnt from the matured windows alone. The fresh window
+lies after the test window (F <= M), so no test row is trained on; but validation and test
+cannot show what it adds (the new pattern is not in them): `bench_fraud_recovery.py`
+measures that, on the weeks after each retrain. `k` grows in W-day steps until the
 train window holds `min_train_positives` frauds (small merchants, tiny data) or the history
 runs out; `info["train_window_extensions"]` records how far it went.
 
@@ -44,6 +55,7 @@ import polars as pl
 from retail_assets.models.fraud.online import FEATURES as STATE_FEATURES
 from retail_assets.models.fraud.online import REPLAY_COLUMNS, VELOCITY_FEATURES, replay_features
 from retail_assets.models.lifecycle.spec import TrainingSet
+from retail_assets.monitoring.drift import RECENT_FRAUD_DAYS, fraud_rate_change
 
 TRANSACTIONS = "marts/transaction_features"
 CUSTOMERS = "marts/dim_customers"
@@ -52,6 +64,8 @@ TARGET = "is_fraud"
 ENTITY_COLUMNS = ["transaction_id", "transaction_ts"]
 SEGMENT_COLUMNS = ["channel", "customer_segment", "customer_region"]
 LABEL_COLUMNS = ("is_fraud", "fraud_type", "label_source", "label_available_at")
+# True on the train rows that come from the fresh window (known frauds of the last weeks).
+FRESH_COLUMN = "fresh_label"
 UNKNOWN_SEGMENT = "unknown"
 
 # Raw payment fields the model reads as they are, then every feature the online state computes.
@@ -105,6 +119,10 @@ class WindowConfig:
     train_step_days: int = 30
     min_train_positives: int = 100
     min_eval_positives: int = 25
+    fresh_fraud_days: int = 28
+    # "rise": only when the recent known-fraud test finds a rise (a new pattern);
+    # "always": on every build (ordinary times pay for it: see the module docstring).
+    fresh_when: str = "rise"
 
     def __post_init__(self) -> None:
         for name in (
@@ -116,6 +134,16 @@ class WindowConfig:
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"WindowConfig.{name} must be > 0, got {getattr(self, name)}")
+        if not 0 <= self.fresh_fraud_days <= self.label_maturity_days:
+            raise ValueError(
+                f"WindowConfig.fresh_fraud_days must be in [0, label_maturity_days "
+                f"{self.label_maturity_days}] (the fresh window must not reach back into the "
+                f"test window), got {self.fresh_fraud_days}"
+            )
+        if self.fresh_when not in ("rise", "always"):
+            raise ValueError(
+                f"WindowConfig.fresh_when must be 'rise' or 'always', got {self.fresh_when!r}"
+            )
         if self.min_train_positives < 1 or self.min_eval_positives < 0:
             raise ValueError(
                 "WindowConfig.min_train_positives must be >= 1, min_eval_positives >= 0"
@@ -263,9 +291,13 @@ def compute_windows(
         validation_start,
         data_start,
     )
+    # Fresh frauds: the last `fresh_fraud_days`, after the test window, labels known at E.
+    fresh_start = max(test_end, anchor - config.fresh_fraud_days * day)
+    fresh = (fresh_start, anchor + day, data_end) if config.fresh_fraud_days else None
     return {
         "data_start": data_start,
         "data_end": data_end,
+        "fresh": fresh,
         "train": (train_start, train_end, validation_start),
         "validation": (validation_start, test_start, data_end),
         "test": (test_start, test_end, data_end),
@@ -277,6 +309,31 @@ def compute_windows(
         "test_positives": test_pos,
         "validation_positives": val_pos,
     }
+
+
+def fresh_decision(
+    transactions: pl.DataFrame, windows: dict[str, Any], config: WindowConfig
+) -> str:
+    """Whether the fresh window goes into train (`windows["fresh"]` is set to None when not),
+    and why, in words. With `fresh_when="rise"`: when the share of paying cards with a known
+    fraud over the last `RECENT_FRAUD_DAYS` rose against the same weeks a year earlier (labels
+    known the same time after), the test fraud monitoring runs."""
+    if windows["fresh"] is None:
+        return "fresh window off (fresh_fraud_days = 0)"
+    if config.fresh_when == "always":
+        return "fresh window on every build (fresh_when = always)"
+    now = windows["data_end"]
+    rise = fraud_rate_change(
+        transactions,
+        now - timedelta(days=RECENT_FRAUD_DAYS),
+        now,
+        f"last {RECENT_FRAUD_DAYS} days",
+        recent_rise=True,
+    )
+    if not rise.drifted:
+        windows["fresh"] = None
+        return f"fresh window not used: no rise in known frauds ({rise.note})"
+    return f"fresh window used: known frauds rose ({rise.note}, p = {rise.p_value:.2g})"
 
 
 def build_fraud_training_set(
@@ -302,6 +359,7 @@ def build_fraud_training_set(
         transactions["label_available_at"],
         config,
     )
+    fresh_why = fresh_decision(transactions, windows, config)
     frame = transactions.select(base_columns)
 
     ts = pl.col("transaction_ts")
@@ -315,10 +373,26 @@ def build_fraud_training_set(
         label_cutoff_expr = (
             pl.when(pl.col("split") == name).then(pl.lit(cutoff)).otherwise(label_cutoff_expr)
         )
+    if windows["fresh"] is not None:
+        fresh_start, fresh_end, _ = windows["fresh"]
+        in_fresh = (ts >= fresh_start) & (ts < fresh_end)
+    else:
+        in_fresh = pl.lit(False)
     frame = (
-        frame.with_columns(split_expr.alias("split"))
+        frame.with_columns(split_expr.alias("split"), in_fresh.alias(FRESH_COLUMN))
+        .with_columns(
+            pl.when(pl.col(FRESH_COLUMN))
+            .then(pl.lit("train"))
+            .otherwise(pl.col("split"))
+            .alias("split")
+        )
         .filter(pl.col("split").is_not_null())
-        .with_columns(label_cutoff_expr.alias("label_cutoff"))
+        .with_columns(
+            pl.when(pl.col(FRESH_COLUMN))
+            .then(pl.lit(windows["data_end"]))
+            .otherwise(label_cutoff_expr)
+            .alias("label_cutoff")
+        )
     )
     labelled = (
         pl.col("is_fraud").is_not_null()
@@ -326,9 +400,14 @@ def build_fraud_training_set(
         & (pl.col("label_available_at") <= pl.col("label_cutoff"))
     )
     # Only the number of rows is recorded: what those labels say is not known at the cutoff.
-    excluded = frame.filter(~labelled).group_by("split").agg(pl.len().alias("n"))
+    excluded = (
+        frame.filter(~labelled & ~pl.col(FRESH_COLUMN)).group_by("split").agg(pl.len().alias("n"))
+    )
     excluded_by_split = dict(excluded.iter_rows())
-    frame = frame.filter(labelled)
+    # From the fresh window only the frauds already known: a payment without a fraud label
+    # there may still be charged back, so it is no evidence of a legitimate payment.
+    fresh_payments = frame.filter(pl.col(FRESH_COLUMN)).height
+    frame = frame.filter(labelled & (~pl.col(FRESH_COLUMN) | pl.col("is_fraud")))
     # The features of the kept examples, replayed from every payment before each of them.
     features = replay_features(
         transactions,
@@ -360,6 +439,7 @@ def build_fraud_training_set(
         "label_source",
         "label_available_at",
         "label_cutoff",
+        FRESH_COLUMN,
     )
 
     counts = {
@@ -382,8 +462,10 @@ def build_fraud_training_set(
             "end": _iso(windows[name][1]),
             "label_cutoff": _iso(windows[name][2]),
         }
-        for name in ("train", "validation", "test")
+        for name in ("train", "validation", "test", "fresh")
+        if windows[name] is not None
     }
+    fresh_frauds = int(frame[FRESH_COLUMN].sum())
     notes = [
         "train uses only labels known at the train label cutoff (the validation start); its "
         f"transactions end {config.label_maturity_days} days earlier, so every label had matured",
@@ -392,6 +474,15 @@ def build_fraud_training_set(
         "too, but they were NOT known when the model was (notionally) trained",
         "customer segment/region come from dim_customers as of the data end",
     ]
+    notes.append(fresh_why)
+    if windows["fresh"] is not None:
+        notes.append(
+            f"train also holds the {fresh_frauds} frauds known at the data end among the "
+            f"{fresh_payments} payments of the last {config.fresh_fraud_days} days (the fresh "
+            "window, after the test window): a new pattern is learnt weeks before its labels "
+            "mature. Its payments without a fraud label are left out, not taken as legitimate: "
+            "they may still be charged back"
+        )
     if windows["train_window_extensions"]:
         notes.append(
             f"train window extended {windows['train_window_extensions']} x {config.train_step_days} d "
@@ -422,7 +513,12 @@ def build_fraud_training_set(
             "train_step_days": config.train_step_days,
             "min_train_positives": config.min_train_positives,
             "min_eval_positives": config.min_eval_positives,
+            "fresh_fraud_days": config.fresh_fraud_days,
+            "fresh_when": config.fresh_when,
         },
+        "fresh_window": fresh_why,
+        "fresh_frauds": fresh_frauds,
+        "fresh_payments": fresh_payments,
         "test_window_days": (windows["test"][1] - windows["test"][0]).days,
         "validation_window_days": (windows["validation"][1] - windows["validation"][0]).days,
         "test_window_extensions": windows["test_window_extensions"],

@@ -1,0 +1,194 @@
+"""Fraud after a new pattern: how soon does a retrain catch it, and at what cost in precision?
+
+    uv run python benchmarks/bench_fraud_recovery.py [--scale tiny] [--seed 42] [--rate 0.10]
+                                                     [--fresh-days 28]
+
+The generator makes a world in which a new fraud pattern (digital goods from the victim's own
+device, `FraudPatternChange`) starts on CHANGE at `--rate` of payments. The fraud model is
+trained as the platform trains it (`fraud_family.build_training_set` and `train`), with only
+the payments before the training day and the labels known by then:
+
+* the champion: trained the day the pattern starts;
+* for each retrain day CHANGE + d (d = 7, 14, 21, 28, or `--retrain-days`), three training
+  sets: matured windows only (`fresh_fraud_days = 0`, the platform before the fresh window);
+  plus the frauds already known from the last `--fresh-days` on every build
+  (`fresh_when = "always"`); and the platform's default, the fresh window only when the recent
+  known-fraud test finds a rise (`fresh_when = "rise"`).
+
+Each model scores the 7 days after its training day (features replayed from every earlier
+payment, as serving computes them) at its own threshold, against the eventual labels: recall
+overall and on the new pattern, and precision. The champion scores the same days: it is the
+baseline each retrain must beat. Then the weeks pooled per training set. With `--rate 0` (no
+new pattern) it measures what the fresh window costs in ordinary times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import date, datetime, timedelta
+
+import numpy as np
+import polars as pl
+
+from retail_assets.models.fraud.family import PaymentFraudFamily
+from retail_assets.models.fraud.training_set import CUSTOMERS, TRANSACTIONS, scoring_frame
+from retail_assets.sources.synthetic import GeneratorConfig, Knobs, generate
+from retail_assets.sources.synthetic.config import FraudPatternChange
+
+CHANGE = date(2026, 9, 1)
+RETRAIN_DAYS = (7, 14, 21, 28)
+SCORED_DAYS = 7
+NEW_PATTERN = "digital_goods"
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, datetime.min.time())
+
+
+def transactions(feeds: dict[str, pl.DataFrame], before: date, labels_by: date) -> pl.DataFrame:
+    """`marts.transaction_features` as the warehouse holds it on `labels_by`: the payments
+    before `before`, the labels that had landed by `labels_by`."""
+    labels = feeds["fraud_labels"].filter(pl.col("label_available_at") <= _midnight(labels_by))
+    return (
+        feeds["payments"]
+        .filter(pl.col("event_ts") < _midnight(before))
+        .rename({"event_ts": "transaction_ts"})
+        .with_columns(
+            pl.col("transaction_ts").dt.date().alias("transaction_date"),
+            pl.col("channel").str.to_lowercase(),
+            pl.col("payment_method").str.to_lowercase(),
+        )
+        .join(
+            labels.select(
+                "transaction_id", "is_fraud", "fraud_type", "label_source", "label_available_at"
+            ),
+            on="transaction_id",
+            how="left",
+        )
+    )
+
+
+def customers(feeds: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    return feeds["customers"].select("customer_id", "segment", "region", "signup_date")
+
+
+def score_week(family, model, feeds, start: date) -> dict[str, float | int | None]:
+    """Recall (overall, new pattern) and precision at the model's threshold over the
+    `SCORED_DAYS` from `start`, against the eventual labels."""
+    end = start + timedelta(days=SCORED_DAYS)
+    history = transactions(feeds, end, end)
+    week = (history["transaction_ts"] >= _midnight(start)).alias("score")
+    frame = scoring_frame(history, customers(feeds), model.extras["encodings"], week)
+    flagged = family.predict(model, frame)["probability"] >= model.extras["threshold"]
+    truth = (
+        frame.select("transaction_id")
+        .join(
+            feeds["fraud_labels"].select("transaction_id", "is_fraud", "fraud_type"),
+            on="transaction_id",
+            how="left",
+        )
+        .with_columns(pl.col("is_fraud").fill_null(False))
+    )
+    fraud = truth["is_fraud"].to_numpy()
+    new = (truth["fraud_type"] == NEW_PATTERN).fill_null(False).to_numpy() & fraud
+
+    def ratio(num: int, den: int) -> float | None:
+        return round(num / den, 3) if den else None
+
+    return {
+        "frauds": int(fraud.sum()),
+        "new_pattern": int(new.sum()),
+        "recall": ratio(int((flagged & fraud).sum()), int(fraud.sum())),
+        "recall_new": ratio(int((flagged & new).sum()), int(new.sum())),
+        "precision": ratio(int((flagged & fraud).sum()), int(flagged.sum())),
+        "alerts": int(flagged.sum()),
+    }
+
+
+def trained(fresh_days: int, feeds, day: date, when: str = "rise"):
+    family = PaymentFraudFamily(fresh_fraud_days=fresh_days, fresh_when=when)
+    sources = {TRANSACTIONS: transactions(feeds, day, day), CUSTOMERS: customers(feeds)}
+    training_set = family.build_training_set(sources)
+    return family, family.train(training_set), training_set.info
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scale", default="tiny")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--rate", type=float, default=0.10)
+    parser.add_argument("--fresh-days", type=int, default=28)
+    parser.add_argument(
+        "--retrain-days",
+        default=",".join(map(str, RETRAIN_DAYS)),
+        help="days after the change to retrain on, comma-separated",
+    )
+    args = parser.parse_args()
+    retrain_days = [int(d) for d in args.retrain_days.split(",")]
+
+    started = time.perf_counter()
+    end = CHANGE + timedelta(days=max(retrain_days) + SCORED_DAYS + 1)
+    change = FraudPatternChange(CHANGE, new_pattern_rate=args.rate)
+    feeds = generate(
+        GeneratorConfig(
+            scale=args.scale,
+            seed=args.seed,
+            knobs=Knobs(fraud_pattern_change=change),
+            end_date=end,
+        )
+    ).feeds
+    print(
+        f"{args.scale} world, seed {args.seed}, new pattern at {args.rate:.0%} of payments from "
+        f"{CHANGE}; generated in {time.perf_counter() - started:.0f} s",
+        flush=True,
+    )
+    champion_family, champion, _ = trained(args.fresh_days, feeds, CHANGE)
+    before = score_week(champion_family, champion, feeds, CHANGE - timedelta(days=SCORED_DAYS))
+    print(f"champion (trained {CHANGE}) on the week before the change: {before}", flush=True)
+
+    header = (
+        "| retrain day | training set | fresh frauds | scored week | frauds (new) | recall "
+        "| recall on the new pattern | precision | alerts |"
+    )
+    print("\n" + header + "\n" + "| --- " * 9 + "|")
+    pooled: dict[str, list[int]] = {}
+    for offset in retrain_days:
+        day = CHANGE + timedelta(days=offset)
+        rows = [("champion (trained on the change day)", champion_family, champion, {})]
+        for label, fresh, when in (
+            ("matured windows only", 0, "rise"),
+            (f"fresh {args.fresh_days} d always", args.fresh_days, "always"),
+            (f"fresh {args.fresh_days} d on a rise (platform)", args.fresh_days, "rise"),
+        ):
+            family, model, info = trained(fresh, feeds, day, when)
+            rows.append((label, family, model, info))
+        for label, family, model, info in rows:
+            s = score_week(family, model, feeds, day)
+            total = pooled.setdefault(label, [0, 0, 0, 0, 0])
+            total[0] += s["frauds"]
+            total[1] += round((s["recall"] or 0) * s["frauds"])
+            total[2] += s["new_pattern"]
+            total[3] += round((s["recall_new"] or 0) * s["new_pattern"])
+            total[4] += s["alerts"]
+            print(
+                f"| +{offset} d | {label} | {info.get('fresh_frauds', '-')} | {day}.. | "
+                f"{s['frauds']} ({s['new_pattern']}) | {s['recall']} | {s['recall_new']} | "
+                f"{s['precision']} | {s['alerts']} |",
+                flush=True,
+            )
+    print("\nPooled over the scored weeks:\n")
+    print("| training set | frauds | caught | recall | new-pattern recall | alerts | precision |")
+    print("| --- " * 7 + "|")
+    for label, (frauds, caught, new, caught_new, alerts) in pooled.items():
+        print(
+            f"| {label} | {frauds} | {caught} | {caught / frauds if frauds else 0:.3f} | "
+            f"{f'{caught_new / new:.3f}' if new else '-'} | {alerts} | "
+            f"{caught / alerts if alerts else 0:.3f} |"
+        )
+    print(f"\ntotal {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()
