@@ -1,7 +1,8 @@
 """One place that reads configuration from the environment.
 
 Every path the platform writes to lives under ``RETAIL_HOME`` (default ``.retail`` in the
-project root), so deleting that directory resets the platform. Nothing here needs a server.
+project root), so deleting that directory resets the platform. Nothing here needs a server;
+`RETAIL_POSTGRES_URL` moves the Dagster instance and MLflow to one (`storage.py`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ class Settings:
     domains: tuple[str, ...] | None = None
     """`RETAIL_DOMAINS`: the domains to run, set explicitly (None: derived from the landed
     feeds, see `retail_assets/domains.py`)."""
+    postgres_url: str | None = None
+    """`RETAIL_POSTGRES_URL`: the PostgreSQL server that holds the Dagster instance and MLflow
+    (None: SQLite files under the home; see `retail_assets/storage.py`)."""
     demand_grain: str = "day"
     """`RETAIL_DEMAND_GRAIN`: the period of the sales feed, `day` or `week` (weekly sales are
     dated on the last day of their week). Season length, lags and horizons follow from it
@@ -39,7 +43,16 @@ class Settings:
 
     @property
     def mlflow_tracking_uri(self) -> str:
-        return os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{self.home / 'mlflow.db'}")
+        """`MLFLOW_TRACKING_URI` when set, else the MLflow database on `RETAIL_POSTGRES_URL`'s
+        server, else SQLite under the home."""
+        if "MLFLOW_TRACKING_URI" in os.environ:
+            return os.environ["MLFLOW_TRACKING_URI"]
+        if self.postgres_url:
+            from retail_assets.storage import database_url, ensure_databases
+
+            ensure_databases(self.postgres_url)
+            return database_url(self.postgres_url, "mlflow")
+        return f"sqlite:///{self.home / 'mlflow.db'}"
 
     @property
     def mlflow_artifacts_dir(self) -> Path:
@@ -92,15 +105,11 @@ class Settings:
         return self.home / "assets"
 
     def ensure_dirs(self) -> None:
+        from retail_assets.storage import configure_instance
+
         for directory in (self.home, self.dagster_home, self.landing_dir):
             directory.mkdir(parents=True, exist_ok=True)
-        dagster_yaml = self.dagster_home / "dagster.yaml"
-        if not dagster_yaml.exists():
-            # Declared running so that automation conditions are evaluated by the daemon as soon
-            # as `retail ui` starts it; without this the sensor starts stopped.
-            dagster_yaml.write_text(
-                "telemetry:\n  enabled: false\nauto_materialize:\n  use_sensors: true\n"
-            )
+        configure_instance(self.dagster_home, self.postgres_url)
 
 
 def project_file() -> Path:
@@ -187,8 +196,16 @@ def get_settings() -> Settings:
         scale=scale,
         seed=seed,
         domains=explicit_domains(),
+        postgres_url=_postgres_url(),
         demand_grain=_demand_grain(),
     )
+
+
+def _postgres_url() -> str | None:
+    from retail_assets.storage import POSTGRES_ENV, validate_server_url
+
+    value = os.environ.get(POSTGRES_ENV, "").strip()
+    return validate_server_url(value) if value else None
 
 
 def _demand_grain() -> str:
@@ -216,13 +233,21 @@ PATH_OVERRIDES = (
 )
 
 
-def settings_for_home(home: Path, scale: str) -> Settings:
+def settings_for_home(home: Path, scale: str, postgres_url: str | None = None) -> Settings:
     """Point every path at `home` in this process's environment (what Dagster, dbt and child
-    processes read), dropping per-path overrides; for tests and benchmarks."""
+    processes read), dropping per-path overrides; for tests and benchmarks. The Dagster
+    instance and MLflow live under `home` too unless `postgres_url` names a server (a
+    `RETAIL_POSTGRES_URL` of the shell is dropped: homes would share its databases)."""
+    from retail_assets.storage import POSTGRES_ENV
+
     os.environ["RETAIL_HOME"] = str(home)
     os.environ["RETAIL_SCALE"] = scale
     for var in PATH_OVERRIDES:
         os.environ.pop(var, None)
+    if postgres_url:
+        os.environ[POSTGRES_ENV] = postgres_url
+    else:
+        os.environ.pop(POSTGRES_ENV, None)
     settings = get_settings()
     settings.ensure_dirs()
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
