@@ -3,9 +3,11 @@ code path as `retail materialize`, in a private RETAIL_HOME."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -42,6 +44,46 @@ def platform_copy(tiny_platform, tmp_path) -> Iterator[Settings]:
     copied = settings_for_home(home)
     yield copied
     settings_for_home(settings.home)
+
+
+# The PostgreSQL server of the tests that need one (what `.ci/run` starts).
+POSTGRES_SERVER = os.environ.get(
+    "RETAIL_TEST_POSTGRES_URL", "postgresql://retail:retail@127.0.0.1:5432"
+)
+
+
+def _postgres_connect(database: str):
+    """A psycopg2 connection to `database` on the test server."""
+    import psycopg2
+
+    parts = urlsplit(POSTGRES_SERVER)
+    return psycopg2.connect(
+        urlunsplit(("postgresql", parts.netloc, f"/{database}", "", "")), connect_timeout=5
+    )
+
+
+@pytest.fixture
+def postgres_server() -> str:
+    """The test PostgreSQL server's URL; absent, the test skips saying how to start one, or
+    fails in CI (where `.ci/run` starts it)."""
+    import psycopg2
+
+    try:
+        _postgres_connect("postgres").close()
+    except psycopg2.OperationalError as exc:
+        reason = f"no PostgreSQL server at {POSTGRES_SERVER} ({str(exc).strip()[:120]})"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}: .ci/run starts one")
+        pytest.skip(
+            f"{reason}; start one (pg_ctlcluster 15 main start) or set RETAIL_TEST_POSTGRES_URL"
+        )
+    return POSTGRES_SERVER.rstrip("/")
+
+
+@pytest.fixture
+def postgres_connect(postgres_server):
+    """`connect(database)`: a psycopg2 connection to a database on the test server."""
+    return _postgres_connect
 
 
 class ServingServer(EmbeddedServer):

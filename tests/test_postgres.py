@@ -8,44 +8,21 @@ what `.ci/run` starts). Absent outside CI, the tests skip saying so; in CI they 
 
 from __future__ import annotations
 
-import os
 import uuid
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import pytest
 
 from retail_assets import settings as retail_settings
 from retail_assets.storage import DEFAULT_PREFIX, database_url
 
-SERVER = os.environ.get("RETAIL_TEST_POSTGRES_URL", "postgresql://retail:retail@127.0.0.1:5432")
-
-
-def _connect(database: str):
-    import psycopg2
-
-    parts = urlsplit(SERVER)
-    return psycopg2.connect(
-        urlunsplit(("postgresql", parts.netloc, f"/{database}", "", "")), connect_timeout=5
-    )
-
 
 @pytest.fixture
-def server_url():
+def server_url(postgres_server, postgres_connect):
     """A database prefix of its own on the test server, dropped afterwards."""
-    import psycopg2
-
-    try:
-        _connect("postgres").close()
-    except psycopg2.OperationalError as exc:
-        reason = f"no PostgreSQL server at {SERVER} ({str(exc).strip()[:120]})"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}: .ci/run starts one")
-        pytest.skip(
-            f"{reason}; start one (pg_ctlcluster 15 main start) or set RETAIL_TEST_POSTGRES_URL"
-        )
     prefix = f"{DEFAULT_PREFIX}_test_{uuid.uuid4().hex[:8]}"
-    yield f"{SERVER.rstrip('/')}/{prefix}"
-    connection = _connect("postgres")
+    yield f"{postgres_server}/{prefix}"
+    connection = postgres_connect("postgres")
     connection.autocommit = True
     with connection.cursor() as cursor:
         for purpose in ("dagster", "mlflow"):
@@ -53,8 +30,8 @@ def server_url():
     connection.close()
 
 
-def _rows(url: str, query: str) -> list[tuple]:
-    connection = _connect(urlsplit(url).path.strip("/"))
+def _rows(connect, url: str, query: str) -> list[tuple]:
+    connection = connect(urlsplit(url).path.strip("/"))
     try:
         with connection.cursor() as cursor:
             cursor.execute(query)
@@ -63,7 +40,9 @@ def _rows(url: str, query: str) -> list[tuple]:
         connection.close()
 
 
-def test_the_platform_runs_on_postgres_by_configuration_alone(server_url, tmp_path):
+def test_the_platform_runs_on_postgres_by_configuration_alone(
+    server_url, postgres_connect, tmp_path
+):
     """A full tiny run with `RETAIL_POSTGRES_URL` set: the run, its materializations and check
     results are rows in the Dagster database, the registered models and prompts in the
     MLflow database; the home holds neither SQLite history nor mlflow.db."""
@@ -86,10 +65,11 @@ def test_the_platform_runs_on_postgres_by_configuration_alone(server_url, tmp_pa
         assert summary.success, f"{summary.failures} {summary.failed_checks}"
 
         dagster_db = database_url(server_url, "dagster")
-        runs = _rows(dagster_db, "select run_id, status from runs")
+        runs = _rows(postgres_connect, dagster_db, "select run_id, status from runs")
         assert (summary.run_id, "SUCCESS") in runs
         events = dict(
             _rows(
+                postgres_connect,
                 dagster_db,
                 "select dagster_event_type, count(*) from event_logs where run_id = "
                 f"'{summary.run_id}' group by dagster_event_type",
@@ -103,12 +83,17 @@ def test_the_platform_runs_on_postgres_by_configuration_alone(server_url, tmp_pa
 
         mlflow_db = database_url(server_url, "mlflow")
         assert settings.mlflow_tracking_uri == mlflow_db
-        names = {name for (name,) in _rows(mlflow_db, "select name from registered_models")}
+        names = {
+            name
+            for (name,) in _rows(postgres_connect, mlflow_db, "select name from registered_models")
+        }
         # The models, and the assistant's prompt (MLflow's prompt registry).
         assert {"demand", "fraud", "pricing", "recommend", "retail-assistant"} <= names, names
         client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
         assert client.get_model_version_by_alias("fraud", "champion").version
-        assert _rows(mlflow_db, "select count(*) from model_versions")[0][0] >= len(names)
+        assert _rows(postgres_connect, mlflow_db, "select count(*) from model_versions")[0][
+            0
+        ] >= len(names)
 
         home = settings.home
         assert not (home / "mlflow.db").exists()
