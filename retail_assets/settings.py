@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -199,6 +200,25 @@ def get_settings() -> Settings:
         postgres_url=_postgres_url(),
         demand_grain=_demand_grain(),
     )
+
+
+# "Now" for the checks that reject data from the future, as an ISO timestamp (naive UTC); unset:
+# the wall clock. `retail simulate` sets it to each simulated night, whose data may lie after
+# today's real date. dbt's `not_in_future` test reads the same variable.
+CLOCK_ENV = "RETAIL_NOW"
+
+
+def clock_now() -> datetime:
+    """The platform's "now": `RETAIL_NOW` when set, else the UTC wall clock (naive)."""
+    value = os.environ.get(CLOCK_ENV, "").strip()
+    if not value:
+        return datetime.now(UTC).replace(tzinfo=None)
+    try:
+        return datetime.fromisoformat(value).replace(tzinfo=None)
+    except ValueError:
+        raise ValueError(
+            f"{CLOCK_ENV} must be an ISO timestamp such as 2026-12-08T06:00:00; got {value!r}"
+        ) from None
 
 
 def _postgres_url() -> str | None:

@@ -135,3 +135,32 @@ def test_unreadable_feed_file_leaves_previous_raw_table_intact(platform_copy):
     assert not summary.success
     assert any("sales.parquet" in failure for failure in summary.failures)
     assert warehouse.query("select count(*) as n from raw.sales")["n"][0] == rows_before
+
+
+def test_data_from_the_future_is_judged_by_the_platform_clock(tiny_platform, monkeypatch):
+    """The raw checks reject rows after `RETAIL_NOW` when it is set (a simulated night, which
+    may lie after today's real date), else after the wall clock: the same payments pass
+    today and fail against a clock set a day before their last timestamp."""
+    from datetime import datetime, timedelta
+
+    from retail_assets.raw.checks import evaluate_feed
+    from retail_assets.warehouse import WarehouseResource
+
+    settings, _ = tiny_platform
+    warehouse = WarehouseResource(path=str(settings.warehouse_path))
+
+    def plausible():
+        results = evaluate_feed(warehouse, FEEDS["payments"], None)
+        return next(r for r in results if r.check_name == "values_are_plausible")
+
+    monkeypatch.delenv("RETAIL_NOW", raising=False)
+    assert plausible().passed
+    with warehouse.connect(read_only=True) as con:
+        last: datetime = con.sql("select max(event_ts) from raw.payments").fetchall()[0][0]
+    monkeypatch.setenv("RETAIL_NOW", (last - timedelta(days=1)).isoformat())
+    result = plausible()
+    assert not result.passed
+    assert "timestamp in the future in 'event_ts'" in result.description
+    monkeypatch.setenv("RETAIL_NOW", "yesterday")
+    with pytest.raises(ValueError, match="RETAIL_NOW must be an ISO timestamp"):
+        plausible()

@@ -22,6 +22,7 @@ import polars as pl
 
 from retail_assets.raw.assets import FEED_ROW_COLUMN, OPTIONAL_FEED_METADATA
 from retail_assets.resources import LandingZoneResource
+from retail_assets.settings import clock_now
 from retail_assets.sources.contracts import FEEDS, FeedContract
 from retail_assets.warehouse import WarehouseResource
 
@@ -46,7 +47,8 @@ def duckdb_type(dtype: pl.DataType) -> str:
 
 @dataclass(frozen=True)
 class ValueRule:
-    """Rows matching `violation` (a SQL predicate over the feed aliased `f`) are implausible."""
+    """Rows matching `violation` (a SQL predicate over the feed aliased `f`) are implausible.
+    `{now}` and `{today}` in it stand for the platform's clock (`settings.clock_now`)."""
 
     column: str
     violation: str
@@ -68,7 +70,7 @@ VALUE_RULES: dict[str, tuple[ValueRule, ...]] = {
             joins="join raw.products p on p.sku = f.sku",
             needs_tables=("products",),
         ),
-        ValueRule("date", "f.date > current_date", "date in the future"),
+        ValueRule("date", "f.date > {today}", "date in the future"),
     ),
     "inventory": (
         ValueRule("on_hand_units", "f.on_hand_units < 0", "negative stock on hand"),
@@ -88,11 +90,9 @@ VALUE_RULES: dict[str, tuple[ValueRule, ...]] = {
     ),
     "payments": (
         ValueRule("amount", "f.amount <= 0 or f.amount > 100000", "amount not in (0, 100000]"),
-        ValueRule("event_ts", "f.event_ts > now()::timestamp", "timestamp in the future"),
+        ValueRule("event_ts", "f.event_ts > {now}", "timestamp in the future"),
     ),
-    "clickstream": (
-        ValueRule("event_ts", "f.event_ts > now()::timestamp", "timestamp in the future"),
-    ),
+    "clickstream": (ValueRule("event_ts", "f.event_ts > {now}", "timestamp in the future"),),
 }
 
 CHECK_NAMES = (
@@ -208,11 +208,13 @@ def evaluate_feed(
 
         # Plausible values.
         value_problems = []
+        now = clock_now()
+        clock = {"now": f"timestamp '{now.isoformat(sep=' ')}'", "today": f"date '{now.date()}'"}
         for rule in VALUE_RULES.get(contract.name, ()):
             if rule.column not in present_names or not set(rule.needs_tables) <= existing_tables:
                 continue
             bad = rows(
-                f"select f.* from {table} f {rule.joins} where {rule.violation} "
+                f"select f.* from {table} f {rule.joins} where {rule.violation.format(**clock)} "
                 f"order by f.{FEED_ROW_COLUMN}"
             )
             if bad.height:

@@ -35,14 +35,22 @@ from typing import Any
 
 import polars as pl
 
-from retail_assets.settings import PATH_OVERRIDES, Settings, settings_for_home
+from retail_assets.settings import CLOCK_ENV, PATH_OVERRIDES, Settings, settings_for_home
 from retail_assets.simulation.report import write_outputs
 from retail_assets.simulation.scenarios import SCENARIOS, Scenario
 from retail_assets.simulation.world import World, build_world
+from retail_assets.storage import POSTGRES_ENV
 
 POLICIES = ("targeted", "nightly")
 # What `settings_for_home` sets in the process environment.
-ENVIRONMENT = ("RETAIL_HOME", "RETAIL_SCALE", "DAGSTER_HOME", *PATH_OVERRIDES)
+ENVIRONMENT = (
+    "RETAIL_HOME",
+    "RETAIL_SCALE",
+    "DAGSTER_HOME",
+    CLOCK_ENV,
+    POSTGRES_ENV,
+    *PATH_OVERRIDES,
+)
 NIGHT = dtime(6, 0)  # after every nightly cron (prediction log 02:00, retrain schedules 03-05)
 WORSE_PROMPT = {
     "name": "simulated_regression",
@@ -127,6 +135,9 @@ class Simulation:
         from retail_assets.runner import materialize_platform
 
         start = self.scenario.base_day(self.days)
+        # The platform's clock is the simulated one: checks that reject data from the future
+        # must not reject a simulated day that lies after today's real date.
+        os.environ[CLOCK_ENV] = datetime.combine(start + timedelta(days=1), dtime()).isoformat()
         event = self.scenario.event_day(self.days)
         knobs = self.scenario.knobs(start, event)
         self.world = build_world(self.scale, self.seed, start, self.days, knobs)
@@ -395,6 +406,7 @@ class Simulation:
                     self.corrupt_next_landing = False
                     began = time.perf_counter()
                     self._land(day - timedelta(days=1), corrupt=corrupt)
+                    os.environ[CLOCK_ENV] = datetime.combine(day, NIGHT).isoformat()
                     runs = daemon.night(datetime.combine(day, NIGHT))
                     if self.policy == "nightly":
                         runs += self._retrain_everything(daemon)
