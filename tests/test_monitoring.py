@@ -584,6 +584,49 @@ def test_a_drift_a_retrain_already_answered_does_not_ask_again_but_a_new_one_doe
     assert requested() == 1
 
 
+def test_live_degradation_waits_for_the_canary_of_the_retrain_it_asked_for(tmp_path):
+    """A degraded model asks for a retrain; while the challenger of that retrain is in canary,
+    the next degraded reports wait for its verdict (a new challenger would replace the canary
+    before its sequential test decides); once the canary ends, or a new drift appears, they
+    ask again."""
+    from retail_assets.artifacts import Artifacts
+    from retail_assets.monitoring.assets import publish_report
+    from retail_assets.monitoring.drift import LevelChange
+    from retail_assets.monitoring.monitors import ModelReport
+    from retail_assets.runner import instance_for
+    from retail_assets.settings import settings_for_home
+
+    settings = settings_for_home(tmp_path, "tiny")
+    instance_for(settings)
+    artifacts = Artifacts.from_settings(settings)
+
+    def report(segment: str = "overall") -> ModelReport:
+        out = ModelReport("fraud", "1", "2026-11-02", {})
+        out.level_drift = [LevelChange(segment, 10, 0.6, 1e-6, True, what="known fraud rate")]
+        out.degraded, out.degradation = True, "recall fell"
+        return out
+
+    def result():
+        return _sensor(settings)
+
+    def canary(action: str, version: str) -> None:
+        artifacts.log.append({"artifact": "model/fraud", "action": action, "version": version})
+
+    publish_report(artifacts, report())
+    assert not isinstance(result(), dg.SkipReason)
+    canary("canary_started", "2")
+    publish_report(artifacts, report())
+    waiting = result()
+    assert isinstance(waiting, dg.SkipReason)
+    assert "fraud: canary of v2 judges the last retrain" in waiting.skip_message
+    publish_report(artifacts, report("channel=online"))  # a new drift is a new question
+    assert not isinstance(result(), dg.SkipReason)
+    canary("canary_started", "3")
+    canary("retire_challenger", "3")  # the canary ended without promoting
+    publish_report(artifacts, report("channel=online"))
+    assert not isinstance(result(), dg.SkipReason)
+
+
 def test_a_feature_drifting_in_one_more_segment_does_not_ask_again(tmp_path):
     """A feature that drifted overall asks for a retrain once per drift window; the same
     feature drifting the next day in one more department (segment drift is reported, not

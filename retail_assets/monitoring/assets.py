@@ -792,6 +792,34 @@ def tier_scope(
     return sorted(tiers), f"the tiers holding the drifted segments ({held})"
 
 
+# What ends or starts a model's canary in the decision log.
+CANARY_DECISIONS = frozenset(
+    {
+        "canary_started",
+        "promote",
+        "manual_promote",
+        "rollback",
+        "canary_rolled_back",
+        "retire_challenger",
+        "refuse",
+    }
+)
+
+
+def canary_answering(log, model: str, asked: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The canary that is judging a retrain monitoring asked for: the model's newest canary
+    decision, when it started a canary after the last retrain request. While it runs, live
+    degradation is already being answered; a new challenger would replace it before its
+    sequential test can decide (found by `retail simulate`: fraud asked every night while
+    degraded, and 31 canaries in 42 days never reached a verdict)."""
+    if not asked:
+        return None
+    latest = log.last(f"model/{model}", CANARY_DECISIONS)
+    if latest is None or latest.get("action") != "canary_started":
+        return None
+    return latest if str(latest.get("at", "")) > str(asked[-1].get("at", "")) else None
+
+
 def drift_signature(report: dict[str, Any]) -> list[str]:
     """What drifted that calls for a retrain, as sorted names: level segments, and features
     that drifted overall. A feature drifting only within a segment is reported, not acted on
@@ -859,7 +887,7 @@ def latest_memberships(
     ),
 )
 def monitoring_retrain_sensor(context: dg.SensorEvaluationContext, artifacts: ArtifactsResource):
-    requests = []
+    requests, waiting = [], []
     for model in MONITORED_MODELS:
         store = artifacts.artifacts.monitoring(model)
         latest = latest_report(store)
@@ -878,6 +906,10 @@ def monitoring_retrain_sensor(context: dg.SensorEvaluationContext, artifacts: Ar
         if any(e.get("evidence", {}).get("run_key") == run_key for e in asked):
             continue
         signature = drift_signature(report)
+        canary = canary_answering(store.log, model, asked) if store.log else None
+        if canary is not None and not set(signature) - answered_drift(asked, report):
+            waiting.append(f"{model}: canary of v{canary.get('version')} judges the last retrain")
+            continue
         if not report.get("degraded") and not set(signature) - answered_drift(asked, report):
             # Nothing drifted that a retrain in the drift window has not already answered: the
             # data stays drifted for the window's length, so every later report repeats it,
@@ -916,7 +948,10 @@ def monitoring_retrain_sensor(context: dg.SensorEvaluationContext, artifacts: Ar
             )
         )
     if not requests:
-        return dg.SkipReason("no monitoring report calls for a retrain that was not requested")
+        return dg.SkipReason(
+            "no monitoring report calls for a retrain that was not requested"
+            + (f" ({'; '.join(waiting)})" if waiting else "")
+        )
     return requests
 
 
