@@ -625,6 +625,14 @@ def test_live_degradation_waits_for_the_canary_of_the_retrain_it_asked_for(tmp_p
     canary("retire_challenger", "3")  # the canary ended without promoting
     publish_report(artifacts, report("channel=online"))
     assert not isinstance(result(), dg.SkipReason)
+    # A challenger the gate refused but that stays servable gets the canary share: wait too.
+    canary("refuse", "4")
+    canary("challenger", "4")
+    publish_report(artifacts, report("channel=online"))
+    assert "canary of v4" in result().skip_message
+    canary("refuse", "5")  # refused and not servable: nothing is judging, ask again
+    publish_report(artifacts, report("channel=online"))
+    assert not isinstance(result(), dg.SkipReason)
 
 
 def test_a_feature_drifting_in_one_more_segment_does_not_ask_again(tmp_path):

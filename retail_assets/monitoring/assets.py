@@ -792,10 +792,12 @@ def tier_scope(
     return sorted(tiers), f"the tiers holding the drifted segments ({held})"
 
 
-# What ends or starts a model's canary in the decision log.
-CANARY_DECISIONS = frozenset(
+# What starts a model's canary in the decision log: a challenger that passed the gate, or one
+# the gate refused that is still servable (it gets the canary share, and the live data judge).
+CANARY_STARTS = frozenset({"canary_started", "challenger"})
+# ... and everything that starts or ends one.
+CANARY_DECISIONS = CANARY_STARTS | frozenset(
     {
-        "canary_started",
         "promote",
         "manual_promote",
         "rollback",
@@ -811,11 +813,12 @@ def canary_answering(log, model: str, asked: list[dict[str, Any]]) -> dict[str, 
     decision, when it started a canary after the last retrain request. While it runs, live
     degradation is already being answered; a new challenger would replace it before its
     sequential test can decide (found by `retail simulate`: fraud asked every night while
-    degraded, and 31 canaries in 42 days never reached a verdict)."""
+    degraded, twice a night after each refusal of a servable challenger, and 31 canaries in
+    42 days never reached a verdict)."""
     if not asked:
         return None
     latest = log.last(f"model/{model}", CANARY_DECISIONS)
-    if latest is None or latest.get("action") != "canary_started":
+    if latest is None or latest.get("action") not in CANARY_STARTS:
         return None
     return latest if str(latest.get("at", "")) > str(asked[-1].get("at", "")) else None
 
