@@ -32,7 +32,8 @@ PURPOSES = ("dagster", "mlflow")
 # The first line of every dagster.yaml the platform writes: a file without it is the user's,
 # and is left alone.
 MARKER = "# Written by retail_assets/storage.py from the environment; edits are overwritten."
-# What earlier versions wrote (without the marker): still the platform's own.
+# The embedded instance's settings; what earlier versions wrote (without the marker) is exactly
+# this, and is still the platform's own.
 LEGACY_YAML = "telemetry:\n  enabled: false\nauto_materialize:\n  use_sensors: true\n"
 
 _ensured: set[str] = set()
@@ -49,16 +50,19 @@ def validate_server_url(url: str) -> str:
     return url
 
 
-def database_url(server_url: str, purpose: str) -> str:
-    """The URL of the database for `purpose` ("dagster" or "mlflow") on the server."""
+def database_name(server_url: str, purpose: str) -> str:
+    """The name of the database for `purpose` ("dagster" or "mlflow"): `<prefix>_<purpose>`."""
     if purpose not in PURPOSES:
         raise ValueError(f"purpose must be one of {PURPOSES}; got {purpose!r}")
+    return f"{urlsplit(server_url).path.strip('/') or DEFAULT_PREFIX}_{purpose}"
+
+
+def database_url(server_url: str, purpose: str) -> str:
+    """The URL of the database for `purpose` on the server."""
     parts = urlsplit(server_url)
-    prefix = parts.path.strip("/") or DEFAULT_PREFIX
+    name = database_name(server_url, purpose)
     # psycopg2 named: SQLAlchemy 2.1 defaults `postgresql://` to psycopg 3, which is not installed.
-    return urlunsplit(
-        ("postgresql+psycopg2", parts.netloc, f"/{prefix}_{purpose}", parts.query, "")
-    )
+    return urlunsplit(("postgresql+psycopg2", parts.netloc, f"/{name}", parts.query, ""))
 
 
 def ensure_databases(server_url: str) -> None:
@@ -69,6 +73,7 @@ def ensure_databases(server_url: str) -> None:
     from psycopg2 import sql
 
     parts = urlsplit(server_url)
+    names = [database_name(server_url, purpose) for purpose in PURPOSES]
     admin = urlunsplit(("postgresql", parts.netloc, "/postgres", parts.query, ""))
     try:
         connection = psycopg2.connect(admin, connect_timeout=10)
@@ -79,8 +84,7 @@ def ensure_databases(server_url: str) -> None:
     connection.autocommit = True  # CREATE DATABASE cannot run in a transaction
     try:
         with connection.cursor() as cursor:
-            for purpose in PURPOSES:
-                name = urlsplit(database_url(server_url, purpose)).path.strip("/")
+            for name in names:
                 cursor.execute("select 1 from pg_database where datname = %s", (name,))
                 if cursor.fetchone() is None:
                     cursor.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
@@ -88,8 +92,7 @@ def ensure_databases(server_url: str) -> None:
         raise ValueError(
             f"{POSTGRES_ENV}: could not create the platform's databases on "
             f"{_redact(server_url)}: {str(exc).strip()} (the user needs CREATEDB, or create "
-            f"{', '.join(urlsplit(database_url(server_url, p)).path.strip('/') for p in PURPOSES)}"
-            " beforehand)"
+            f"{', '.join(names)} beforehand)"
         ) from None
     finally:
         connection.close()
@@ -100,7 +103,7 @@ def dagster_yaml(server_url: str | None) -> str:
     """The instance configuration: SQLite under DAGSTER_HOME, or PostgreSQL storage."""
     # Declared running so that automation conditions are evaluated by the daemon as soon as
     # `retail ui` starts it; without this the sensor starts stopped.
-    text = f"{MARKER}\ntelemetry:\n  enabled: false\nauto_materialize:\n  use_sensors: true\n"
+    text = f"{MARKER}\n{LEGACY_YAML}"
     if server_url:
         text += f"storage:\n  postgres:\n    postgres_url:\n      env: {DAGSTER_URL_ENV}\n"
     return text

@@ -14,19 +14,19 @@ from urllib.parse import urlsplit
 import pytest
 
 from retail_assets import settings as retail_settings
-from retail_assets.storage import DEFAULT_PREFIX, database_url
+from retail_assets.storage import DEFAULT_PREFIX, PURPOSES, database_name, database_url
 
 
 @pytest.fixture
 def server_url(postgres_server, postgres_connect):
     """A database prefix of its own on the test server, dropped afterwards."""
-    prefix = f"{DEFAULT_PREFIX}_test_{uuid.uuid4().hex[:8]}"
-    yield f"{postgres_server}/{prefix}"
+    url = f"{postgres_server}/{DEFAULT_PREFIX}_test_{uuid.uuid4().hex[:8]}"
+    yield url
     connection = postgres_connect("postgres")
     connection.autocommit = True
     with connection.cursor() as cursor:
-        for purpose in ("dagster", "mlflow"):
-            cursor.execute(f'drop database if exists "{prefix}_{purpose}" with (force)')
+        for purpose in PURPOSES:
+            cursor.execute(f'drop database if exists "{database_name(url, purpose)}" with (force)')
     connection.close()
 
 

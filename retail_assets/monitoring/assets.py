@@ -909,11 +909,12 @@ def monitoring_retrain_sensor(context: dg.SensorEvaluationContext, artifacts: Ar
         if any(e.get("evidence", {}).get("run_key") == run_key for e in asked):
             continue
         signature = drift_signature(report)
+        unanswered = set(signature) - answered_drift(asked, report)
         canary = canary_answering(store.log, model, asked) if store.log else None
-        if canary is not None and not set(signature) - answered_drift(asked, report):
+        if canary is not None and not unanswered:
             waiting.append(f"{model}: canary of v{canary.get('version')} judges the last retrain")
             continue
-        if not report.get("degraded") and not set(signature) - answered_drift(asked, report):
+        if not report.get("degraded") and not unanswered:
             # Nothing drifted that a retrain in the drift window has not already answered: the
             # data stays drifted for the window's length, so every later report repeats it,
             # and retraining on one more day would learn nothing new (found by `retail
