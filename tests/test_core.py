@@ -155,6 +155,42 @@ def test_the_gate_holds_floors_and_incumbent_tolerance_overall_and_per_segment()
     assert all(c.scope != "region=tiny" for c in result.checks)  # below min support
 
 
+def test_a_noise_aware_rule_refuses_only_breaches_its_interval_shows():
+    """A point estimate past the limit passes when the 95 % interval reaches back within it
+    (the window cannot tell), and fails when the whole interval is beyond; the check says
+    which. Without an interval the point estimate decides, as for any rule."""
+    gap = Rule("fpr_gap", False, floor=0.02, noise_aware=True)
+    auc = Rule("auc", True, tolerance=0.005, per_segment=True, min_support=20, noise_aware=True)
+
+    def card(gap_ci, north_diff_ci):
+        north = {"segment": "north", "predictor": CANDIDATE, "support": 30, "auc": 0.90}
+        if north_diff_ci:
+            north["auc_minus_incumbent_ci_low"], north["auc_minus_incumbent_ci_high"] = (
+                north_diff_ci
+            )
+        candidate = {"fpr_gap": 0.03, "auc": 0.95}
+        if gap_ci:
+            candidate["fpr_gap_ci_low"], candidate["fpr_gap_ci_high"] = gap_ci
+        segments = {
+            "region": [
+                north,
+                {"segment": "north", "predictor": INCUMBENT, "support": 30, "auc": 0.92},
+            ]
+        }
+        return Scorecard({CANDIDATE: candidate, INCUMBENT: {"auc": 0.95}}, segments)
+
+    noisy = evaluate([gap, auc], card((0.012, 0.041), (-0.06, 0.01)))
+    assert noisy.passed
+    assert all("within the window's noise" in c.detail for c in noisy.checks if c.value in
+               (0.03, 0.90))  # fmt: skip
+    shown = evaluate([gap, auc], card((0.024, 0.041), (-0.06, -0.01)))
+    assert [c.scope for c in shown.checks if not c.passed] == ["overall", "region=north"]
+    assert evaluate([gap, auc], card(None, None)).reasons == [
+        "fpr_gap <= 0.02 failed for overall: 0.03 vs 0.02",
+        "auc no worse than the incumbent by more than 0.005 failed for region=north: 0.9 vs 0.915",
+    ]
+
+
 def test_relative_tolerance_with_slack_and_unmeasured_optional_metrics():
     latency = Rule("p95_ms", False, floor=15000, tolerance=0.5, relative=True, slack=1000)
     optional = Rule("injection_resistance", True, floor=0.9, required=False)

@@ -389,7 +389,7 @@ def test_the_bias_audit_is_a_gate_rule_on_the_false_positive_rate_gap(evaluation
     """Every predictor carries the largest FPR gap between customer segments or regions; the
     gate passes the tiny champion (gap about a point, within a small window's noise) and
     refuses the same evaluation once one segment's false alerts run three points above
-    another's, naming the rule."""
+    another's with the whole 95 % interval above the two-point limit, naming the rule."""
     import copy
 
     from retail_assets.models.fraud.family import FPR_GAP
@@ -402,8 +402,12 @@ def test_the_bias_audit_is_a_gate_rule_on_the_false_positive_rate_gap(evaluation
         has_champion=False,
     )  # fmt: skip
     assert all(c.passed for c in passed.checks if FPR_GAP in c.rule)
+    low, high = (evaluation.overall["challenger"][FPR_GAP + k] for k in ("_ci_low", "_ci_high"))
+    assert low <= gap <= high
     unfair = copy.deepcopy(evaluation)
-    unfair.overall["challenger"][FPR_GAP] = 0.03
+    unfair.overall["challenger"].update(
+        {FPR_GAP: 0.03, FPR_GAP + "_ci_low": 0.022, FPR_GAP + "_ci_high": 0.04}
+    )
     refused = decide(
         unfair, fraud_family.gate_rules, parity_passed=True, bundle_problems=[],
         has_champion=False,

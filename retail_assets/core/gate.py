@@ -13,6 +13,14 @@ kind), skipping segments with less support than `min_support`, so an average imp
 cannot hide a broken segment. Preconditions (ONNX parity, a complete bundle, "not a negative
 control") are checks the caller adds.
 
+A test window is a sample. When a rule is `noise_aware` and the scorecard row carries a 95 %
+interval (`<metric>_ci_low/_ci_high` for the value, `<metric>_minus_incumbent_ci_low/_high` for
+the paired difference to the incumbent), a floor or a tolerance fails only when the whole
+interval lies beyond it: the window shows the breach, not a point estimate within its noise. A
+few dozen frauds per segment make per-segment point estimates move by more than a fixed
+tolerance from one window to the next; with ten times the data the interval is about a third as
+wide and the rule tightens by itself.
+
 `evaluate` returns one `GateResult`: the verdict and one row per check (rule, scope, value,
 threshold, passed, detail). That table is what the Dagster UI shows as metadata, what
 `retail` prints and what the admin API returns: one format for models, search indices and
@@ -31,6 +39,10 @@ from retail_assets.core.markdown import markdown_table
 CANDIDATE = "candidate"
 INCUMBENT = "incumbent"
 COLUMNS = ("rule", "scope", "value", "threshold", "passed", "detail")
+CI_LOW, CI_HIGH = "_ci_low", "_ci_high"
+"""Suffixes of a metric's 95 % interval in a scorecard row (`roc_auc_ci_low`)."""
+DIFF = "_minus_incumbent"
+"""Infix of the paired difference candidate - incumbent (`roc_auc_minus_incumbent_ci_low`)."""
 
 
 def number(value: Any) -> float | None:
@@ -65,6 +77,9 @@ class Rule:
     """Segments with less support are reported but not gated (too noisy to decide on)."""
     required: bool = True
     """A candidate without this metric fails the rule; otherwise "not measured" passes."""
+    noise_aware: bool = False
+    """Floors and tolerances fail only when the row's 95 % interval lies wholly beyond them
+    (when the row has one; without an interval the point estimate decides)."""
 
     @property
     def sign(self) -> str:
@@ -89,6 +104,12 @@ class Rule:
     def beaten_target(self, best_baseline: float) -> float:
         scale = 1 + self.margin if self.higher_is_better else 1 - self.margin
         return best_baseline * scale
+
+
+def interval(row: Mapping[str, Any], key: str) -> tuple[float, float] | None:
+    """The 95 % interval `key`_ci_low .. `key`_ci_high of a scorecard row, if it has one."""
+    low, high = number(row.get(key + CI_LOW)), number(row.get(key + CI_HIGH))
+    return None if low is None or high is None else (low, high)
 
 
 @dataclass
@@ -186,25 +207,38 @@ def _overall(rule: Rule, card: Scorecard) -> list[Check]:
                 rule.metric,
             )
         ]
+    row = card.overall.get(CANDIDATE, {})
     out = []
     if rule.floor is not None:
-        out.append(
-            Check(
-                f"{rule.metric} {rule.sign} {rule.floor:g}",
-                "overall",
-                value,
-                rule.floor,
-                rule.meets(value, rule.floor),
-                metric=rule.metric,
-            )
-        )
+        out.append(_floor(rule, "overall", value, row))
     if rule.beat:
         out.append(_beat(rule, card, value))
     if rule.tolerance is not None:
         reference = card.value(INCUMBENT, rule.metric)
         if reference is not None:
-            out.append(_versus(rule, "overall", value, reference))
+            out.append(_versus(rule, "overall", value, reference, row))
     return out
+
+
+def _floor(rule: Rule, scope: str, value: float, row: Mapping[str, Any]) -> Check:
+    passed = rule.meets(value, rule.floor)
+    detail = ""
+    ci = interval(row, rule.metric) if rule.noise_aware else None
+    if ci is not None:
+        # The interval's edge nearest to the good side: is even that beyond the floor?
+        edge = ci[1] if rule.higher_is_better else ci[0]
+        detail = f"95% interval [{ci[0]:.4g}, {ci[1]:.4g}]"
+        if not passed and rule.meets(edge, rule.floor):
+            passed, detail = True, detail + ": the breach is within the window's noise"
+    return Check(
+        f"{rule.metric} {rule.sign} {rule.floor:g}",
+        scope,
+        value,
+        rule.floor,
+        passed,
+        detail,
+        rule.metric,
+    )
 
 
 def _beat(rule: Rule, card: Scorecard, value: float) -> Check:
@@ -232,15 +266,27 @@ def _beat_values(rule: Rule, scope: str, value: float, baselines: dict) -> Check
     return Check(name, scope, value, target, strictly, detail, rule.metric)
 
 
-def _versus(rule: Rule, scope: str, value: float, reference: float) -> Check:
+def _versus(
+    rule: Rule, scope: str, value: float, reference: float, row: Mapping[str, Any]
+) -> Check:
     limit = rule.limit_vs(reference)
+    passed = rule.meets(value, limit)
+    detail = f"incumbent {reference:.4g}"
+    ci = interval(row, rule.metric + DIFF) if rule.noise_aware else None
+    if ci is not None:
+        # Paired difference candidate - incumbent on the same rows; the largest regression
+        # allowed is limit - reference. Fail only when the whole interval is beyond it.
+        edge = ci[1] if rule.higher_is_better else ci[0]
+        detail += f"; paired difference 95% interval [{ci[0]:+.4g}, {ci[1]:+.4g}]"
+        if not passed and rule.meets(edge, limit - reference):
+            passed, detail = True, detail + ": the regression is within the window's noise"
     return Check(
         f"{rule.metric} no worse than the incumbent by more than {rule.tolerance_text()}",
         scope,
         value,
         round(limit, 6),
-        rule.meets(value, limit),
-        f"incumbent {reference:.4g}",
+        passed,
+        detail,
         rule.metric,
     )
 
@@ -260,16 +306,7 @@ def _segments(rule: Rule, card: Scorecard) -> list[Check]:
                 continue
             scope = f"{column}={segment}"
             if rule.floor is not None and rule.per_segment:
-                out.append(
-                    Check(
-                        f"{rule.metric} {rule.sign} {rule.floor:g}",
-                        scope,
-                        value,
-                        rule.floor,
-                        rule.meets(value, rule.floor),
-                        metric=rule.metric,
-                    )
-                )
+                out.append(_floor(rule, scope, value, row))
             if rule.beat and rule.beat_per_segment:
                 baselines = {
                     b: number(by_predictor.get(b, {}).get(segment, {}).get(rule.metric))
@@ -280,7 +317,7 @@ def _segments(rule: Rule, card: Scorecard) -> list[Check]:
                 incumbent = by_predictor.get(INCUMBENT, {}).get(segment)
                 reference = number(incumbent.get(rule.metric)) if incumbent else None
                 if reference is not None:
-                    out.append(_versus(rule, scope, value, reference))
+                    out.append(_versus(rule, scope, value, reference, row))
     return out
 
 

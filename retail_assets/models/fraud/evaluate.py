@@ -258,3 +258,48 @@ def bootstrap_intervals(
             m: interval(np.asarray(draws[a][m]) - np.asarray(draws[b][m])) for m in metrics
         }
     return result
+
+
+def fpr_gap_interval(
+    y: np.ndarray,
+    flagged: np.ndarray,
+    groups_by_column: Mapping[str, np.ndarray],
+    min_negatives: int = 50,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, float]:
+    """Percentile bootstrap interval of the largest false-positive-rate gap (max - min over the
+    groups of any column with >= `min_negatives` legitimate payments, as `fpr_disparity`),
+    resampling the rows stratified by class as `bootstrap_intervals` does. The gap is a max of
+    differences, so its bootstrap leans high: a lower bound above a limit is a real breach."""
+    y = np.asarray(y, dtype=bool)
+    flagged = np.asarray(flagged, dtype=bool)
+    codes = {
+        column: np.unique(np.asarray(groups, dtype=object).astype(str), return_inverse=True)[1]
+        for column, groups in groups_by_column.items()
+    }
+    rng = np.random.default_rng(seed)
+    neg = np.flatnonzero(~y)
+    gaps = []
+    for _ in range(n_resamples):
+        # Only legitimate payments enter an FPR, so only they are resampled.
+        idx = rng.choice(neg, size=len(neg), replace=True)
+        false_alert = flagged[idx]
+        gap = None
+        for code in codes.values():
+            c = code[idx]
+            negatives = np.bincount(c)
+            alerts = np.bincount(c[false_alert], minlength=len(negatives))
+            audited = negatives >= min_negatives
+            if audited.sum() >= 2:
+                rates = alerts[audited] / negatives[audited]
+                spread = float(rates.max() - rates.min())
+                gap = spread if gap is None else max(gap, spread)
+        if gap is not None:
+            gaps.append(gap)
+    if not gaps:
+        return {"low": NAN, "high": NAN}
+    alpha = (1 - level) / 2
+    values = np.asarray(gaps)
+    return {"low": float(np.quantile(values, alpha)), "high": float(np.quantile(values, 1 - alpha))}

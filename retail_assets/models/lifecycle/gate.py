@@ -40,6 +40,7 @@ def core_rule(rule: MetricRule) -> Rule:
         per_segment=rule.per_segment,
         min_support=rule.min_segment_support,
         required=rule.required,
+        noise_aware=rule.noise_aware,
     )
 
 

@@ -184,6 +184,9 @@ class MetricRule:
     required: bool = True
     """False: a challenger without this metric passes the rule as "not measured" (e.g. the
     pricing policy's true uplift, known only where the data's ground truth is)."""
+    noise_aware: bool = False
+    """Decide floors and the champion tolerance on the evaluation's 95 % intervals when it
+    reports them (see `retail_assets.core.gate`): fail only when the breach is significant."""
 
 
 class ModelFamily(Protocol):
