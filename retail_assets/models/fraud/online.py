@@ -207,6 +207,88 @@ class _CustomerTable(dict):
         return customer
 
 
+CustomerHistory = tuple[int | None, int, float, int | None]
+"""What a payment's customer features need of the customer's history before `t`: the first use
+of this device (microseconds, None: never), the number and the running total (summed in time
+order) of earlier payments, and the signup day (days since 1970-01-01, None: unknown)."""
+
+
+def feature_values(
+    t: int,
+    card: str | None,
+    amount: float | None,
+    billing: str | None,
+    ip: str | None,
+    shipping: str | None,
+    velocity_series: tuple[_Series | None, _Series | None, _Series | None],
+    address: str | None,
+    address_series: _Series | None,
+    history: CustomerHistory,
+) -> list[Any]:
+    """The `FEATURES` of a payment at `t` (microseconds), in their order, from its card's,
+    customer's and device's recent payments (`_Series`, any that reach back to t - 7d), its
+    shipping address's recent cards and its customer's history. The one definition: the
+    in-process state and the Redis-backed one (`serving/redis_state.py`) both call it."""
+    out: list[Any] = []
+    for series in velocity_series:
+        if series is not None:
+            ts = series.ts
+            end = bisect_left(ts, t)
+            # Windows are nested: nothing in the widest one means nothing in any.
+            widest = bisect_left(ts, t - _WIDEST_US, 0, end)
+            if widest < end:
+                values = series.values
+                for width in _WINDOW_US:
+                    start = bisect_left(ts, t - width, widest, end)
+                    out.append(end - start)
+                    out.append(float(sum(values[start:end])))
+                continue
+        out.extend(_EMPTY_VELOCITY)
+
+    first_use, prior_count, prior_total, signup_day = history
+    out.append(first_use is None or first_use >= t)
+    prior_avg = prior_total / prior_count if prior_count else None
+    tenure = None if signup_day is None else t // _DAY_US - signup_day
+
+    if address is None:
+        out.append(None)
+    elif address_series is None:
+        out.append(1)
+    else:
+        end = bisect_left(address_series.ts, t)
+        start = bisect_left(address_series.ts, t - _HORIZON_US, 0, end)
+        cards = set(address_series.values[start:end])
+        cards.add(card)
+        out.append(len(cards))
+
+    out.append(None if billing is None or ip is None else billing != ip)
+    out.append(None if billing is None or shipping is None else billing != shipping)
+    out.append(prior_count)
+    out.append(prior_avg)
+    out.append(amount / prior_avg if prior_avg and amount is not None else None)
+    out.append(t // _HOUR_US % 24)
+    out.append((t // _DAY_US + 3) % 7 + 1)  # 1970-01-01 was a Thursday (ISO 4)
+    out.append(tenure)
+    return out
+
+
+def model_inputs(
+    payment: dict[str, Any], values: list[Any], segment: str | None, region: str | None
+) -> dict[str, Any]:
+    """A request's model inputs: the raw fields the model reads, the `FEATURES` (`values`)
+    and the customer's segment and region."""
+    return {
+        "amount": payment.get("amount"),
+        "n_items": payment.get("n_items"),
+        "channel": payment.get("channel"),
+        "payment_method": payment.get("payment_method"),
+        "top_department": payment.get("top_department"),
+        **dict(zip(FEATURE_NAMES, values, strict=True)),
+        "customer_segment": segment,
+        "customer_region": region,
+    }
+
+
 class FraudFeatureState:
     """The payments a fraud feature can reach, as of the latest one seen (`as_of`).
 
@@ -344,10 +426,10 @@ class FraudFeatureState:
     def features(self, payment: dict[str, Any]) -> dict[str, Any]:
         """Every model input for one payment, from payments strictly before it: the raw fields
         the model reads, the `FEATURES` and the customer's segment and region."""
-        amount = payment.get("amount")
         card, customer_id = payment.get("card_id"), payment.get("customer_id")
         device, address = payment.get("device_id"), payment.get("shipping_address_id")
         found = self._lookup(card, customer_id, device, address)
+        amount = payment.get("amount")
         values = self._features(
             to_micros(payment["transaction_ts"]),
             card,
@@ -360,19 +442,15 @@ class FraudFeatureState:
             found,
         )
         customer = found[-1]
-        return {
-            "amount": amount,
-            "n_items": payment.get("n_items"),
-            "channel": payment.get("channel"),
-            "payment_method": payment.get("payment_method"),
-            "top_department": payment.get("top_department"),
-            **dict(zip(FEATURE_NAMES, values, strict=True)),
-            "customer_segment": customer.segment if customer else None,
-            "customer_region": customer.region if customer else None,
-        }
+        return model_inputs(
+            payment,
+            values,
+            customer.segment if customer else None,
+            customer.region if customer else None,
+        )
 
+    @staticmethod
     def _features(
-        self,
         t: int,
         card: str | None,
         device: str | None,
@@ -386,54 +464,28 @@ class FraudFeatureState:
         """The `FEATURES` of a payment at `t` (microseconds), in their order; `found` is
         `_lookup` of its card, customer, device and address."""
         card_series, customer_series, device_series, address_series, customer = found
-        out: list[Any] = []
-        for series in (card_series, customer_series, device_series):
-            if series is not None:
-                ts = series.ts
-                end = bisect_left(ts, t)
-                # Windows are nested: nothing in the widest one means nothing in any.
-                widest = bisect_left(ts, t - _WIDEST_US, 0, end)
-                if widest < end:
-                    values = series.values
-                    for width in _WINDOW_US:
-                        start = bisect_left(ts, t - width, widest, end)
-                        out.append(end - start)
-                        out.append(float(sum(values[start:end])))
-                    continue
-            out.extend(_EMPTY_VELOCITY)
-
         if customer is None:
-            first_device_use = True
-            prior_count, prior_avg, tenure = 0, None, None
+            history = (None, 0, 0.0, None)
         else:
-            first = customer.devices.get(device)
-            first_device_use = first is None or first >= t
             prior_count = bisect_left(customer.ts, t)
-            prior_avg = customer.totals[prior_count] / prior_count if prior_count else None
-            signup = customer.signup_day
-            tenure = None if signup is None else t // _DAY_US - signup
-        out.append(first_device_use)
-
-        if address is None:
-            out.append(None)
-        elif address_series is None:
-            out.append(1)
-        else:
-            end = bisect_left(address_series.ts, t)
-            start = bisect_left(address_series.ts, t - _HORIZON_US, 0, end)
-            cards = set(address_series.values[start:end])
-            cards.add(card)
-            out.append(len(cards))
-
-        out.append(None if billing is None or ip is None else billing != ip)
-        out.append(None if billing is None or shipping is None else billing != shipping)
-        out.append(prior_count)
-        out.append(prior_avg)
-        out.append(amount / prior_avg if prior_avg and amount is not None else None)
-        out.append(t // _HOUR_US % 24)
-        out.append((t // _DAY_US + 3) % 7 + 1)  # 1970-01-01 was a Thursday (ISO 4)
-        out.append(tenure)
-        return out
+            history = (
+                customer.devices.get(device),
+                prior_count,
+                customer.totals[prior_count],
+                customer.signup_day,
+            )
+        return feature_values(
+            t,
+            card,
+            amount,
+            billing,
+            ip,
+            shipping,
+            (card_series, customer_series, device_series),
+            address,
+            address_series,
+            history,
+        )
 
     # -- publishing ------------------------------------------------------------------------
 
