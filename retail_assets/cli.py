@@ -33,8 +33,11 @@ console = Console(highlight=False)
 def _settings_for(scale: str | None) -> Settings:
     if scale:
         os.environ["RETAIL_SCALE"] = scale
-    settings = get_settings()
-    settings.ensure_dirs()
+    try:
+        settings = get_settings()
+        settings.ensure_dirs()
+    except ValueError as exc:  # a bad RETAIL_* variable: its message names it, no traceback
+        raise click.ClickException(str(exc)) from exc
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
     return settings
 
@@ -442,16 +445,27 @@ def ui(host, port) -> None:
     sys.exit(_run_ui(_settings_for(None), host, port))
 
 
-def _serve(host: str, port: int, log_level: str = "warning") -> None:
+def _check_workers(workers: int) -> None:
+    if workers > 1 and not os.environ.get("RETAIL_REDIS_URL"):
+        # Each worker would keep its own fraud velocity state and see only its own payments.
+        raise click.ClickException(
+            f"--workers {workers} needs RETAIL_REDIS_URL: the fraud velocity state must be "
+            "shared by the workers (see README, Scaling out); without it serve one worker"
+        )
+
+
+def _serve(host: str, port: int, log_level: str = "warning", workers: int = 1) -> None:
     import uvicorn
 
-    from serving.app import create_app
-
-    # One worker: the fraud velocity state lives in the process (see README, Serving).
+    _check_workers(workers)
+    # The app factory by import path: each worker process builds its own app (its own slots,
+    # prediction log file and hot-swap poller); the online state is shared through Redis.
     uvicorn.run(
-        create_app(),
+        "serving.app:create_app",
+        factory=True,
         host=host,
         port=port,
+        workers=workers,
         log_level=log_level,
         access_log=False,
         timeout_graceful_shutdown=10,
@@ -462,13 +476,22 @@ def _serve(host: str, port: int, log_level: str = "warning") -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--log-level", default="info", show_default=True)
-def serve(host, port, log_level) -> None:
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Serving processes; more than one needs RETAIL_REDIS_URL (the shared online state).",
+)
+def serve(host, port, log_level, workers) -> None:
     """Start the inference API alone (loads the champion bundles and online features)."""
     _settings_for(None)
+    _check_workers(workers)
     console.print(
-        f"serving on http://{host}:{port} (OpenAPI: /schema, Swagger UI: /schema/swagger)"
+        f"serving on http://{host}:{port} with {workers} worker(s) "
+        "(OpenAPI: /schema, Swagger UI: /schema/swagger)"
     )
-    _serve(host, port, log_level)
+    _serve(host, port, log_level, workers)
 
 
 def _curl_example(port: int) -> str:

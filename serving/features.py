@@ -43,6 +43,7 @@ from retail_assets.online_features import (
 )
 from retail_assets.online_features.store import load_feature_set, read_manifest
 from serving.encoding import encode_matrix
+from serving.redis_state import RedisFraudFeatures, redis_client
 
 
 class Encodable(Protocol):
@@ -171,9 +172,15 @@ class FraudFeatures:
     def __init__(self, version: str, tables: dict[str, pl.DataFrame]):
         self.version = version
         self.state = FraudFeatureState.from_frames(tables)
-        self.as_of: datetime | None = self.state.as_of
         self._observed = 0
         self._lock = threading.Lock()
+
+    @property
+    def as_of(self) -> datetime | None:
+        """Time of the latest payment folded in: the published state's, then each scored one
+        (the replay clock and `features_as_of` read it; a snapshot taken at load would leave
+        the replay clock at the publication time)."""
+        return self.state.as_of
 
     def features_and_observe(self, payment: dict[str, Any]) -> dict[str, Any]:
         """Features of `payment` from payments strictly before it, then fold it in (a later
@@ -231,9 +238,22 @@ def recommend_features_slot(artifacts: Artifacts) -> Slot[RecommendFeatures]:
     )
 
 
-def fraud_features_slot(artifacts: Artifacts) -> Slot[FraudFeatures]:
-    return Slot(
-        FRAUD_FEATURE_SET,
-        artifacts.features(FRAUD_FEATURE_SET),
-        lambda folder, version: FraudFeatures(version, load_feature_set(folder)),
-    )
+def fraud_features_slot(
+    artifacts: Artifacts, redis_url: str | None = None
+) -> Slot[FraudFeatures | RedisFraudFeatures]:
+    """In process, or in Redis when `redis_url` is set (every worker then shares one state:
+    `serving/redis_state.py`)."""
+    if not redis_url:
+        return Slot(
+            FRAUD_FEATURE_SET,
+            artifacts.features(FRAUD_FEATURE_SET),
+            lambda folder, version: FraudFeatures(version, load_feature_set(folder)),
+        )
+    clients: list = []
+
+    def shared(folder: Path, version: str) -> RedisFraudFeatures:
+        if not clients:
+            clients.append(redis_client(redis_url))
+        return RedisFraudFeatures(clients[0], version, load_feature_set(folder))
+
+    return Slot(FRAUD_FEATURE_SET, artifacts.features(FRAUD_FEATURE_SET), shared)

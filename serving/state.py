@@ -38,6 +38,7 @@ from serving.metrics import ServingMetrics
 from serving.model_store import ServedModel, model_slot
 from serving.prediction_log import PredictionLogger
 from serving.pricing import PRICING_MODEL, PricingFeatures, PricingRuntime, pricing_features_slot
+from serving.redis_state import RedisFraudFeatures
 
 log = logging.getLogger("retail.serving")
 
@@ -52,7 +53,7 @@ class ServingState:
     config: ServingConfig
     models: dict[str, Slot[ServedModel]]
     demand_features: Slot[DemandFeatures]
-    fraud_features: Slot[FraudFeatures]
+    fraud_features: Slot[FraudFeatures | RedisFraudFeatures]
     recommend_features: Slot[RecommendFeatures]
     pricing_features: Slot[PricingFeatures]
     pricing_runtime: PricingRuntime
@@ -70,7 +71,7 @@ class ServingState:
             config=config,
             models={name: model_slot(artifacts, name) for name in SERVED_MODELS},
             demand_features=demand_features_slot(artifacts),
-            fraud_features=fraud_features_slot(artifacts),
+            fraud_features=fraud_features_slot(artifacts, config.redis_url),
             recommend_features=recommend_features_slot(artifacts),
             pricing_features=pricing_features_slot(artifacts),
             pricing_runtime=PricingRuntime(config.breaker, artifacts, metrics),
@@ -131,7 +132,7 @@ class ServingState:
         return loaded.value if loaded else None
 
     @property
-    def fraud(self) -> FraudFeatures | None:
+    def fraud(self) -> FraudFeatures | RedisFraudFeatures | None:
         loaded = self.fraud_features.champion
         return loaded.value if loaded else None
 

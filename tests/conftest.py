@@ -86,6 +86,31 @@ def postgres_connect(postgres_server):
     return _postgres_connect
 
 
+# The Redis server of the tests that need one (what `.ci/run` starts); database 15 is theirs.
+REDIS_SERVER = os.environ.get("RETAIL_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The test Redis server's URL, emptied; absent, the test skips saying how to start one,
+    or fails in CI (where `.ci/run` starts it)."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_SERVER, socket_connect_timeout=2)
+    try:
+        client.flushdb()
+    except redis.RedisError as exc:
+        reason = f"no Redis server at {REDIS_SERVER} ({exc})"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}: .ci/run starts one")
+        pytest.skip(
+            f"{reason}; start one (redis-server --daemonize yes) or set RETAIL_TEST_REDIS_URL"
+        )
+    finally:
+        client.close()
+    return REDIS_SERVER
+
+
 class ServingServer(EmbeddedServer):
     """The serving app for real over HTTP (`serving/embedded.py`), with the tests' admin
     token."""

@@ -118,3 +118,26 @@ def test_a_bad_postgres_url_is_refused_naming_the_variable(monkeypatch, tmp_path
     with pytest.raises(ValueError, match="RETAIL_POSTGRES_URL: cannot connect to") as down:
         settings.ensure_dirs()
     assert "secret" not in str(down.value) and "u:***@127.0.0.1:1" in str(down.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("RETAIL_POSTGRES_URL", "mysql://u:secret@db/x", "must be a PostgreSQL URL"),
+        ("RETAIL_POSTGRES_URL", "postgresql://u:secret@127.0.0.1:1/x", "cannot connect to"),
+        ("RETAIL_SCALE", "huge", "must be one of tiny"),
+    ],
+)
+def test_the_cli_names_a_bad_variable_without_a_traceback(
+    monkeypatch, tmp_path, variable, value, message
+):
+    from click.testing import CliRunner
+
+    from retail_assets.cli import main
+
+    monkeypatch.setenv("RETAIL_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv(variable, value)
+    result = CliRunner().invoke(main, ["serve"])
+    assert result.exit_code == 1
+    assert f"{variable}" in result.output and message in result.output, result.output
+    assert "Traceback" not in result.output and "secret" not in result.output

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import msgspec
 from litestar import Controller, MediaType, Response, get
 from litestar.openapi.datastructures import ResponseSpec
@@ -41,6 +43,12 @@ class Health(msgspec.Struct):
     pricing_breaker: dict | None = None
     """The pricing circuit breaker: settings, open versions (when, why, what moved the
     pointer) and the versions it watches; None when pricing is not served."""
+    worker_pid: int = 0
+    """The serving process that answered (one of `retail serve --workers N`); each worker
+    loads and hot-swaps versions on its own, so versions above are this worker's."""
+    online_state: str = "in-process"
+    """Where the fraud velocity state lives: 'in-process' (one worker) or 'redis' (shared by
+    every worker, `RETAIL_REDIS_URL`)."""
 
 
 class Ready(msgspec.Struct):
@@ -112,6 +120,8 @@ class HealthController(Controller):
             pricing_breaker=serving.pricing_runtime.status()
             if "pricing" in serving.served_models
             else None,
+            worker_pid=os.getpid(),
+            online_state="redis" if serving.config.redis_url else "in-process",
         )
 
     @get(
