@@ -80,8 +80,10 @@ class ServingConfig:
     """The diversity cap of recommendations (`models/recommend/rules.py`); None: no cap.
     `RETAIL_RECOMMEND_MAX_PER_CATEGORY` (0 turns it off); a request may set its own."""
     redis_url: str | None = None
-    """`RETAIL_REDIS_URL`: the fraud velocity state lives in Redis, shared by every worker
-    (`serving/redis_state.py`); unset, in the process (one worker)."""
+    """`RETAIL_REDIS_URL`: the fraud velocity state and the pricing breaker live in Redis,
+    shared by every worker (`serving/redis_state.py`); unset, in the process (one worker)."""
+    redis_prefix: str = "retail"
+    """`RETAIL_REDIS_PREFIX`: the key prefix, so deployments can share one Redis server."""
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
     """The pricing circuit breaker (`models/pricing/breaker.py`):
     `RETAIL_PRICING_BREAKER_WINDOW`, `_MIN_CHANGES`, `_SIGMAS`."""
@@ -109,6 +111,7 @@ class ServingConfig:
             domains_source=domains_source,
             recommend_max_per_category=_cap(os.environ.get("RETAIL_RECOMMEND_MAX_PER_CATEGORY")),
             redis_url=os.environ.get("RETAIL_REDIS_URL") or None,
+            redis_prefix=os.environ.get("RETAIL_REDIS_PREFIX") or "retail",
             breaker=BreakerSettings(
                 window=_number("RETAIL_PRICING_BREAKER_WINDOW", DEFAULT_WINDOW, int),
                 min_changes=_number("RETAIL_PRICING_BREAKER_MIN_CHANGES", DEFAULT_MIN_CHANGES, int),

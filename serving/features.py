@@ -182,16 +182,19 @@ class FraudFeatures:
         the replay clock at the publication time)."""
         return self.state.as_of
 
-    def features_and_observe(self, payment: dict[str, Any]) -> dict[str, Any]:
+    def features_and_observe(
+        self, payment: dict[str, Any]
+    ) -> tuple[dict[str, Any], datetime | None]:
         """Features of `payment` from payments strictly before it, then fold it in (a later
-        payment of the same card sees this one, as in the mart)."""
+        payment of the same card sees this one, as in the mart); and the state's as-of time
+        after it."""
         with self._lock:
             features = self.state.features(payment)
             self.state.observe(payment)
             self._observed += 1
             if self._observed % self.PRUNE_EVERY == 0 and self.state.as_of is not None:
                 self.state.prune(self.state.as_of)
-        return features
+            return features, self.state.as_of
 
 
 # -- recommendations --------------------------------------------------------------------------
@@ -239,7 +242,7 @@ def recommend_features_slot(artifacts: Artifacts) -> Slot[RecommendFeatures]:
 
 
 def fraud_features_slot(
-    artifacts: Artifacts, redis_url: str | None = None
+    artifacts: Artifacts, redis_url: str | None = None, redis_prefix: str = "retail"
 ) -> Slot[FraudFeatures | RedisFraudFeatures]:
     """In process, or in Redis when `redis_url` is set (every worker then shares one state:
     `serving/redis_state.py`)."""
@@ -254,6 +257,6 @@ def fraud_features_slot(
     def shared(folder: Path, version: str) -> RedisFraudFeatures:
         if not clients:
             clients.append(redis_client(redis_url))
-        return RedisFraudFeatures(clients[0], version, load_feature_set(folder))
+        return RedisFraudFeatures(clients[0], version, load_feature_set(folder), redis_prefix)
 
     return Slot(FRAUD_FEATURE_SET, artifacts.features(FRAUD_FEATURE_SET), shared)

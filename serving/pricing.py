@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
@@ -36,6 +37,7 @@ from retail_assets.models.pricing.optimizer import Objective, Recommendation
 from retail_assets.models.pricing.response import FEATURES
 from retail_assets.online_features import PRICING_FEATURE_SET
 from retail_assets.online_features.store import load_feature_set, read_manifest
+from serving.redis_state import RedisBreakers, RedisChangeWindow
 
 if TYPE_CHECKING:
     from serving.metrics import ServingMetrics
@@ -45,6 +47,9 @@ log = logging.getLogger("retail.serving")
 
 PRICING_MODEL = "pricing"
 BREAKER_ACTIONS = frozenset({"breaker_opened", "breaker_closed"})
+# With RETAIL_REDIS_URL, how often a worker reads the breakers the others opened or closed: a
+# tenth of a second of a broken version's prices at most, one Redis call per worker per tick.
+SYNC_SECONDS = 0.1
 
 
 class PricingFeatures:
@@ -161,15 +166,20 @@ class PricingRuntime:
         artifacts: Artifacts,
         metrics: ServingMetrics,
         on_pointer_moved: Callable[[], Any] | None = None,
+        shared: RedisBreakers | None = None,
     ):
         self.settings = settings
         self.artifacts = artifacts
         self.metrics = metrics
         self.on_pointer_moved = on_pointer_moved
+        self.shared = shared
+        """With RETAIL_REDIS_URL: the windows and the open breakers live in Redis, so every
+        worker judges all the prices served and a trip stops every worker's prices."""
         self.windows: dict[str, ChangeWindow] = {}
         self.open: dict[str, OpenBreaker] = {}
         self.events: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        self._synced = 0.0
 
     def restore(self) -> None:
         """Open breakers from the decision log (the last breaker event per version)."""
@@ -188,13 +198,35 @@ class PricingRuntime:
                     self.metrics.breaker_open.labels(PRICING_MODEL, version).set(1)
 
     def is_open(self, version: str) -> bool:
+        self._sync()
         return version in self.open
+
+    def _sync(self) -> None:
+        """Take the breakers other workers opened or closed (at most every SYNC_SECONDS)."""
+        now = time.monotonic()
+        if self.shared is None or now - self._synced < SYNC_SECONDS:
+            return
+        self._synced = now
+        opened = self.shared.opened()
+        with self._lock:
+            for version, event in opened.items():
+                if version not in self.open:
+                    self.open[version] = OpenBreaker(**event)
+                    self.metrics.breaker_open.labels(PRICING_MODEL, version).set(1)
+            for version in [v for v in self.open if v not in opened]:
+                self.open.pop(version)
+                self.metrics.breaker_open.labels(PRICING_MODEL, version).set(0)
 
     def window(self, model: ServedModel) -> ChangeWindow:
         window = self.windows.get(model.version)
         if window is None:
             reference = (model.signature.get("extras") or {}).get("price_change_reference") or {}
-            window = self.windows.setdefault(model.version, ChangeWindow(reference, self.settings))
+            window = (
+                RedisChangeWindow(reference, self.settings, self.shared, model.version)
+                if self.shared is not None
+                else ChangeWindow(reference, self.settings)
+            )
+            window = self.windows.setdefault(model.version, window)
         return window
 
     def trip(self, version: str, trip: Trip) -> None:
@@ -204,6 +236,8 @@ class PricingRuntime:
                 return
             event = OpenBreaker(version, datetime.now(UTC).isoformat(), trip.reason, trip.evidence)
             self.open[version] = event
+        if self.shared is not None and not self.shared.try_open(version, asdict(event)):
+            return  # another worker opened it first: it records the event and moves the pointer
         self.metrics.breaker_open.labels(PRICING_MODEL, version).set(1)
         log.warning("pricing breaker opened for v%s: %s", version, trip.reason)
         store = self.artifacts.model(PRICING_MODEL)
@@ -234,9 +268,12 @@ class PricingRuntime:
             ).start()
 
     def close(self, version: str, reason: str, actor: str) -> dict[str, Any]:
+        self._sync()
         with self._lock:
             event = self.open.pop(version, None)
             self.windows.pop(version, None)
+        if self.shared is not None:
+            self.shared.close(version)
         if event is None:
             raise LookupError(f"the pricing breaker of v{version} is not open")
         self.metrics.breaker_open.labels(PRICING_MODEL, version).set(0)
@@ -249,8 +286,7 @@ class PricingRuntime:
             "settings": asdict(self.settings),
             "open": {v: asdict(e) for v, e in self.open.items()},
             "watched_versions": {
-                v: {"observed": w.observed, "window": len(w.scores)}
-                for v, w in self.windows.items()
+                v: {"observed": w.observed, "window": w.size()} for v, w in self.windows.items()
             },
         }
 

@@ -1,4 +1,5 @@
-"""Fraud velocity state in Redis (`RETAIL_REDIS_URL`), shared by every serving worker.
+"""Serving's state between requests in Redis (`RETAIL_REDIS_URL`), shared by every worker: the
+fraud velocity state, and the pricing circuit breaker's windows and open breakers (at the end).
 
 Why. In one process the state lives in memory (`FraudFeatureState`); a second worker would keep
 its own copy and see only the payments it scored, so a card paying through two workers would
@@ -23,7 +24,7 @@ sequence number in every member). `tests/test_redis_state.py` sends interleaved 
 the same cards through two workers and compares every feature with one in-process state.
 
 Versions. Each published feature-set version gets its own key space
-(`retail:fraud:<version>:`). The first worker to load a version copies the published tables
+(`<prefix>:fraud:<version>:`). The first worker to load a version copies the published tables
 in (under a lock; the others wait for its `ready` key), exactly as `from_frames` rebuilds the
 in-process state; the versions before the previous one are then deleted.
 
@@ -34,6 +35,7 @@ more than a week late could notice the difference, and the serving clock refuses
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -52,11 +54,14 @@ from retail_assets.models.fraud.online import (
     model_inputs,
     to_micros,
 )
+from retail_assets.models.pricing.breaker import BreakerSettings, ChangeWindow
 
 log = logging.getLogger("retail.serving")
 
-PREFIX = "retail:fraud"
+PREFIX = "retail"
+"""The default key prefix (`RETAIL_REDIS_PREFIX`): deployments sharing a server set their own."""
 _HORIZON_US = HORIZON // timedelta(microseconds=1)
+SEPARATOR = "\x1e"  # ASCII record separator: never in an id (ids have no control characters)
 _ENTITY_KEYS = {"card": "c", "customer": "u", "device": "d", "address": "a"}
 # How long a worker waits for another to finish loading a version before giving up (the
 # default-scale state loads in seconds; a slot retries a failed load on its next poll).
@@ -72,12 +77,22 @@ FOLD = """
 --       times in microseconds since 1970)
 local t, tstr, amount, lo = tonumber(ARGV[1]), ARGV[1], ARGV[2], ARGV[5]
 local tag = string.format('%016d', redis.call('INCR', KEYS[8]))
+-- Each key's window as one string, t1 RS value1 RS t2 RS value2 ... (RS: the ASCII record
+-- separator): one reply for Python to split, not a reply per payment.
+local function flat(rows)
+  local parts = {}
+  for i, m in ipairs(rows) do
+    local ts, value = string.match(m, '^[^|]*|([^|]*)|(.*)$')
+    parts[2 * i - 1], parts[2 * i] = ts, value
+  end
+  return table.concat(parts, string.char(30))
+end
 local out = {}
 for i = 1, 4 do
   if KEYS[i] ~= '' then
-    out[i] = redis.call('ZRANGEBYSCORE', KEYS[i], lo, '(' .. tstr)
+    out[i] = flat(redis.call('ZRANGEBYSCORE', KEYS[i], lo, '(' .. tstr))
   else
-    out[i] = {}
+    out[i] = ''
   end
 end
 local function fold(rows)
@@ -136,7 +151,7 @@ if KEYS[5] ~= '' then
     end
   end
 end
-return {out[1], out[2], out[3], out[4], count, total, first}
+return {out[1], out[2], out[3], out[4], count, total, first, string.format('%.0f', latest)}
 """
 
 
@@ -161,24 +176,31 @@ def _card(value: str | None) -> str:
     return "" if value is None else "=" + value
 
 
-def _series(members: list[str], card: bool = False) -> _Series | None:
-    if not members:
+def _series(joined: str, card: bool = False) -> _Series | None:
+    """The `_Series` of one key's window (`t RS value RS t RS value ...`, see `FOLD`)."""
+    if not joined:
         return None
-    ts, values = [], []
-    for member in members:
-        _, t, value = member.split("|", 2)
-        ts.append(int(t))
-        values.append((value[1:] if value else None) if card else float(value))
-    return _Series(ts, values)
+    parts = joined.split(SEPARATOR)
+    ts = list(map(int, parts[0::2]))
+    if card:
+        return _Series(ts, [value[1:] if value else None for value in parts[1::2]])
+    return _Series(ts, list(map(float, parts[1::2])))
 
 
 class RedisFraudFeatures:
     """`FraudFeatures` with its state in Redis: the same `features_and_observe` and `as_of`."""
 
-    def __init__(self, client: redis.Redis, version: str, tables: dict[str, pl.DataFrame]):
+    def __init__(
+        self,
+        client: redis.Redis,
+        version: str,
+        tables: dict[str, pl.DataFrame],
+        prefix: str = PREFIX,
+    ):
         self.version = version
         self.client = client
-        self.space = f"{PREFIX}:{version}:"
+        self.root = f"{prefix}:fraud"
+        self.space = f"{self.root}:{version}:"
         # Segment, region and signup day are the published table's, read-only: every worker
         # holds them in memory.
         self.customers: dict[str, tuple[str | None, str | None, int | None]] = {
@@ -199,14 +221,15 @@ class RedisFraudFeatures:
         value = self.client.get(self.space + "as_of")
         return None if value is None else from_micros(int(value))
 
-    def features_and_observe(self, payment: dict[str, Any]) -> dict[str, Any]:
-        """Features of `payment` from the payments before it, then fold it in: one script call."""
+    def features_and_observe(self, payment: dict[str, Any]) -> tuple[dict[str, Any], datetime]:
+        """Features of `payment` from the payments before it, then fold it in, and the state's
+        as-of time after it: one script call."""
         t = to_micros(payment["transaction_ts"])
         card, customer_id = payment.get("card_id"), payment.get("customer_id")
         device, address = payment.get("device_id"), payment.get("shipping_address_id")
         amount = payment.get("amount")
         amount = None if amount is None else float(amount)
-        cards, customers, devices, addresses, count, total, first = self._fold(
+        cards, customers, devices, addresses, count, total, first, latest = self._fold(
             keys=[
                 self.key("c", card),
                 self.key("u", customer_id),
@@ -242,7 +265,7 @@ class RedisFraudFeatures:
             _series(addresses, card=True),
             history,
         )
-        return model_inputs(payment, values, segment, region)
+        return model_inputs(payment, values, segment, region), from_micros(int(latest))
 
     # -- loading a published version ----------------------------------------------------------
 
@@ -331,11 +354,11 @@ class RedisFraudFeatures:
         )
 
     def _forget_old_versions(self) -> None:
-        versions = f"{PREFIX}:versions"
+        versions = f"{self.root}:versions"
         self.client.zadd(versions, {self.version: time.time()})
         stale = self.client.zrange(versions, 0, -(KEEP_VERSIONS + 1))
         for version in stale:
-            for batch in _batched(self.client.scan_iter(f"{PREFIX}:{version}:*", count=1000)):
+            for batch in _batched(self.client.scan_iter(f"{self.root}:{version}:*", count=1000)):
                 self.client.unlink(*batch)
             self.client.zrem(versions, version)
 
@@ -349,3 +372,85 @@ def _batched(keys, size: int = 500):
             batch = []
     if batch:
         yield batch
+
+
+# -- the pricing circuit breaker ----------------------------------------------------------------
+
+WINDOW = """
+-- KEYS: 1 order (zset: store x SKU -> sequence), 2 scores (hash: store x SKU -> standardized
+--       change), 3 sequence
+-- ARGV: 1 store x SKU, 2 standardized change, 3 window size
+local seq = redis.call('INCR', KEYS[3])
+redis.call('ZADD', KEYS[1], seq, ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+local n = redis.call('ZCARD', KEYS[1])
+local window = tonumber(ARGV[3])
+if n > window then
+  local old = redis.call('ZRANGE', KEYS[1], 0, n - window - 1)
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, n - window - 1)
+  redis.call('HDEL', KEYS[2], unpack(old))
+  n = window
+end
+local total = 0
+for _, v in ipairs(redis.call('HVALS', KEYS[2])) do
+  total = total + tonumber(v)
+end
+return {n, string.format('%.17g', total), seq}
+"""
+
+
+class RedisChangeWindow(ChangeWindow):
+    """The breaker's window of one pricing version, shared by every worker: each store x SKU's
+    latest standardized change, the oldest dropped beyond the window, in one script call. The
+    decision (`ChangeWindow._judge`) is the in-process one."""
+
+    def __init__(
+        self,
+        reference: dict[str, Any],
+        settings: BreakerSettings,
+        breakers: RedisBreakers,
+        version: str,
+    ):
+        super().__init__(reference, settings)
+        self.client = breakers.client
+        self.space = breakers.window_space(version)
+        self._push = breakers.window_script
+
+    def push(self, key: Any, score: float) -> tuple[int, float]:
+        name = "|".join(map(str, key)) if isinstance(key, tuple) else str(key)
+        n, total, sequence = self._push(
+            keys=[self.space + "order", self.space + "scores", self.space + "seq"],
+            args=[name, repr(float(score)), self.settings.window],
+        )
+        self.observed = int(sequence)
+        return int(n), float(total)
+
+    def size(self) -> int:
+        return int(self.client.zcard(self.space + "order"))
+
+
+class RedisBreakers:
+    """Which pricing versions' breakers are open, shared by every worker: the worker whose
+    window trips first opens it (HSETNX: exactly one records it and moves the pointer); the
+    others see it on their next check."""
+
+    def __init__(self, client: redis.Redis, prefix: str = PREFIX):
+        self.client = client
+        self.prefix = prefix
+        self.open_key = f"{prefix}:pricing:open"
+        self.window_script = client.register_script(WINDOW)
+
+    def window_space(self, version: str) -> str:
+        return f"{self.prefix}:pricing:{version}:"
+
+    def try_open(self, version: str, event: dict[str, Any]) -> bool:
+        """True when this call opened it; False when another worker already had."""
+        return bool(self.client.hsetnx(self.open_key, version, json.dumps(event)))
+
+    def opened(self) -> dict[str, dict[str, Any]]:
+        return {v: json.loads(e) for v, e in self.client.hgetall(self.open_key).items()}
+
+    def close(self, version: str) -> None:
+        space = self.window_space(version)
+        self.client.hdel(self.open_key, version)
+        self.client.delete(space + "order", space + "scores", space + "seq")

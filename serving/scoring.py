@@ -235,7 +235,7 @@ def score_payments(
         started = time.perf_counter()
         entity = payment.get("customer_id") or payment["card_id"]
         arm, model, shadow = _arm_models(state, FRAUD_MODEL, entity)
-        features = fraud_features.features_and_observe(payment)
+        features, as_of = fraud_features.features_and_observe(payment)
         x = model.encoder.row(features)
         probability = float(model.bundle.predict_matrix(x)["probability"][0])
         threshold = float(model.threshold if model.threshold is not None else 0.5)
@@ -247,7 +247,7 @@ def score_payments(
             reasons=_reasons(model, x, features),
             model=model,
             arm=arm,
-            features_as_of=fraud_features.as_of,
+            features_as_of=as_of,
         )
         elapsed_ms = (time.perf_counter() - started) * 1000
         _record(state, model, arm, elapsed_ms)

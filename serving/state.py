@@ -38,7 +38,7 @@ from serving.metrics import ServingMetrics
 from serving.model_store import ServedModel, model_slot
 from serving.prediction_log import PredictionLogger
 from serving.pricing import PRICING_MODEL, PricingFeatures, PricingRuntime, pricing_features_slot
-from serving.redis_state import RedisFraudFeatures
+from serving.redis_state import RedisBreakers, RedisFraudFeatures, redis_client
 
 log = logging.getLogger("retail.serving")
 
@@ -71,10 +71,17 @@ class ServingState:
             config=config,
             models={name: model_slot(artifacts, name) for name in SERVED_MODELS},
             demand_features=demand_features_slot(artifacts),
-            fraud_features=fraud_features_slot(artifacts, config.redis_url),
+            fraud_features=fraud_features_slot(artifacts, config.redis_url, config.redis_prefix),
             recommend_features=recommend_features_slot(artifacts),
             pricing_features=pricing_features_slot(artifacts),
-            pricing_runtime=PricingRuntime(config.breaker, artifacts, metrics),
+            pricing_runtime=PricingRuntime(
+                config.breaker,
+                artifacts,
+                metrics,
+                shared=RedisBreakers(redis_client(config.redis_url), config.redis_prefix)
+                if config.redis_url
+                else None,
+            ),
             prediction_log=PredictionLogger(
                 config.prediction_log_dir, config.log_flush_seconds, config.log_buffer_rows
             ),

@@ -52,7 +52,9 @@ def test_two_workers_sharing_redis_compute_exactly_the_features_of_one_process(r
     for i, payment in enumerate(rest):
         expected = local.features(payment)
         local.observe(payment)
-        assert workers[i % 2].features_and_observe(payment) == expected, payment
+        features, as_of = workers[i % 2].features_and_observe(payment)
+        assert features == expected, payment
+        assert as_of == local.as_of
     assert workers[0].as_of == workers[1].as_of == local.as_of
 
 
@@ -83,7 +85,7 @@ def test_concurrent_payments_of_one_card_lose_no_update(redis_url):
     for payment in payments:
         local.observe(payment)
     probe = {**base, "transaction_ts": start + timedelta(minutes=30), "amount": 5.0}
-    got = workers[0].features_and_observe(probe)
+    got, _ = workers[0].features_and_observe(probe)
     assert got["card_txn_count_1h"] == got["device_txn_count_1h"] == 400
     assert got == local.features(probe)
 
@@ -96,15 +98,15 @@ def test_a_version_loads_once_and_the_versions_before_the_previous_are_forgotten
     published = _published(history, history["transaction_ts"].max())
     client = redis_client(redis_url)
     first = RedisFraudFeatures(client, "v1", published)
-    loaded_by = client.get(f"{PREFIX}:v1:ready")
+    loaded_by = client.get(f"{PREFIX}:fraud:v1:ready")
     RedisFraudFeatures(redis_client(redis_url), "v1", published)
-    assert client.get(f"{PREFIX}:v1:ready") == loaded_by  # not loaded twice
+    assert client.get(f"{PREFIX}:fraud:v1:ready") == loaded_by  # not loaded twice
     assert first.as_of == FraudFeatureState.from_frames(published).as_of
     RedisFraudFeatures(client, "v2", published)
     RedisFraudFeatures(client, "v3", published)
-    spaces = {key.split(":")[2] for key in client.scan_iter(f"{PREFIX}:v*:*")}
+    spaces = {key.split(":")[2] for key in client.scan_iter(f"{PREFIX}:fraud:v*:*")}
     assert spaces == {"v2", "v3"}
-    assert client.zrange(f"{PREFIX}:versions", 0, -1) == ["v2", "v3"]
+    assert client.zrange(f"{PREFIX}:fraud:versions", 0, -1) == ["v2", "v3"]
 
 
 def test_more_than_one_worker_without_redis_is_refused_with_the_reason(monkeypatch):
@@ -232,3 +234,50 @@ def test_serve_with_two_workers_scores_like_one_process_logs_everything_and_conv
     assert sorted(logged) == sorted(ids)
     assert {i: logged[i] for i in ids} == {i: reference_logged[i] for i in ids}
     assert len(pids) == 2, "both workers served payments"
+
+
+def test_two_workers_share_the_pricing_breaker_window_and_open_it_once(platform_copy, redis_url):
+    """A broken pricing version (+9.5 % on every store x SKU against a reference of 0 +- 8 %)
+    answered alternately by two workers: their one shared window trips after exactly as many
+    changes as one process's window, the breaker is recorded once, the other worker stops
+    serving the version within one sync tick, and closing it on one worker closes it on both."""
+    from types import SimpleNamespace
+
+    from retail_assets.artifacts import Artifacts
+    from retail_assets.models.pricing.breaker import BreakerSettings, ChangeWindow
+    from serving.metrics import ServingMetrics
+    from serving.pricing import BREAKER_ACTIONS, PRICING_MODEL, SYNC_SECONDS, PricingRuntime
+    from serving.redis_state import RedisBreakers
+
+    artifacts = Artifacts.from_settings(platform_copy)
+    settings = BreakerSettings(window=200, min_changes=30, sigmas=5)
+    reference = {"mean": 0.0, "std": 0.08}
+    model = SimpleNamespace(
+        version="1", signature={"extras": {"price_change_reference": reference}}
+    )
+    workers = [
+        PricingRuntime(settings, artifacts, ServingMetrics(), shared=RedisBreakers(redis_client(redis_url)))
+        for _ in range(2)
+    ]  # fmt: skip
+    single = ChangeWindow(reference, settings)
+    expected = next(i for i in range(100) if single.observe(0.095, [], ("S1", f"SKU-{i}")))
+    tripped = None
+    for i in range(100):
+        worker = workers[i % 2]
+        trip = worker.window(model).observe(0.095, [], ("S1", f"SKU-{i}"))
+        if trip is not None:
+            tripped = i
+            worker.trip("1", trip)
+            workers[1 - i % 2].trip("1", trip)  # the other worker's window saw it too
+            break
+    assert tripped == expected
+    time.sleep(SYNC_SECONDS + 0.05)
+    assert all(w.is_open("1") for w in workers)
+    store = artifacts.model(PRICING_MODEL)
+    assert [e["action"] for e in store.log.entries(store.artifact, BREAKER_ACTIONS)] == [
+        "breaker_opened"
+    ]
+    workers[0].close("1", reason="test: fixed", actor="test")
+    time.sleep(SYNC_SECONDS + 0.05)
+    assert not workers[1].is_open("1")
+    assert workers[1].window(model).size() == 0

@@ -84,8 +84,10 @@ def _payment_dicts(serving: ServingDependency, payments: list[Payment], path: st
     fraud = serving.fraud
     if fraud is None:
         raise NotReadyError("fraud online features are not loaded")
-    stamped, problems = serving.config.payment_clock.stamp(
-        [p.transaction_ts for p in payments], fraud.as_of
+    clock = serving.config.payment_clock
+    # Only the replay clock reads the state's as-of time (with Redis, a round trip).
+    stamped, problems = clock.stamp(
+        [p.transaction_ts for p in payments], fraud.as_of if clock.mode == "replay" else None
     )
     if problems:
         raise ValidationException(

@@ -90,22 +90,34 @@ class ChangeWindow:
     ) -> Trip | None:
         """Add one recommended change (log of new over current price) of store x SKU `key`; a
         Trip when the breaker must open."""
-        self.observed += 1
         if violated:
+            self.observed += 1
             return Trip(
                 f"guardrail violated: {'; '.join(violated)}",
                 {"violations": violated, "change": change, "observed": self.observed},
             )
         mean, sd = self.by_category.get(category, self.overall)
-        key = self.observed if key is None else key
-        self.scores.pop(key, None)  # one vote per store x SKU: its latest change
-        self.scores[key] = (change - mean) / sd
+        n, total = self.push(self.observed + 1 if key is None else key, (change - mean) / sd)
+        return self._judge(n, total, change, mean, sd)
+
+    def push(self, key: Any, score: float) -> tuple[int, float]:
+        """Keep `score` as `key`'s latest standardized change (one vote per store x SKU), drop
+        the oldest keys beyond the window; the window's size and sum. Serving with
+        RETAIL_REDIS_URL keeps the window in Redis instead (`serving/redis_state.py`)."""
+        self.observed += 1
+        self.scores.pop(key, None)
+        self.scores[key] = score
         while len(self.scores) > self.settings.window:
             self.scores.pop(next(iter(self.scores)))
-        n = len(self.scores)
+        return len(self.scores), sum(self.scores.values())
+
+    def size(self) -> int:
+        return len(self.scores)
+
+    def _judge(self, n: int, total: float, change: float, mean: float, sd: float) -> Trip | None:
         if n < self.settings.min_changes:
             return None
-        z = sum(self.scores.values()) / math.sqrt(n)
+        z = total / math.sqrt(n)
         if abs(z) <= self.settings.sigmas or abs(z) / math.sqrt(n) < MIN_SHIFT_SD:
             return None
         return Trip(
