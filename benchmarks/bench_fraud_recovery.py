@@ -21,6 +21,10 @@ overall and on the new pattern, and precision. The champion scores the same days
 baseline each retrain must beat. Then the weeks pooled per training set. With `--rate 0` (no
 new pattern) it measures what the fresh window costs in ordinary times.
 
+Each model's log loss on the week is printed twice: against the eventual labels, and against
+the labels known the day after the week (what the live canary's loss sees), with the mean
+probability served.
+
 Each retrain also goes through the promotion gate against the champion, as the platform runs
 it (the family's evaluation on the retrain's own test window, `decide`), twice: with the
 noise-aware rules (FPR gap and per-segment ROC AUC decided on 95 % bootstrap intervals) and
@@ -88,17 +92,31 @@ def score_week(family, model, feeds, start: date) -> dict[str, float | int | Non
     history = transactions(feeds, end, end)
     week = (history["transaction_ts"] >= _midnight(start)).alias("score")
     frame = scoring_frame(history, customers(feeds), model.extras["encodings"], week)
-    flagged = family.predict(model, frame)["probability"] >= model.extras["threshold"]
+    probability = family.predict(model, frame)["probability"]
+    flagged = probability >= model.extras["threshold"]
     truth = (
         frame.select("transaction_id")
         .join(
-            feeds["fraud_labels"].select("transaction_id", "is_fraud", "fraud_type"),
+            feeds["fraud_labels"].select(
+                "transaction_id", "is_fraud", "fraud_type", "label_available_at"
+            ),
             on="transaction_id",
             how="left",
         )
         .with_columns(pl.col("is_fraud").fill_null(False))
     )
     fraud = truth["is_fraud"].to_numpy()
+    # The canary's view: labels as known the day after the week (a fraud not reported yet
+    # counts as genuine), and its loss (log loss, probabilities clipped at 1e-6).
+    known_by = _midnight(end + timedelta(days=1))
+    known = (
+        truth["is_fraud"] & (truth["label_available_at"] <= known_by).fill_null(False)
+    ).to_numpy()
+    clipped = np.clip(probability, 1e-6, 1 - 1e-6)
+
+    def log_loss(y: np.ndarray) -> float:
+        return round(float(-np.mean(np.where(y, np.log(clipped), np.log(1 - clipped)))), 4)
+
     new = (truth["fraud_type"] == NEW_PATTERN).fill_null(False).to_numpy() & fraud
 
     def ratio(num: int, den: int) -> float | None:
@@ -111,6 +129,9 @@ def score_week(family, model, feeds, start: date) -> dict[str, float | int | Non
         "recall_new": ratio(int((flagged & new).sum()), int(new.sum())),
         "precision": ratio(int((flagged & fraud).sum()), int(flagged.sum())),
         "alerts": int(flagged.sum()),
+        "mean_probability": round(float(probability.mean()), 4),
+        "log_loss": log_loss(fraud),
+        "log_loss_known": log_loss(known),
     }
 
 
@@ -189,10 +210,10 @@ def main() -> None:
 
     header = (
         "| retrain day | training set | fresh frauds | scored week | frauds (new) | recall "
-        "| recall on the new pattern | precision | alerts | gate (noise-aware) "
-        "| gate (point estimates) |"
+        "| recall on the new pattern | precision | alerts | mean probability | log loss "
+        "| log loss, labels known a day after | gate (noise-aware) | gate (point estimates) |"
     )
-    print("\n" + header + "\n" + "| --- " * 11 + "|")
+    print("\n" + header + "\n" + "| --- " * 14 + "|")
     pooled: dict[str, list[int]] = {}
     for offset in retrain_days:
         day = CHANGE + timedelta(days=offset)
@@ -221,7 +242,8 @@ def main() -> None:
             print(
                 f"| +{offset} d | {label} | {info.get('fresh_frauds', '-')} | {day}.. | "
                 f"{s['frauds']} ({s['new_pattern']}) | {s['recall']} | {s['recall_new']} | "
-                f"{s['precision']} | {s['alerts']} | {gate['noise-aware']} "
+                f"{s['precision']} | {s['alerts']} | {s['mean_probability']} | {s['log_loss']} "
+                f"| {s['log_loss_known']} | {gate['noise-aware']} "
                 f"| {gate['point estimates']} |",
                 flush=True,
             )
