@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from datetime import date
 from pathlib import Path
 
@@ -458,6 +459,10 @@ def _serve(host: str, port: int, log_level: str = "warning", workers: int = 1) -
     import uvicorn
 
     _check_workers(workers)
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Every worker's metrics in files here, summed at GET /metrics (serving/metrics.py);
+        # a fresh folder per start, as prometheus_client requires.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="retail-metrics-")
     # The app factory by import path: each worker process builds its own app (its own slots,
     # prediction log file and hot-swap poller); the online state is shared through Redis.
     uvicorn.run(

@@ -1,11 +1,28 @@
-"""Prometheus metrics of the serving app (one registry per app, exposed at GET /metrics)."""
+"""Prometheus metrics of the serving app (one registry per app, exposed at GET /metrics).
+
+With several workers (`retail serve --workers N`) a scrape reaches one of them, so its own
+counters would be a fraction of the traffic. The CLI then sets `PROMETHEUS_MULTIPROC_DIR`
+before the workers start: prometheus_client keeps every worker's values in files there, and
+GET /metrics answers the sum over the workers (gauges: the maximum, or per worker where the
+worker matters), whichever worker serves the scrape.
+"""
 
 from __future__ import annotations
 
+import os
 import re
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 _ADMIN_MODEL = re.compile(r"^/v1/admin/models/[^/]+/([^/]+)$")
@@ -56,28 +73,33 @@ class ServingMetrics:
             "retail_model_loaded_info",
             "1 for each loaded (model, role, version).",
             ["model", "role", "version"],
+            multiprocess_mode="liveall",
             registry=self.registry,
         )
         self.degraded = Gauge(
             "retail_serving_degraded",
             "1 while the app serves with a refused bundle or feature table.",
+            multiprocess_mode="max",
             registry=self.registry,
         )
         self.canary_share = Gauge(
             "retail_rollout_canary_share",
             "Configured share of entities routed to the challenger, per model.",
             ["model", "mode"],
+            multiprocess_mode="max",
             registry=self.registry,
         )
         self.breaker_open = Gauge(
             "retail_price_breaker_open",
             "1 while the pricing circuit breaker of a model version is open.",
             ["model", "version"],
+            multiprocess_mode="max",
             registry=self.registry,
         )
         self.prediction_log_pending = Gauge(
             "retail_prediction_log_pending_rows",
             "Predictions buffered and not yet flushed to Parquet.",
+            multiprocess_mode="livesum",
             registry=self.registry,
         )
         self.assistant_answers = Counter(
@@ -113,7 +135,16 @@ class ServingMetrics:
         )
 
     def render(self) -> bytes:
+        if os.environ.get(MULTIPROCESS_ENV):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry)
         return generate_latest(self.registry)
+
+    def close(self) -> None:
+        """A worker that stops drops out of the live gauges of the others' scrapes."""
+        if os.environ.get(MULTIPROCESS_ENV):
+            multiprocess.mark_process_dead(os.getpid())
 
 
 def route_template(path: str, known: frozenset[str]) -> str:

@@ -206,6 +206,7 @@ class ServingState:
         for extension in self.extensions:
             extension.close()
         self.prediction_log.close()
+        self.metrics.close()
 
     # -- status ---------------------------------------------------------------------------------
 

@@ -150,6 +150,18 @@ def _payments(as_of, n: int = 60) -> list[dict]:
     ]
 
 
+def _fraud_predictions_counted(text: str) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "retail_predictions"
+        for sample in family.samples
+        if sample.name == "retail_predictions_total" and sample.labels["model"] == "fraud"
+    )
+
+
 def _logged_features(log_dir: Path) -> tuple[dict[str, str], set[str]]:
     """Fraud features logged per transaction, and the pids of the files they came from."""
     files = sorted(log_dir.rglob("part-*.parquet"))
@@ -166,8 +178,8 @@ def test_serve_with_two_workers_scores_like_one_process_logs_everything_and_conv
     """`retail serve --workers 2` with RETAIL_REDIS_URL next to a one-process server with the
     in-process state, both on copies of the tiny platform. The same payments, sent one at a
     time on new connections (the kernel spreads them over both workers), get the same
-    probabilities, and the prediction logs of both workers together hold every payment once
-    with exactly the one-process features. A new fraud champion is then published: every
+    probabilities, /metrics counts every worker's predictions, and the prediction logs of both
+    workers together hold every payment once with exactly the one-process features. A new fraud champion is then published: every
     worker serves it within one poll interval (plus a second for the requests that look)."""
     settings, _ = tiny_platform
     reference_home, workers_home = tmp_path / "reference", tmp_path / "workers"
@@ -177,6 +189,11 @@ def test_serve_with_two_workers_scores_like_one_process_logs_everything_and_conv
     from retail_assets.settings import settings_for_home
 
     reference_settings = settings_for_home(reference_home, "tiny")
+    for home in (reference_home, workers_home):  # other tests' servers logged into the original
+        shutil.rmtree(
+            home / reference_settings.prediction_log_dir.relative_to(reference_home),
+            ignore_errors=True,
+        )
     with serving_server(reference_settings) as reference:
         as_of = reference.state.fraud.as_of
         payments = _payments(as_of)
@@ -214,6 +231,9 @@ def test_serve_with_two_workers_scores_like_one_process_logs_everything_and_conv
         ][:2]
         assert [g["probability"] for g in got] == [e["probability"] for e in expected]
         assert [g["reason_codes"] for g in got] == [e["reason_codes"] for e in expected]
+        # Whichever worker answers the scrape, /metrics counts every worker's predictions.
+        for _ in range(3):
+            assert _fraud_predictions_counted(httpx.get(f"{url}/metrics").text) == len(payments)
 
         store = Artifacts.from_settings(workers_settings).model("fraud")
         _clone_bundle(store, "1", "2")
