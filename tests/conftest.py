@@ -71,13 +71,20 @@ def postgres_server() -> str:
     try:
         _postgres_connect("postgres").close()
     except psycopg2.OperationalError as exc:
-        reason = f"no PostgreSQL server at {POSTGRES_SERVER} ({str(exc).strip()[:120]})"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}: .ci/run starts one")
-        pytest.skip(
-            f"{reason}; start one (pg_ctlcluster 15 main start) or set RETAIL_TEST_POSTGRES_URL"
+        _server_absent(
+            f"no PostgreSQL server at {POSTGRES_SERVER} ({str(exc).strip()[:120]})",
+            "pg_ctlcluster 15 main start",
+            "RETAIL_TEST_POSTGRES_URL",
         )
     return POSTGRES_SERVER.rstrip("/")
+
+
+def _server_absent(reason: str, start: str, variable: str) -> None:
+    """A test server is absent: fail in CI (`.ci/run` starts every one), else skip saying how
+    to start it or where to point the tests."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}: .ci/run starts one")
+    pytest.skip(f"{reason}; start one ({start}) or set {variable}")
 
 
 @pytest.fixture
@@ -100,11 +107,10 @@ def redis_url() -> str:
     try:
         client.flushdb()
     except redis.RedisError as exc:
-        reason = f"no Redis server at {REDIS_SERVER} ({exc})"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}: .ci/run starts one")
-        pytest.skip(
-            f"{reason}; start one (redis-server --daemonize yes) or set RETAIL_TEST_REDIS_URL"
+        _server_absent(
+            f"no Redis server at {REDIS_SERVER} ({exc})",
+            "redis-server --daemonize yes",
+            "RETAIL_TEST_REDIS_URL",
         )
     finally:
         client.close()
