@@ -232,30 +232,21 @@ def bootstrap_intervals(
             values = binary_metrics(yy, np.asarray(scores)[idx], threshold, w, only=metrics)
             for m in metrics:
                 draws[name][m].append(values[m])
-    alpha = (1 - level) / 2
-
-    def interval(values: np.ndarray) -> dict[str, float]:
-        values = values[~np.isnan(values)]
-        if values.size == 0:
-            return {"low": NAN, "high": NAN}
-        return {
-            "low": float(np.quantile(values, alpha)),
-            "high": float(np.quantile(values, 1 - alpha)),
-        }
 
     result: dict[str, Any] = {
         "n_resamples": n_resamples,
         "level": level,
         "stratified": stratified,
         "intervals": {
-            name: {m: interval(np.asarray(v)) for m, v in per_metric.items()}
+            name: {m: percentile_interval(np.asarray(v), level) for m, v in per_metric.items()}
             for name, per_metric in draws.items()
         },
         "differences": {},
     }
     for a, b in pairs:
         result["differences"][f"{a} - {b}"] = {
-            m: interval(np.asarray(draws[a][m]) - np.asarray(draws[b][m])) for m in metrics
+            m: percentile_interval(np.asarray(draws[a][m]) - np.asarray(draws[b][m]), level)
+            for m in metrics
         }
     return result
 
@@ -271,7 +262,7 @@ def fpr_gap_interval(
 ) -> dict[str, float]:
     """Percentile bootstrap interval of the largest false-positive-rate gap (max - min over the
     groups of any column with >= `min_negatives` legitimate payments, as `fpr_disparity`),
-    resampling the rows stratified by class as `bootstrap_intervals` does. The gap is a max of
+    resampling the legitimate payments (the only ones an FPR counts). The gap is a max of
     differences, so its bootstrap leans high: a lower bound above a limit is a real breach."""
     y = np.asarray(y, dtype=bool)
     flagged = np.asarray(flagged, dtype=bool)
@@ -298,8 +289,17 @@ def fpr_gap_interval(
                 gap = spread if gap is None else max(gap, spread)
         if gap is not None:
             gaps.append(gap)
-    if not gaps:
+    return percentile_interval(np.asarray(gaps, dtype=np.float64), level)
+
+
+def percentile_interval(values: np.ndarray, level: float = 0.95) -> dict[str, float]:
+    """The central `level` percentile interval of bootstrap draws (NaN draws dropped; NaN
+    bounds when none is left)."""
+    values = values[~np.isnan(values)]
+    if values.size == 0:
         return {"low": NAN, "high": NAN}
     alpha = (1 - level) / 2
-    values = np.asarray(gaps)
-    return {"low": float(np.quantile(values, alpha)), "high": float(np.quantile(values, 1 - alpha))}
+    return {
+        "low": float(np.quantile(values, alpha)),
+        "high": float(np.quantile(values, 1 - alpha)),
+    }
