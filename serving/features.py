@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import polars as pl
+from redis import Redis
 
 from retail_assets.artifacts import Artifacts
 from retail_assets.core.slot import Slot
@@ -43,7 +44,7 @@ from retail_assets.online_features import (
 )
 from retail_assets.online_features.store import load_feature_set, read_manifest
 from serving.encoding import encode_matrix
-from serving.redis_state import RedisFraudFeatures, redis_client
+from serving.redis_state import RedisFraudFeatures
 
 
 class Encodable(Protocol):
@@ -242,21 +243,20 @@ def recommend_features_slot(artifacts: Artifacts) -> Slot[RecommendFeatures]:
 
 
 def fraud_features_slot(
-    artifacts: Artifacts, redis_url: str | None = None, redis_prefix: str = "retail"
+    artifacts: Artifacts, redis: Redis | None = None, redis_prefix: str = "retail"
 ) -> Slot[FraudFeatures | RedisFraudFeatures]:
-    """In process, or in Redis when `redis_url` is set (every worker then shares one state:
+    """In process, or in Redis when a client is given (every worker then shares one state:
     `serving/redis_state.py`)."""
-    if not redis_url:
+    if redis is None:
         return Slot(
             FRAUD_FEATURE_SET,
             artifacts.features(FRAUD_FEATURE_SET),
             lambda folder, version: FraudFeatures(version, load_feature_set(folder)),
         )
-    clients: list = []
-
-    def shared(folder: Path, version: str) -> RedisFraudFeatures:
-        if not clients:
-            clients.append(redis_client(redis_url))
-        return RedisFraudFeatures(clients[0], version, load_feature_set(folder), redis_prefix)
-
-    return Slot(FRAUD_FEATURE_SET, artifacts.features(FRAUD_FEATURE_SET), shared)
+    return Slot(
+        FRAUD_FEATURE_SET,
+        artifacts.features(FRAUD_FEATURE_SET),
+        lambda folder, version: RedisFraudFeatures(
+            redis, version, load_feature_set(folder), redis_prefix
+        ),
+    )

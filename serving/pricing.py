@@ -192,10 +192,16 @@ class PricingRuntime:
         with self._lock:
             for version, entry in last.items():
                 if entry["action"] == "breaker_opened":
-                    self.open[version] = OpenBreaker(
+                    event = OpenBreaker(
                         version, entry["at"], entry.get("reason", ""), entry.get("evidence") or {}
                     )
+                    self.open[version] = event
                     self.metrics.breaker_open.labels(PRICING_MODEL, version).set(1)
+                    if self.shared is not None:
+                        # The shared hash is what every worker syncs from: a breaker the log
+                        # holds open must be there too (e.g. after Redis lost its data), or
+                        # the next sync would take it for closed.
+                        self.shared.try_open(version, asdict(event))
 
     def is_open(self, version: str) -> bool:
         self._sync()

@@ -67,20 +67,20 @@ class ServingState:
     def from_config(cls, config: ServingConfig) -> ServingState:
         artifacts = config.artifacts
         metrics = ServingMetrics()
+        # One client (a connection pool) for all the state serving shares between workers.
+        redis = redis_client(config.redis_url) if config.redis_url else None
         state = cls(
             config=config,
             models={name: model_slot(artifacts, name) for name in SERVED_MODELS},
             demand_features=demand_features_slot(artifacts),
-            fraud_features=fraud_features_slot(artifacts, config.redis_url, config.redis_prefix),
+            fraud_features=fraud_features_slot(artifacts, redis, config.redis_prefix),
             recommend_features=recommend_features_slot(artifacts),
             pricing_features=pricing_features_slot(artifacts),
             pricing_runtime=PricingRuntime(
                 config.breaker,
                 artifacts,
                 metrics,
-                shared=RedisBreakers(redis_client(config.redis_url), config.redis_prefix)
-                if config.redis_url
-                else None,
+                shared=RedisBreakers(redis, config.redis_prefix) if redis is not None else None,
             ),
             prediction_log=PredictionLogger(
                 config.prediction_log_dir, config.log_flush_seconds, config.log_buffer_rows

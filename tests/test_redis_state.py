@@ -297,6 +297,15 @@ def test_two_workers_share_the_pricing_breaker_window_and_open_it_once(platform_
     assert [e["action"] for e in store.log.entries(store.artifact, BREAKER_ACTIONS)] == [
         "breaker_opened"
     ]
+    # A worker restarting after Redis lost its data takes the open breaker from the decision
+    # log and shares it again, so the next sync does not take it for closed.
+    redis_client(redis_url).flushdb()
+    restarted = PricingRuntime(
+        settings, artifacts, ServingMetrics(), shared=RedisBreakers(redis_client(redis_url))
+    )
+    restarted.restore()
+    time.sleep(SYNC_SECONDS + 0.05)
+    assert restarted.is_open("1") and workers[1].is_open("1")
     workers[0].close("1", reason="test: fixed", actor="test")
     time.sleep(SYNC_SECONDS + 0.05)
     assert not workers[1].is_open("1")
