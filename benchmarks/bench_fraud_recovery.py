@@ -25,6 +25,14 @@ Each model's log loss on the week is printed twice: against the eventual labels,
 the labels known the day after the week (what the live canary's loss sees), with the mean
 probability served.
 
+Then the live canary's view of the platform's retrain against the champion: the retrain serves
+the customers of one hash fifth from its retrain day, the champion the rest, and the canary is
+looked at 7, 14 and 21 days later, on the labels known then. Twice: as the canary judged before
+(log loss with every payment not reported yet counted as genuine, Mann-Whitney U), and as it
+judges now (`monitoring/canary.py`: label-delay weighted log loss on the payments old enough to
+count, Welch t). Against the truth: each arm's log loss on the same payments against their
+eventual labels.
+
 Each retrain also goes through the promotion gate against the champion, as the platform runs
 it (the family's evaluation on the retrain's own test window, `decide`), twice: with the
 noise-aware rules (FPR gap and per-segment ROC AUC decided on 95 % bootstrap intervals) and
@@ -42,15 +50,19 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import polars as pl
 
+from retail_assets.core import sequential
 from retail_assets.models.fraud.family import PaymentFraudFamily
 from retail_assets.models.fraud.training_set import CUSTOMERS, TRANSACTIONS, scoring_frame
 from retail_assets.models.lifecycle.gate import decide
+from retail_assets.monitoring.canary import ReportingDelay, delay_weighted_log_loss
 from retail_assets.sources.synthetic import GeneratorConfig, Knobs, generate
 from retail_assets.sources.synthetic.config import FraudPatternChange
 
 CHANGE = date(2026, 9, 1)
 RETRAIN_DAYS = (7, 14, 21, 28)
 SCORED_DAYS = 7
+CANARY_LOOK_DAYS = (7, 14, 21)
+CANARY_SHARE = 5  # one customer in 5 is served by the challenger
 NEW_PATTERN = "digital_goods"
 
 
@@ -135,6 +147,89 @@ def score_week(family, model, feeds, start: date) -> dict[str, float | int | Non
     }
 
 
+def scores(family, model, feeds, start: date, days: int) -> pl.DataFrame:
+    """transaction_id, customer_id, transaction_ts, probability over `days` from `start`."""
+    end = start + timedelta(days=days)
+    history = transactions(feeds, end, end)
+    window = (history["transaction_ts"] >= _midnight(start)).alias("score")
+    frame = scoring_frame(history, customers(feeds), model.extras["encodings"], window)
+    return frame.select("transaction_id", "customer_id", "transaction_ts").with_columns(
+        pl.Series("probability", family.predict(model, frame)["probability"])
+    )
+
+
+def canary_looks(feeds, start: date, champion, challenger) -> list[dict]:
+    """The canary's looks at `CANARY_LOOK_DAYS` after `start`: `champion` and `challenger`
+    are (family, model); each customer is served by one arm (a hash fifth by the challenger)."""
+    days = max(CANARY_LOOK_DAYS)
+    served = (
+        scores(*champion, feeds, start, days)
+        .join(
+            scores(*challenger, feeds, start, days).select(
+                "transaction_id", pl.col("probability").alias("p_challenger")
+            ),
+            on="transaction_id",
+        )
+        .with_columns(
+            (pl.col("customer_id").hash(7) % CANARY_SHARE == 0).alias("challenger"),
+        )
+        .with_columns(
+            pl.when(pl.col("challenger"))
+            .then(pl.col("p_challenger"))
+            .otherwise(pl.col("probability"))
+            .alias("p")
+        )
+        .join(
+            feeds["fraud_labels"].select("transaction_id", "is_fraud", "label_available_at"),
+            on="transaction_id",
+            how="left",
+        )
+        .with_columns(pl.col("is_fraud").fill_null(False))
+    )
+    looks = []
+    for after in CANARY_LOOK_DAYS:
+        now = _midnight(start + timedelta(days=after))
+        rows = served.filter(pl.col("transaction_ts") < now)
+        arm = rows["challenger"].to_numpy()
+        p = np.clip(rows["p"].to_numpy(), 1e-6, 1 - 1e-6)
+        eventual = rows["is_fraud"].to_numpy()
+        reported = (rows["is_fraud"] & (rows["label_available_at"] <= now)).to_numpy()
+        age = ((now - rows["transaction_ts"]).dt.total_seconds() / 86400).to_numpy()
+
+        truth = -np.where(eventual, np.log(p), np.log(1 - p))
+        known = -np.where(reported, np.log(p), np.log(1 - p))
+        before = sequential.decide(known[~arm], known[arm], look=after)
+        delay = ReportingDelay.measure(transactions(feeds, now.date(), now.date()), now)
+        weighted, counted = delay_weighted_log_loss(p, reported, age, delay)
+        tested_looks = max(1, after - int(np.ceil(delay.min_age_days())))
+        now_look = sequential.decide(
+            weighted[counted & ~arm], weighted[counted & arm], look=tested_looks, statistic="mean"
+        )
+        looks.append(
+            {
+                "look": f"+{after} d",
+                "payments (challenger)": f"{arm.size} ({int(arm.sum())})",
+                "eventual log loss champion / challenger": (
+                    f"{truth[~arm].mean():.4f} / {truth[arm].mean():.4f}"
+                ),
+                "before: known-label log loss, rank test": (
+                    f"{known[~arm].mean():.4f} / {known[arm].mean():.4f}: {before.action} "
+                    f"(p harm {before.p_harm:.2g})"
+                ),
+                "now: counted from age": f"{delay.min_age_days():.1f} d",
+                "now: delay-weighted log loss, Welch t": (
+                    f"{weighted[counted & ~arm].mean():.4f} / "
+                    f"{weighted[counted & arm].mean():.4f} on {int(counted.sum())}: "
+                    f"{now_look.action} (look {tested_looks}, p harm {now_look.p_harm}, "
+                    f"p ok {now_look.p_noninferior})"
+                    if counted.any()
+                    else "none old enough yet"
+                ),
+            }
+        )
+    return looks
+
+
 def trained(fresh_days: int, feeds, day: date, when: str = "rise"):
     family = PaymentFraudFamily(fresh_fraud_days=fresh_days, fresh_when=when)
     sources = {TRANSACTIONS: transactions(feeds, day, day), CUSTOMERS: customers(feeds)}
@@ -189,7 +284,7 @@ def main() -> None:
     retrain_days = [int(d) for d in args.retrain_days.split(",")]
 
     started = time.perf_counter()
-    end = CHANGE + timedelta(days=max(retrain_days) + SCORED_DAYS + 1)
+    end = CHANGE + timedelta(days=max(retrain_days) + max(SCORED_DAYS, *CANARY_LOOK_DAYS) + 1)
     change = FraudPatternChange(CHANGE, new_pattern_rate=args.rate)
     feeds = generate(
         GeneratorConfig(
@@ -215,6 +310,7 @@ def main() -> None:
     )
     print("\n" + header + "\n" + "| --- " * 14 + "|")
     pooled: dict[str, list[int]] = {}
+    platform: dict[int, tuple] = {}
     for offset in retrain_days:
         day = CHANGE + timedelta(days=offset)
         rows = [("champion (trained on the change day)", champion_family, champion, None)]
@@ -225,6 +321,7 @@ def main() -> None:
         ):
             family, model, training_set = trained(fresh, feeds, day, when)
             rows.append((label, family, model, training_set))
+            platform[offset] = (family, model)
         for label, family, model, training_set in rows:
             s = score_week(family, model, feeds, day)
             info = training_set.info if training_set is not None else {}
@@ -256,6 +353,16 @@ def main() -> None:
             f"{f'{caught_new / new:.3f}' if new else '-'} | {alerts} | "
             f"{caught / alerts if alerts else 0:.3f} |"
         )
+    print("\nThe canary of the platform's retrain (challenger) against the champion:\n")
+    for offset, challenger in platform.items():
+        looks = canary_looks(
+            feeds, CHANGE + timedelta(days=offset), (champion_family, champion), challenger
+        )
+        if offset == retrain_days[0]:
+            print("| retrain | " + " | ".join(looks[0]) + " |")
+            print("| --- " * (len(looks[0]) + 1) + "|")
+        for look in looks:
+            print(f"| +{offset} d | " + " | ".join(map(str, look.values())) + " |", flush=True)
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
 
 

@@ -30,6 +30,8 @@ from retail_assets.models.lifecycle.assets import (
     RUNS_AFTER,
 )
 from retail_assets.monitoring.assets import retrain_selection
+from retail_assets.monitoring.canary import canary_since
+from retail_assets.resources import ArtifactsResource
 
 
 def _window(fail_hours: float, warn_hours: float) -> dg.FreshnessPolicy:
@@ -170,15 +172,37 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
 
 def retrain_schedule(model: str, cron: str) -> dg.ScheduleDefinition:
     job = dg.define_asset_job(f"{model}_retrain", selection=retrain_selection(model))
-    return dg.ScheduleDefinition(
+
+    @dg.schedule(
         name=f"{model}_weekly_retrain",
         job=job,
         cron_schedule=cron,
         default_status=dg.DefaultScheduleStatus.RUNNING,
         description=(
             f"Retrains {model} on its latest training set every week; the candidate goes through "
-            "the promotion gate and a canary like any other."
+            "the promotion gate and a canary like any other. A week whose canary has not been "
+            "decided is skipped: a new challenger would replace it before its test decides "
+            "(the fraud canary waits about two weeks for labels)."
         ),
+    )
+    def _schedule(context: dg.ScheduleEvaluationContext, artifacts: ArtifactsResource):
+        undecided = running_canary(artifacts.artifacts.model(model))
+        if undecided:
+            return dg.SkipReason(f"{model}: {undecided}")
+        return dg.RunRequest()
+
+    return _schedule
+
+
+def running_canary(store) -> str | None:
+    """Why a scheduled retrain must wait: the canary running, since when (None: none runs)."""
+    roles = store.roles()
+    since = canary_since(roles)
+    if since is None:
+        return None
+    return (
+        f"the canary of v{roles.challenger.version} (since {since:%Y-%m-%d %H:%M}) has not "
+        "been decided; a retrain now would replace it before its sequential test decides"
     )
 
 

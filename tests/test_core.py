@@ -335,3 +335,47 @@ def test_click_through_canary_keeps_its_error_rate_and_decides_real_differences(
     assert sum(a == ROLLBACK for a, _ in worse) >= 28
     first = decide_rates((100, 1000), (100, 1000), look=1)
     assert first.action == "extend" and "two-proportion" in first.test
+
+
+def test_the_mean_statistic_keeps_alpha_and_finds_a_better_and_a_worse_challenger():
+    """The Welch-t version of the sequential test: A/A canaries are rarely rolled back before
+    the last look, and a 20 % better or 25 % worse challenger is found."""
+    from retail_assets.core.sequential import ALPHA, EXTEND, PROMOTE, ROLLBACK, decide
+
+    def canary(rng, scale, per_look=80):
+        champion, challenger = np.empty(0), np.empty(0)
+        for look in range(1, 15):
+            champion = np.concatenate([champion, rng.gamma(2.0, 1.0, per_look)])
+            challenger = np.concatenate([challenger, rng.gamma(2.0, scale, per_look)])
+            result = decide(champion, challenger, look, statistic="mean")
+            if result.action != EXTEND:
+                return result.action, look
+        raise AssertionError("the last look must decide")
+
+    rng = np.random.default_rng(5)
+    same = [canary(rng, 1.0) for _ in range(300)]
+    assert sum(a == ROLLBACK and k < 14 for a, k in same) / 300 <= ALPHA + 0.03
+    assert sum(a == PROMOTE for a, _ in (canary(rng, 0.8) for _ in range(40))) >= 38
+    assert sum(a == ROLLBACK for a, _ in (canary(rng, 1.25) for _ in range(40))) >= 38
+    with pytest.raises(ValueError, match="statistic must be one of"):
+        decide(np.ones(60), np.ones(60), 1, statistic="median")
+
+
+def test_on_rare_costly_events_the_mean_judges_the_cost_where_the_rank_test_judges_the_common_case():
+    """Fraud-like log losses: 98 % genuine payments, 2 % frauds. The challenger scores genuine
+    payments a little higher (0.02 against 0.01) and catches the frauds (0.6 against 0.05).
+    Its mean log loss is far lower; the rank test, comparing mostly genuine against genuine,
+    calls it worse. The mean statistic promotes it, the rank statistic rolls it back."""
+    from retail_assets.core.sequential import PROMOTE, ROLLBACK, decide
+
+    n, frauds = 5000, 100
+
+    def losses(p_genuine, p_fraud):
+        return np.concatenate(
+            [np.full(n - frauds, -np.log(1 - p_genuine)), np.full(frauds, -np.log(p_fraud))]
+        )
+
+    champion, challenger = losses(0.01, 0.05), losses(0.02, 0.6)
+    assert challenger.mean() < champion.mean()
+    assert decide(champion, challenger, 14, statistic="mean").action == PROMOTE
+    assert decide(champion, challenger, 14, statistic="rank").action == ROLLBACK

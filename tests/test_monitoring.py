@@ -364,11 +364,16 @@ def _monitor_fraud_with_log(settings):
     )
 
 
-def test_a_better_challenger_goes_canary_and_the_sequential_test_promotes_it(platform_copy):
+def test_a_better_challenger_goes_canary_and_is_judged_on_label_delay_weighted_losses(
+    platform_copy,
+):
     """An operator promoted a model trained on shuffled labels by hand (v2). The next retrain
-    (v3) passes the offline gate against it and starts as a 20 % canary, not champion. Its live
-    log losses are clearly lower, so the first look promotes it; the look and the promotion are
-    recorded with the test and the data."""
+    (v3) passes the offline gate against it and starts as a 20 % canary, not champion. The
+    first look judges both arms on their label-delay weighted log loss (Welch t): payments
+    younger than the measured reporting delay are left out, the challenger's mean loss is
+    lower, and with a few dozen frauds in its arm the test asks for more data instead of
+    deciding on how low each arm scores genuine payments. The look is recorded with the test,
+    the data and the delay."""
     from retail_assets.artifacts import Artifacts
     from retail_assets.models.lifecycle.operations import lifecycle_for
 
@@ -383,13 +388,17 @@ def test_a_better_challenger_goes_canary_and_the_sequential_test_promotes_it(pla
     assert roles.rollout.mode == "canary" and roles.rollout.share == 0.2
     assert _decisions(settings, "model/fraud")[-1]["action"] == "canary_started"
 
-    assert _serve_live_payments(settings) > 1000
+    logged = _serve_live_payments(settings)
+    assert logged > 1000
     assert _monitor_fraud_with_log(settings).success
-    assert store.champion() == "3" and store.challenger() is None
-    promoted = _decisions(settings, "model/fraud")[-1]
-    assert promoted["action"] == "promote" and promoted["actor"] == "canary_test"
-    assert "Mann-Whitney" in promoted["evidence"]["test"]["test"]
-    assert promoted["evidence"]["test"]["n_challenger"] >= 50
+    look = next(e for e in _decisions(settings, "model/fraud") if e["action"] == "canary_look")
+    test, data = look["evidence"]["test"], look["evidence"]["data"]
+    assert look["version"] == "3" and test["action"] == "extend"
+    assert "Welch t" in test["test"] and test["alpha_this_look"] > 0
+    assert test["mean_loss_challenger"] < test["mean_loss_champion"]
+    assert data["label_delay"]["matured_frauds"] > 0
+    assert 0 < data["losses"] < data["predictions_logged"] == logged
+    assert test["n_challenger"] >= 50
 
 
 def test_a_bad_canary_is_rolled_back_by_the_sequential_test(platform_copy):

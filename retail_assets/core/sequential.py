@@ -15,6 +15,13 @@ see disjoint entities, so the samples are independent):
 
 Neither, and looks remain: extend. The last look without a promotion rolls back (no evidence
 that the challenger is at least as good is not a reason to serve it).
+
+`statistic="mean"` runs the same two one-sided tests as Welch t tests on the mean loss instead.
+A rank test asks which arm's typical prediction costs less; where nearly every prediction is of
+one kind and the decision rests on the rare other (fraud: 99 % of payments are genuine), nearly
+every pair it compares is genuine against genuine, so it would judge the arms on how low they
+score genuine payments. The mean weighs each prediction by its cost, and it is the statistic a
+weighted (unbiased) loss estimate supports (`monitoring/canary.py`'s label-delay weights).
 """
 
 from __future__ import annotations
@@ -34,8 +41,14 @@ MAX_LOOKS = 14
 # The challenger may be up to 2 % worse (losses inflated by 2 %) and still count as "at least
 # as good": closer than that is within the run-to-run noise of retraining.
 MARGIN = 0.02
-# Fewer losses than this in either arm: the look does not spend alpha (extend).
+# Fewer losses than this in either arm: the look does not spend alpha (extend), nor use one of
+# the MAX_LOOKS (`monitoring/canary.py` counts only looks that tested).
 MIN_PER_ARM = 50
+# ... but a canary that has waited this many looks (a month of daily looks) without enough
+# data is rolled back: it is not getting the traffic or the labels to be judged. A month is
+# twice the wait of the slowest canary by design (fraud: about two weeks until half the frauds
+# of a payment's age are reported).
+MAX_WAITING_LOOKS = 30
 
 
 @dataclass(frozen=True)
@@ -78,8 +91,13 @@ def decide(
     look: int,
     max_looks: int = MAX_LOOKS,
     margin: float = MARGIN,
+    statistic: str = "rank",
 ) -> Look:
-    """Promote, extend or roll back the challenger at look `look` (1-based)."""
+    """Promote, extend or roll back the challenger at look `look` (1-based); `statistic`:
+    "rank" (Mann-Whitney U) or "mean" (Welch t)."""
+    if statistic not in STATISTICS:
+        raise ValueError(f"statistic must be one of {sorted(STATISTICS)}, got {statistic!r}")
+    named = STATISTICS[statistic]
     champion = np.asarray(champion_losses, dtype=float)
     challenger = np.asarray(challenger_losses, dtype=float)
     champion, challenger = champion[~np.isnan(champion)], challenger[~np.isnan(challenger)]
@@ -97,9 +115,8 @@ def decide(
             f"{MIN_PER_ARM} each)" + ("; last look: rolled back" if last else "")
         )
         return Look(action, look, max_looks, champion.size, challenger.size, 0.0,
-                    spent, None, None, *means, why)  # fmt: skip
-    p_harm = float(stats.mannwhitneyu(challenger, champion, alternative="greater").pvalue)
-    p_ok = float(stats.mannwhitneyu(challenger, champion * (1 + margin), alternative="less").pvalue)
+                    spent, None, None, *means, why, named)  # fmt: skip
+    p_harm, p_ok = _one_sided(statistic, challenger, champion, margin)
     if p_harm < level:
         action, why = ROLLBACK, f"challenger worse (p={p_harm:.2g} < {level:.3g})"
     elif p_ok < level:
@@ -109,7 +126,35 @@ def decide(
     else:
         action, why = EXTEND, f"no decision yet (p harm {p_harm:.2g}, p ok {p_ok:.2g})"
     return Look(action, look, max_looks, champion.size, challenger.size, level, spent,
-                p_harm, p_ok, *means, why)  # fmt: skip
+                p_harm, p_ok, *means, why, named)  # fmt: skip
+
+
+STATISTICS = {
+    "rank": "Mann-Whitney U on per-prediction loss",
+    "mean": "Welch t on mean per-prediction loss",
+}
+
+
+def _one_sided(
+    statistic: str, challenger: np.ndarray, champion: np.ndarray, margin: float
+) -> tuple[float, float]:
+    """p values of harm (challenger worse) and non-inferiority (challenger better than the
+    champion's losses inflated by `margin`)."""
+    if statistic == "mean":
+
+        def test(a, b, alternative):
+            if np.ptp(a) == 0 and np.ptp(b) == 0:  # no variance: the means decide outright
+                return 0.0 if (a[0] > b[0]) == (alternative == "greater") and a[0] != b[0] else 1.0
+            return stats.ttest_ind(a, b, equal_var=False, alternative=alternative).pvalue
+    else:
+
+        def test(a, b, alternative):
+            return stats.mannwhitneyu(a, b, alternative=alternative).pvalue
+
+    return (
+        float(test(challenger, champion, "greater")),
+        float(test(challenger, champion * (1 + margin), "less")),
+    )
 
 
 RATE_TEST = "two-proportion z test on a rate (e.g. click-through)"

@@ -193,8 +193,18 @@ def _check_specs(asset: str) -> list[dg.AssetCheckSpec]:
     ]
 
 
-def _canary(context, lifecycle, store: ArtifactStore, model: str, log: pl.DataFrame, losses_of):
-    """Look at the running canary (if any) and act on the sequential test's decision."""
+def _canary(
+    context,
+    lifecycle,
+    store: ArtifactStore,
+    model: str,
+    log: pl.DataFrame,
+    losses_of,
+    statistic: str = "rank",
+    data: dict[str, Any] | None = None,
+):
+    """Look at the running canary (if any) and act on the sequential test's decision
+    (`statistic`: the test's, `data`: more evidence for the decision log)."""
     roles = store.roles()
     since = canary.canary_since(roles)
     if since is None:
@@ -202,7 +212,12 @@ def _canary(context, lifecycle, store: ArtifactStore, model: str, log: pl.DataFr
     rows = canary.logged_rows(log, model, roles.champion.version, roles.challenger.version, since)
     losses = losses_of(rows)
     look = canary.look_at_canary(
-        store, roles, model, losses, {"predictions_logged": rows.height, "losses": losses.height}
+        store,
+        roles,
+        model,
+        losses,
+        {"predictions_logged": rows.height, "losses": losses.height, **(data or {})},
+        statistic=statistic,
     )
     _act_on_look(context, lifecycle, store, model, look)
     return look
@@ -339,6 +354,7 @@ def fraud_monitoring(
     `monitoring_retrain_sensor`."""
     store = artifacts.artifacts.model("fraud")
     now = transaction_features["transaction_ts"].max()
+    delay = canary.ReportingDelay.measure(transaction_features, now)
     # The running canary first: its look may promote the challenger, and the champion that
     # results is the one compared with its predecessor below.
     look = _canary(
@@ -347,7 +363,9 @@ def fraud_monitoring(
         store,
         "fraud",
         prediction_log,
-        lambda rows: canary.fraud_losses(rows, transaction_features, now),
+        lambda rows: canary.fraud_losses(rows, transaction_features, now, delay),
+        statistic="mean",
+        data={"label_delay": delay.summary()},
     )
     champion = store.champion()
     previous = store.rollback_target()

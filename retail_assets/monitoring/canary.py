@@ -10,8 +10,8 @@ pointer and the MLflow aliases, a rollback retires the challenger (serving drops
 poll, with no failed request: the slot swaps by reference).
 
 Losses (lower is better, one per prediction):
-* fraud: log loss of the served probability against the label as known now (a payment whose
-  dispute window is still open counts as genuine, for both arms alike);
+* fraud: log loss of the served probability against the eventual label, estimated from the
+  labels known now with label-delay weights (`fraud_losses`), compared on the mean (Welch t);
 * demand: absolute error of the median forecast against realised sales, divided by the
   series' mean sales over the window so large and small series weigh alike.
 
@@ -22,6 +22,7 @@ two-proportion version (`sequential.decide_rates`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ import polars as pl
 
 from retail_assets.core import sequential
 from retail_assets.core.store import ArtifactStore
+from retail_assets.models.fraud.training_set import WindowConfig
 
 # Probabilities are clipped before the log so that one confident mistake costs a bounded loss.
 _EPS = 1e-6
@@ -65,23 +67,132 @@ def logged_rows(log: pl.DataFrame, model: str, champion: str, challenger: str, s
     )
 
 
-def fraud_losses(rows: pl.DataFrame, transactions: pl.DataFrame, now: datetime) -> pl.DataFrame:
-    """arm, loss per logged payment that the payments mart knows (its label as known now)."""
+# -- fraud: losses while the labels are still arriving ---------------------------------------
+#
+# A fraud's label arrives when it is reported: investigations within days, chargebacks weeks
+# later, up to the dispute window. Counting every payment without a label as genuine punishes
+# the arm that flags frauds nobody has reported yet: a retrain that learnt a new pattern looks
+# worse than the champion that misses it (`benchmarks/bench_fraud_recovery.py`: at +21 d, log
+# loss 0.089 against the champion's 0.039 on the labels known a day after the week, 0.140
+# against 0.397 on the eventual ones). So each payment's loss is weighted by the share of its
+# label that has had time to arrive (inverse probability of censoring weighting):
+#
+#     loss = g + r / F(age) * (f - g),    g = -log(1 - p),  f = -log(p)
+#
+# with r = 1 for a payment reported as fraud by now and F(age) the share of frauds reported
+# within that age, measured on matured payments (older than the dispute window, so every
+# label is in). Its expectation is the payment's log loss against its eventual label when,
+# at a given age, being reported yet does not depend on the score. Payments younger than the
+# age by which MIN_REPORTED_SHARE of the frauds are reported are left out: their weights would
+# make the estimate noisy (a weight of 1 / F), and they carry little of any fraud's label.
+
+# The dispute window: a payment this old has its final label (the training set's maturity).
+LABEL_MATURITY_DAYS = WindowConfig().label_maturity_days
+# Payments count once half of the frauds of their age are reported (a weight of at most 2):
+# the generator's chargebacks arrive after 18 days at the median, investigations after 4,
+# so this is about two weeks after the payment (measured by `bench_fraud_recovery.py`).
+MIN_REPORTED_SHARE = 0.5
+# The reporting delays are read from the matured frauds of this many days before the dispute
+# window: recent enough to follow a change in how fast frauds are reported.
+DELAY_HISTORY_DAYS = 120
+# Fewer matured frauds than this: no delay curve to trust, so only matured payments count.
+MIN_MATURED_FRAUDS = 30
+
+
+@dataclass(frozen=True)
+class ReportingDelay:
+    """How fast fraud labels arrive: the sorted delays (days) of matured frauds."""
+
+    delays: np.ndarray
+
+    @classmethod
+    def measure(cls, transactions: pl.DataFrame, now: datetime) -> ReportingDelay:
+        matured = pl.lit(now) - pl.duration(days=LABEL_MATURITY_DAYS)
+        oldest = matured - pl.duration(days=DELAY_HISTORY_DAYS)
+        frauds = transactions.filter(
+            pl.col("is_fraud").fill_null(False)
+            & (pl.col("transaction_ts") < matured)
+            & (pl.col("transaction_ts") >= oldest)
+            & (pl.col("label_available_at") <= now)
+        )
+        days = (pl.col("label_available_at") - pl.col("transaction_ts")).dt.total_seconds() / 86400
+        return cls(np.sort(frauds.select(days.alias("d"))["d"].to_numpy()))
+
+    @property
+    def measured(self) -> bool:
+        return self.delays.size >= MIN_MATURED_FRAUDS
+
+    def reported_share(self, age_days: np.ndarray) -> np.ndarray:
+        """F(age): the share of frauds reported within `age_days` (1 from the dispute window
+        on; without enough matured frauds, 0 before it)."""
+        age = np.asarray(age_days, dtype=float)
+        if not self.measured:
+            return np.where(age >= LABEL_MATURITY_DAYS, 1.0, 0.0)
+        share = np.searchsorted(self.delays, age, side="right") / self.delays.size
+        return np.where(age >= LABEL_MATURITY_DAYS, 1.0, share)
+
+    def min_age_days(self) -> float:
+        """The youngest age at which a payment counts."""
+        if not self.measured:
+            return float(LABEL_MATURITY_DAYS)
+        index = int(np.ceil(MIN_REPORTED_SHARE * self.delays.size)) - 1
+        return float(min(self.delays[max(index, 0)], LABEL_MATURITY_DAYS))
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "matured_frauds": int(self.delays.size),
+            "median_delay_days": round(float(np.median(self.delays)), 1)
+            if self.delays.size
+            else None,
+            "counted_from_age_days": round(self.min_age_days(), 1),
+        }
+
+
+def delay_weighted_log_loss(
+    p: np.ndarray, reported: np.ndarray, age_days: np.ndarray, delay: ReportingDelay
+) -> tuple[np.ndarray, np.ndarray]:
+    """(loss, counted): the label-delay weighted log loss per payment (see above) and which
+    payments are old enough to count."""
+    p = np.clip(np.asarray(p, dtype=float), _EPS, 1 - _EPS)
+    share = delay.reported_share(age_days)
+    counted = share >= MIN_REPORTED_SHARE
+    genuine, fraud = -np.log(1 - p), -np.log(p)
+    weight = np.where(counted & reported, 1.0 / np.maximum(share, MIN_REPORTED_SHARE), 0.0)
+    return genuine + weight * (fraud - genuine), counted
+
+
+def fraud_losses(
+    rows: pl.DataFrame,
+    transactions: pl.DataFrame,
+    now: datetime,
+    delay: ReportingDelay | None = None,
+) -> pl.DataFrame:
+    """arm, loss per logged payment that the payments mart knows and that is old enough to
+    count: its label-delay weighted log loss (see above; `delay` measured from `transactions`
+    unless given)."""
     probability = [json.loads(o)["probability"] for o in rows["output"].to_list()]
     served = rows.select("arm", pl.col("entity_id").alias("transaction_id")).with_columns(
         pl.Series("p", probability, dtype=pl.Float64)
     )
     labels = transactions.select(
         "transaction_id",
-        (pl.col("is_fraud").fill_null(False) & (pl.col("label_available_at") <= now))
-        .cast(pl.Float64)
-        .alias("y"),
+        (pl.col("is_fraud").fill_null(False) & (pl.col("label_available_at") <= now)).alias(
+            "reported"
+        ),
+        ((pl.lit(now) - pl.col("transaction_ts")).dt.total_seconds() / 86400).alias("age"),
     )
     joined = served.join(labels, on="transaction_id", how="inner")
-    p = joined["p"].clip(_EPS, 1 - _EPS).to_numpy()
-    y = joined["y"].to_numpy()
-    return joined.select("arm").with_columns(
-        pl.Series("loss", -(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    loss, counted = delay_weighted_log_loss(
+        joined["p"].to_numpy(),
+        joined["reported"].to_numpy(),
+        joined["age"].to_numpy(),
+        delay or ReportingDelay.measure(transactions, now),
+    )
+    return (
+        joined.select("arm")
+        .with_columns(pl.Series("loss", loss), pl.Series("_counted", counted))
+        .filter(pl.col("_counted"))
+        .drop("_counted")
     )
 
 
@@ -117,17 +228,43 @@ def demand_losses(rows: pl.DataFrame, daily: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def looks_taken(store: ArtifactStore, challenger: str) -> int:
-    """Canary looks already recorded for this challenger (since it became challenger)."""
+@dataclass(frozen=True)
+class LooksTaken:
+    """The looks already recorded for a challenger (since it became challenger): `tested`
+    ones had enough data to spend alpha; `waiting` ones had not."""
+
+    tested: int = 0
+    waiting: int = 0
+
+
+def looks_taken(store: ArtifactStore, challenger: str) -> LooksTaken:
+    """A look without enough data (the fraud canary waits about two weeks for labels) spends
+    no alpha and uses none of the test's K looks; only looks that tested count towards K."""
     entries = store.log.entries(store.artifact) if store.log else []
-    count = 0
+    tested = waiting = 0
     for entry in entries:
         started = entry.get("action") in ("canary_started", "canary")  # models', search's
         if started and entry.get("version") == challenger:
-            count = 0
+            tested = waiting = 0
         elif entry.get("action") == "canary_look" and entry.get("version") == challenger:
-            count += 1
-    return count
+            test = entry.get("evidence", {}).get("test", {})
+            if test.get("alpha_this_look", 1.0) > 0:
+                tested += 1
+            else:
+                waiting += 1
+    return LooksTaken(tested, waiting)
+
+
+def _next_look(taken: LooksTaken, decide: Callable[[int], sequential.Look]) -> sequential.Look:
+    """The test's next look; a canary that has waited MAX_WAITING_LOOKS without enough data
+    is rolled back (it is not getting the traffic or the labels to be judged)."""
+    look = decide(taken.tested + 1)
+    waited = taken.waiting + 1
+    waiting = look.action == sequential.EXTEND and look.alpha_this_look == 0.0
+    if waiting and waited >= sequential.MAX_WAITING_LOOKS:
+        reason = f"{look.reason}; {waited} looks without enough data: rolled back"
+        return dataclasses.replace(look, action=sequential.ROLLBACK, reason=reason)
+    return look
 
 
 def canary_since(roles) -> datetime | None:
@@ -139,17 +276,23 @@ def canary_since(roles) -> datetime | None:
 
 
 def look_at_canary(
-    store: ArtifactStore, roles, model: str, losses: pl.DataFrame, data: dict[str, Any]
+    store: ArtifactStore,
+    roles,
+    model: str,
+    losses: pl.DataFrame,
+    data: dict[str, Any],
+    statistic: str = "rank",
 ) -> CanaryLook | None:
     """The next look at the running canary of `roles` (read once by the caller; None: no
-    canary running)."""
+    canary running); `statistic`: the sequential test's ("rank" or "mean")."""
     if roles.rollout.mode != "canary" or roles.challenger is None or roles.champion is None:
         return None
     challenger, champion = roles.challenger.version, roles.champion.version
-    look = sequential.decide(
-        losses.filter(pl.col("arm") == "champion")["loss"].to_numpy(),
-        losses.filter(pl.col("arm") == "challenger")["loss"].to_numpy(),
-        looks_taken(store, challenger) + 1,
+    champion_losses = losses.filter(pl.col("arm") == "champion")["loss"].to_numpy()
+    challenger_losses = losses.filter(pl.col("arm") == "challenger")["loss"].to_numpy()
+    look = _next_look(
+        looks_taken(store, challenger),
+        lambda k: sequential.decide(champion_losses, challenger_losses, k, statistic=statistic),
     )
     return CanaryLook(model, challenger, champion, look, data)
 
@@ -260,7 +403,8 @@ def look_at_click_canary(
         clicked = clicks.filter(pl.col("arm") == name)["clicked"]
         return int(clicked.sum()), clicked.len()
 
-    look = sequential.decide_rates(
-        arm("champion"), arm("challenger"), looks_taken(store, challenger) + 1
+    look = _next_look(
+        looks_taken(store, challenger),
+        lambda k: sequential.decide_rates(arm("champion"), arm("challenger"), k),
     )
     return CanaryLook(model, challenger, champion, look, data)

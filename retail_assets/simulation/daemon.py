@@ -141,6 +141,16 @@ class SimulatedDaemon:
             tick = next(ticks)
             if tick.timestamp() > now.timestamp():
                 continue
+            # The schedule's own evaluation decides, as the daemon's tick would: it may skip
+            # (a retrain waits while its model's canary is undecided).
+            with dg.build_schedule_context(
+                instance=self.instance,
+                scheduled_execution_time=tick,
+                resources=self.defs.resources,
+            ) as context:
+                data = schedule.evaluate_tick(context)
+            if not data.run_requests:
+                continue
             job = self.defs.resolve_job_def(schedule.job_name)
             keys = sorted(job.asset_layer.executable_asset_keys if job.asset_layer else [])
             keys = [k for k in keys if k in self.graph.get_all_asset_keys()]
