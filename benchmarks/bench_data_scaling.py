@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -72,7 +73,7 @@ def _child(step: str, scale: str, seed: int) -> None:
     )
 
 
-def run_step(step: str, scale: str, seed: int, home: Path) -> dict:
+def run_step(step: str, scale: str, seed: int, home: Path, timeout: float | None = None) -> dict:
     env = {**os.environ, "RETAIL_HOME": str(home), "RETAIL_SCALE": scale}
     env.pop("DAGSTER_HOME", None)
     started = time.perf_counter()
@@ -81,13 +82,24 @@ def run_step(step: str, scale: str, seed: int, home: Path) -> dict:
             [sys.executable, __file__, "--child", step, "--scales", scale, "--seed", str(seed)],
             env=env,
             stdout=out,
+            start_new_session=True,  # a step stopped at the timeout takes dbt with it
         )
+        timer = None
+        if timeout:
+            import threading
+
+            timer = threading.Timer(timeout, os.killpg, (process.pid, signal.SIGKILL))
+            timer.start()
         _, status, usage = os.wait4(process.pid, 0)
+        if timer is not None:
+            timer.cancel()
         process.returncode = os.waitstatus_to_exitcode(status)
         seconds = time.perf_counter() - started
         out.seek(0)
         lines = [line for line in out.read().splitlines() if line.startswith("{")]
     result = json.loads(lines[-1]) if lines else {"ok": False, "failures": ["no output"]}
+    if timeout and seconds >= timeout:
+        result = {"ok": False, "failures": [f"stopped after {timeout:.0f} s"]}
     result.update(
         seconds=seconds,
         peak_gib=usage.ru_maxrss / 2**20,  # KiB on Linux
@@ -96,14 +108,16 @@ def run_step(step: str, scale: str, seed: int, home: Path) -> dict:
     return result
 
 
-def bench_scale(scale: str, seed: int, keep: Path | None) -> dict[str, dict]:
+def bench_scale(
+    scale: str, seed: int, keep: Path | None, timeout: float | None = None
+) -> dict[str, dict]:
     home = (keep / scale) if keep else Path(tempfile.mkdtemp(prefix=f"retail-scale-{scale}-"))
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
     results: dict[str, dict] = {}
     try:
         for step in STEPS:
-            result = run_step(step, scale, seed, home)
+            result = run_step(step, scale, seed, home, timeout)
             results[step] = result
             rows = sum(result.get("rows", {}).values())
             print(
@@ -124,6 +138,7 @@ def main() -> None:
     parser.add_argument("--scales", nargs="+", default=["default", "large"])
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--keep", type=Path, help="build each scale's home under DIR and keep it")
+    parser.add_argument("--step-timeout", type=float, help="stop a step after this many seconds")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -131,7 +146,9 @@ def main() -> None:
         return
 
     print(f"{'scale':<8} {'step':<20} {'wall':>11} {'peak':>11} {'rows written':>18}")
-    by_scale = {scale: bench_scale(scale, args.seed, args.keep) for scale in args.scales}
+    by_scale = {
+        scale: bench_scale(scale, args.seed, args.keep, args.step_timeout) for scale in args.scales
+    }
     if len(args.scales) < 2:
         return
     first, last = args.scales[0], args.scales[-1]

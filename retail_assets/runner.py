@@ -38,7 +38,7 @@ from dagster_dbt import DbtCliResource
 from retail_assets import domains as domain_catalog
 from retail_assets.domains import Resolution
 from retail_assets.raw.assets import OPTIONAL_FEED_METADATA
-from retail_assets.settings import Settings
+from retail_assets.settings import Settings, get_settings
 
 _WATCHED = {
     DagsterEventType.ASSET_MATERIALIZATION,
@@ -134,20 +134,13 @@ def materialize_platform(
     from retail_assets.transform.project import prepare_dbt_project
 
     prepare_dbt_project()  # before the definitions import: the dbt assets read the manifest
-    from retail_assets.definitions import PLATFORM_JOB_NAME, build_defs
+    from retail_assets.definitions import PLATFORM_JOB_NAME
 
     instance = instance_for(settings)
     resolution = domain_catalog.resolve_for(settings)
     domain_catalog.write_record(settings, resolution)
     excluded_tests = tests_on_feeds_not_landed(settings, resolution)
-    defs = build_defs(settings)
-    if excluded_tests:
-        from retail_assets.transform.project import dbt_executable, dbt_project
-
-        dbt = _DbtExcludingTests(
-            project_dir=dbt_project, dbt_executable=dbt_executable(), exclude_tests=excluded_tests
-        )
-        defs = dg_record.replace(defs, resources={**(defs.resources or {}), "dbt": dbt})
+    defs = _platform_defs(settings, excluded_tests)
     job = defs.resolve_job_def(PLATFORM_JOB_NAME)
     asset_graph = defs.resolve_asset_graph()
     if selection:
@@ -175,11 +168,20 @@ def materialize_platform(
 
     done = threading.Event()
 
+    def run_id() -> str | None:
+        if settings.parallel_steps <= 1:
+            return summary.run_id
+        tagged = instance.get_run_records(
+            filters=dg.RunsFilter(tags={SUMMARY_TAG: summary.run_id}), limit=1
+        )
+        return tagged[0].dagster_run.run_id if tagged else None
+
     def watch() -> None:
         seen = 0
         while True:
             finished = done.is_set()
-            records = instance.all_logs(summary.run_id, of_type=_WATCHED)
+            current = run_id()
+            records = instance.all_logs(current, of_type=_WATCHED) if current else []
             for record in records[seen:]:
                 _record(summary, record, on_event)
             seen = len(records)
@@ -204,17 +206,21 @@ def materialize_platform(
             contextlib.redirect_stdout(log),
             contextlib.redirect_stderr(log),
         ):
-            result = job.execute_in_process(
-                instance=instance,
-                run_id=summary.run_id,
-                asset_selection=keys,
-                raise_on_error=False,
-                # The progress lines replace Dagster's step-by-step console log.
-                run_config={
-                    **(run_config or {}),
-                    "loggers": {"console": {"config": {"log_level": log_level}}},
-                },
-            )
+            # The progress lines replace Dagster's step-by-step console log.
+            config = {
+                **(run_config or {}),
+                "loggers": {"console": {"config": {"log_level": log_level}}},
+            }
+            if settings.parallel_steps > 1:
+                result = _execute_parallel(instance, summary, keys, config, excluded_tests)
+            else:
+                result = job.execute_in_process(
+                    instance=instance,
+                    run_id=summary.run_id,
+                    asset_selection=keys,
+                    raise_on_error=False,
+                    run_config=config,
+                )
     finally:
         done.set()
         watcher.join()
@@ -229,6 +235,55 @@ def materialize_platform(
             )
         )
     return summary
+
+
+def _platform_defs(settings: Settings, excluded_tests: list[str]):
+    """The platform's definitions for `settings`, with dbt told which tests to leave out."""
+    from retail_assets.definitions import build_defs
+
+    defs = build_defs(settings)
+    if excluded_tests:
+        from retail_assets.transform.project import dbt_executable, dbt_project
+
+        dbt = _DbtExcludingTests(
+            project_dir=dbt_project, dbt_executable=dbt_executable(), exclude_tests=excluded_tests
+        )
+        defs = dg_record.replace(defs, resources={**(defs.resources or {}), "dbt": dbt})
+    return defs
+
+
+# The run tag that names the summary a parallel run reports to (its run id is Dagster's own).
+SUMMARY_TAG = "retail/summary"
+
+
+def platform_job_from_environment(excluded_tests: list[str] | None = None):
+    """The platform job rebuilt from the environment: what each step process of a parallel
+    run loads (`dg.reconstructable` needs a module-level function)."""
+    from retail_assets.definitions import PLATFORM_JOB_NAME
+    from retail_assets.transform.project import prepare_dbt_project
+
+    prepare_dbt_project()
+    settings = get_settings()
+    return _platform_defs(settings, list(excluded_tests or [])).resolve_job_def(PLATFORM_JOB_NAME)
+
+
+def _execute_parallel(instance, summary: RunSummary, keys, config: dict, excluded_tests):
+    """A run whose steps execute RETAIL_PARALLEL_STEPS at once, each in its own process (the
+    multiprocess executor needs a job it can rebuild, and a persistent instance)."""
+    job = dg.build_reconstructable_job(
+        __name__,
+        platform_job_from_environment.__name__,
+        reconstructable_kwargs={"excluded_tests": list(excluded_tests)},
+    )
+    result = dg.execute_job(
+        job,
+        instance=instance,
+        asset_selection=keys,
+        raise_on_error=False,
+        run_config=config,
+        tags={SUMMARY_TAG: summary.run_id},
+    )
+    return result
 
 
 def _drop_handlers_on(stream) -> None:

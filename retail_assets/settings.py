@@ -41,6 +41,11 @@ class Settings:
     """`RETAIL_DEMAND_GRAIN`: the period of the sales feed, `day` or `week` (weekly sales are
     dated on the last day of their week). Season length, lags and horizons follow from it
     (`retail_assets/models/demand/grain.py`); the dbt marts read the same variable."""
+    parallel_steps: int = 1
+    """`RETAIL_PARALLEL_STEPS`: steps a run executes at once. 1 (the default): one after
+    another in the run's process; N > 1: Dagster's multiprocess executor, N steps in their own
+    processes (independent branches, e.g. fraud, demand and search, train at once); the
+    warehouse's lock (`warehouse/lock.py`) keeps DuckDB to one writer."""
 
     @property
     def mlflow_tracking_uri(self) -> str:
@@ -199,7 +204,19 @@ def get_settings() -> Settings:
         domains=explicit_domains(),
         postgres_url=_postgres_url(),
         demand_grain=_demand_grain(),
+        parallel_steps=_parallel_steps(),
     )
+
+
+def _parallel_steps() -> int:
+    text = os.environ.get("RETAIL_PARALLEL_STEPS", "1").strip() or "1"
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"RETAIL_PARALLEL_STEPS must be a whole number >= 1; got {text!r}")
+    return value
 
 
 # "Now" for the checks that reject data from the future, as an ISO timestamp (naive UTC); unset:

@@ -18,6 +18,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from retail_assets.transform.project import WAREHOUSE_ENV_VAR, dbt_project
 from retail_assets.warehouse import WarehouseResource, table_for_asset_key
+from retail_assets.warehouse.lock import warehouse_lock
 
 # Marts feed models and serving; if the nightly build has not refreshed them in two days the
 # models downstream are training on stale features.
@@ -70,18 +71,22 @@ def retail_dbt_models(
     target = dbt_target_path(warehouse.path)
     # A stale run_results.json must never stand for this build's (dbt rewrites it at the end).
     (target / "run_results.json").unlink(missing_ok=True)
-    with warehouse_env(warehouse.path):
-        mode = indirect_selection(warehouse)
-        invocation = dbt.cli(
-            ["build", "--indirect-selection", mode], context=context, target_path=target
-        )
-    # dbt holds DuckDB's single write lock until it exits, so row counts are read afterwards.
-    events, failure = [], None
-    try:
-        events.extend(invocation.stream())
-    except Exception as exc:  # dbt build failed: report what did build, then fail the step
-        failure = exc
-    yield from _with_row_counts(context, events, warehouse)
+    # dbt opens the file itself: the whole build holds the warehouse's write lock
+    # (`warehouse/lock.py`), so that no parallel step opens it meanwhile.
+    with warehouse_lock(warehouse.path, exclusive=True):
+        with warehouse_env(warehouse.path):
+            mode = indirect_selection(warehouse)
+            invocation = dbt.cli(
+                ["build", "--indirect-selection", mode], context=context, target_path=target
+            )
+        # dbt holds DuckDB's single write lock until it exits, so row counts are read after.
+        events, failure = [], None
+        try:
+            events.extend(invocation.stream())
+        except Exception as exc:  # dbt build failed: report what did build, then fail the step
+            failure = exc
+        results = list(_with_row_counts(context, events, warehouse))
+    yield from results
     if failure is not None:
         raise failure
 

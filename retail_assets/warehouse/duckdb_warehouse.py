@@ -15,6 +15,8 @@ import dagster as dg
 import duckdb
 import polars as pl
 
+from retail_assets.warehouse.lock import warehouse_lock
+
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -44,11 +46,13 @@ class WarehouseResource(dg.ConfigurableResource):
                 f"warehouse {self.path} does not exist yet; materialize the raw assets first"
             )
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(self.path, read_only=read_only)
-        try:
-            yield con
-        finally:
-            con.close()
+        # Parallel steps wait for each other instead of failing on DuckDB's file lock.
+        with warehouse_lock(self.path, exclusive=not read_only):
+            con = duckdb.connect(self.path, read_only=read_only)
+            try:
+                yield con
+            finally:
+                con.close()
 
     def query(self, sql: str, params: Sequence[object] | None = None) -> pl.DataFrame:
         with self.connect(read_only=True) as con:

@@ -1,0 +1,86 @@
+"""Steps in parallel processes (`RETAIL_PARALLEL_STEPS`) against one DuckDB file.
+
+DuckDB refuses a second process while one writes. The warehouse lock makes a step wait for
+the writer instead of failing; within one process it is re-entrant, so the sequential default
+never waits for itself."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+from retail_assets.warehouse import WarehouseResource
+from retail_assets.warehouse.lock import warehouse_lock
+
+WRITER = textwrap.dedent(
+    """
+    import sys, time
+    from retail_assets.warehouse import WarehouseResource
+    warehouse = WarehouseResource(path=sys.argv[1])
+    with warehouse.connect() as con:
+        con.execute("create table sales as select 42 as units")
+        print("writing", flush=True)
+        time.sleep(2.0)
+        con.execute("insert into sales values (43)")
+    """
+)
+
+
+def test_a_reader_in_another_process_waits_for_the_writer_instead_of_failing(tmp_path):
+    """A step process writes for two seconds; a reader started meanwhile gets the finished
+    table (both rows) instead of DuckDB's 'Could not set lock on file'."""
+    path = tmp_path / "warehouse.duckdb"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    assert writer.stdout.readline().strip() == "writing"
+    started = time.monotonic()
+    rows = WarehouseResource(path=str(path)).query("select units from sales order by units")
+    assert writer.wait(timeout=30) == 0
+    assert rows["units"].to_list() == [42, 43]
+    assert time.monotonic() - started > 1.0, "the reader waited for the writer"
+
+
+def test_the_lock_is_reentrant_within_a_process(tmp_path):
+    """dbt's build holds the write lock and reads its row counts inside it: nested reads and
+    writes in one process go through at once."""
+    path = tmp_path / "warehouse.duckdb"
+    warehouse = WarehouseResource(path=str(path))
+    done = threading.Event()
+
+    def nested():
+        with warehouse_lock(path, exclusive=True):
+            with warehouse.connect() as con:
+                con.execute("create table t as select 1 as x")
+            assert warehouse.query("select x from t")["x"].to_list() == [1]
+        with warehouse_lock(path, exclusive=False), warehouse_lock(path, exclusive=True):
+            warehouse.write_table("main", "u", warehouse.query("select x from t"))
+        done.set()
+
+    thread = threading.Thread(target=nested, daemon=True)
+    thread.start()
+    thread.join(timeout=20)
+    assert done.is_set(), "a nested lock in the same process waited for itself"
+
+
+def test_parallel_steps_are_validated_and_choose_the_executor(monkeypatch):
+    import dagster as dg
+
+    from retail_assets.definitions import executor_for
+    from retail_assets.settings import get_settings
+
+    monkeypatch.setenv("RETAIL_PARALLEL_STEPS", "0")
+    with pytest.raises(ValueError, match="RETAIL_PARALLEL_STEPS must be a whole number >= 1"):
+        get_settings()
+    monkeypatch.setenv("RETAIL_PARALLEL_STEPS", "two")
+    with pytest.raises(ValueError, match="got 'two'"):
+        get_settings()
+    monkeypatch.setenv("RETAIL_PARALLEL_STEPS", "2")
+    assert executor_for(get_settings()).name == dg.multiprocess_executor.name
+    monkeypatch.delenv("RETAIL_PARALLEL_STEPS")
+    assert executor_for(get_settings()) is dg.in_process_executor
