@@ -30,7 +30,7 @@ from retail_assets.models.lifecycle.assets import (
     RUNS_AFTER,
 )
 from retail_assets.monitoring.assets import retrain_selection
-from retail_assets.monitoring.canary import canary_since
+from retail_assets.monitoring.canary import running_canary
 from retail_assets.resources import ArtifactsResource
 
 
@@ -192,18 +192,6 @@ def retrain_schedule(model: str, cron: str) -> dg.ScheduleDefinition:
         return dg.RunRequest()
 
     return _schedule
-
-
-def running_canary(store) -> str | None:
-    """Why a scheduled retrain must wait: the canary running, since when (None: none runs)."""
-    roles = store.roles()
-    since = canary_since(roles)
-    if since is None:
-        return None
-    return (
-        f"the canary of v{roles.challenger.version} (since {since:%Y-%m-%d %H:%M}) has not "
-        "been decided; a retrain now would replace it before its sequential test decides"
-    )
 
 
 # Early Monday, after the weekend's data has landed: fraud (its window rolls daily), then the

@@ -179,3 +179,40 @@ def test_the_weekly_retrain_waits_while_its_canary_is_undecided(tmp_path):
     store.retire_challenger(reason="rolled back", actor="canary_test", action="canary_rolled_back")
     with dg.build_schedule_context(resources={"artifacts": resource}) as context:
         assert len(schedule.evaluate_tick(context).run_requests) == 1
+
+
+def test_monitoring_asks_for_no_retrain_while_the_models_canary_is_undecided(tmp_path):
+    """A drift report calls for a retrain while a canary started by the weekly schedule runs
+    (no retrain request to answer): the monitoring sensor waits, naming the canary, and asks
+    once the canary has ended."""
+    from retail_assets.artifacts import Artifacts
+    from retail_assets.monitoring.assets import monitoring_retrain_sensor, publish_report
+    from retail_assets.monitoring.drift import LevelChange
+    from retail_assets.monitoring.monitors import ModelReport
+    from retail_assets.resources import ArtifactsResource
+    from retail_assets.runner import instance_for
+    from retail_assets.settings import settings_for_home
+
+    settings = settings_for_home(tmp_path, "tiny")
+    instance = instance_for(settings)
+    artifacts = Artifacts.from_settings(settings)
+    model = artifacts.model("fraud")  # bundles are not what this test is about:
+    store = ArtifactStore(model.root, model.artifact, model.log, lambda _: [])
+    for version in ("1", "2"):
+        store.write(version, {"model.onnx": b"x"})
+    store.promote("1", reason="first", actor="gate")
+    store.offer("2", reason="weekly", actor="gate", rollout=Rollout("canary", 0.2),
+                action="canary_started")  # fmt: skip
+    report = ModelReport("fraud", "1", "2026-11-02", {})
+    report.level_drift = [LevelChange("overall", 10, 0.6, 1e-6, True, what="known fraud rate")]
+    publish_report(artifacts, report)
+    resource = ArtifactsResource.from_settings(settings)
+
+    def tick():
+        with dg.build_sensor_context(instance=instance, resources={"artifacts": resource}) as c:
+            return monitoring_retrain_sensor(c)
+
+    waiting = tick()
+    assert isinstance(waiting, dg.SkipReason) and "the canary of v2" in waiting.skip_message
+    store.retire_challenger(reason="rolled back", actor="canary_test", action="canary_rolled_back")
+    assert len(tick()) == 1

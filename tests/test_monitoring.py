@@ -595,8 +595,8 @@ def test_a_drift_a_retrain_already_answered_does_not_ask_again_but_a_new_one_doe
 
 def test_live_degradation_waits_for_the_canary_of_the_retrain_it_asked_for(tmp_path):
     """A degraded model asks for a retrain; while the challenger of that retrain is in canary,
-    the next degraded reports wait for its verdict (a new challenger would replace the canary
-    before its sequential test decides); once the canary ends, or a new drift appears, they
+    the next degraded reports wait for its verdict, a new drift included (a new challenger
+    would replace the canary before its sequential test decides); once the canary ends, they
     ask again."""
     from retail_assets.artifacts import Artifacts
     from retail_assets.monitoring.assets import publish_report
@@ -628,7 +628,9 @@ def test_live_degradation_waits_for_the_canary_of_the_retrain_it_asked_for(tmp_p
     waiting = result()
     assert isinstance(waiting, dg.SkipReason)
     assert "fraud: canary of v2 judges the last retrain" in waiting.skip_message
-    publish_report(artifacts, report("channel=online"))  # a new drift is a new question
+    publish_report(artifacts, report("channel=online"))  # a new drift waits too
+    assert "fraud: canary of v2 judges the last retrain" in result().skip_message
+    canary("retire_challenger", "2")  # the canary ended: the new drift asks
     assert not isinstance(result(), dg.SkipReason)
     canary("canary_started", "3")
     canary("retire_challenger", "3")  # the canary ended without promoting

@@ -892,6 +892,10 @@ def latest_memberships(
     return out, parents
 
 
+def _running_canary(artifacts: ArtifactsResource, model: str) -> str | None:
+    return canary.running_canary(artifacts.artifacts.model(model))
+
+
 @dg.sensor(
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
@@ -928,9 +932,18 @@ def monitoring_retrain_sensor(context: dg.SensorEvaluationContext, artifacts: Ar
             continue
         signature = drift_signature(report)
         unanswered = set(signature) - answered_drift(asked, report)
+        # While a canary is undecided, nothing retrains the model, a new drift included: a new
+        # challenger would replace the canary before its test decides (found by `retail
+        # simulate`: fraud's canaries wait about two weeks for labels, and each new drift of
+        # a changing fraud mix replaced the running one). Once it ends, what is still
+        # unanswered asks again.
         canary = canary_answering(store.log, model, asked) if store.log else None
-        if canary is not None and not unanswered:
+        undecided = _running_canary(artifacts, model)
+        if canary is not None:
             waiting.append(f"{model}: canary of v{canary.get('version')} judges the last retrain")
+            continue
+        if undecided is not None:
+            waiting.append(f"{model}: {undecided}")
             continue
         if not report.get("degraded") and not unanswered:
             # Nothing drifted that a retrain in the drift window has not already answered: the

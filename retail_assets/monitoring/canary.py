@@ -267,6 +267,21 @@ def _next_look(taken: LooksTaken, decide: Callable[[int], sequential.Look]) -> s
     return look
 
 
+def running_canary(store: ArtifactStore) -> str | None:
+    """Why a retrain of the store's model must wait: its canary is running and undecided (None:
+    none runs). A new challenger would replace it before its sequential test decides; the
+    test decides within its bound (MAX_LOOKS looks that tested, MAX_WAITING_LOOKS that
+    waited), so waiting never starves the model."""
+    roles = store.roles()
+    since = canary_since(roles)
+    if since is None:
+        return None
+    return (
+        f"the canary of v{roles.challenger.version} (since {since:%Y-%m-%d %H:%M}) has not "
+        "been decided; a retrain now would replace it before its sequential test decides"
+    )
+
+
 def canary_since(roles) -> datetime | None:
     """When the running canary started (None: no canary running)."""
     if roles.rollout.mode != "canary" or roles.champion is None or roles.challenger is None:
