@@ -109,14 +109,21 @@ def run_step(step: str, scale: str, seed: int, home: Path, timeout: float | None
 
 
 def bench_scale(
-    scale: str, seed: int, keep: Path | None, timeout: float | None = None
+    scale: str,
+    seed: int,
+    keep: Path | None,
+    timeout: float | None = None,
+    steps: list[str] | None = None,
 ) -> dict[str, dict]:
+    """Each step of `steps` (default: all) on a fresh home, or, with `keep` and `steps`, on
+    the kept home where the earlier steps ran."""
     home = (keep / scale) if keep else Path(tempfile.mkdtemp(prefix=f"retail-scale-{scale}-"))
-    shutil.rmtree(home, ignore_errors=True)
-    home.mkdir(parents=True)
+    if not (keep and steps):
+        shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict] = {}
     try:
-        for step in STEPS:
+        for step in steps or STEPS:
             result = run_step(step, scale, seed, home, timeout)
             results[step] = result
             rows = sum(result.get("rows", {}).values())
@@ -139,6 +146,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--keep", type=Path, help="build each scale's home under DIR and keep it")
     parser.add_argument("--step-timeout", type=float, help="stop a step after this many seconds")
+    parser.add_argument(
+        "--steps",
+        help="comma-separated steps to run on the --keep home where the earlier ones ran",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -146,8 +157,15 @@ def main() -> None:
         return
 
     print(f"{'scale':<8} {'step':<20} {'wall':>11} {'peak':>11} {'rows written':>18}")
+    steps = [step.strip() for step in args.steps.split(",")] if args.steps else None
+    unknown = set(steps or []) - set(STEPS)
+    if unknown:
+        parser.error(f"--steps: unknown {sorted(unknown)}; the steps are {list(STEPS)}")
+    if steps and not args.keep:
+        parser.error("--steps runs on a kept home: give --keep DIR")
     by_scale = {
-        scale: bench_scale(scale, args.seed, args.keep, args.step_timeout) for scale in args.scales
+        scale: bench_scale(scale, args.seed, args.keep, args.step_timeout, steps)
+        for scale in args.scales
     }
     if len(args.scales) < 2:
         return

@@ -491,3 +491,16 @@ def test_weekly_sales_go_through_the_same_family_with_weekly_seasons_and_horizon
         match=r"one row per store, SKU and week, all dated on the same weekday; found .*Monday",
     ):
         family.build_training_set({SOURCE: tiny_mart})
+
+
+def test_the_training_set_built_a_few_series_at_a_time_equals_the_one_built_at_once(tiny_mart):
+    """The history state is built per chunk of series to bound memory (`SERIES_PER_CHUNK`):
+    chunks of 7 series give exactly the frame, the splits and the MASE scale of one chunk."""
+    from retail_assets.models.demand.training_set import build_demand_training_set
+
+    whole = build_demand_training_set(tiny_mart, series_per_chunk=1_000_000)
+    chunked = build_demand_training_set(tiny_mart, series_per_chunk=7)
+    assert tiny_mart.select("store_id", "sku").unique().height > 7 * 3
+    assert chunked.frame.equals(whole.frame)
+    assert chunked.info["mase_scale"] == whole.info["mase_scale"]
+    assert chunked.info["rows"] == whole.info["rows"]

@@ -37,6 +37,7 @@ active days, so a day the feed has but the catalog marks inactive counts as miss
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 
 import numpy as np
 import polars as pl
@@ -157,14 +158,14 @@ def check_grain(mart: pl.DataFrame, grain: Grain) -> None:
         )
 
 
-def _series_ids(mart: pl.DataFrame) -> pl.DataFrame:
+def _series_ids(mart: pl.DataFrame, last: date | None = None) -> pl.DataFrame:
     """One row per store-SKU series: integer id, first mart period, and the last period of the
-    whole mart (a series that stopped earlier still has a state on every later period: its
-    lags are missing, its rolling windows hold what was observed)."""
+    whole mart, or `last` (a series that stopped earlier still has a state on every later
+    period: its lags are missing, its rolling windows hold what was observed)."""
     return (
         mart.group_by(KEYS)
         .agg(pl.col("date").min().alias("_first"))
-        .with_columns(pl.lit(mart["date"].max()).alias("_last"))
+        .with_columns(pl.lit(last or mart["date"].max()).alias("_last"))
         .sort(KEYS)
         .with_row_index("_sid")
         .with_columns(pl.col("_sid").cast(pl.Int32))
@@ -184,12 +185,15 @@ def _window_sum(cumulative: str, k: int) -> pl.Expr:
     return pl.col(cumulative) - _lag(pl.col(cumulative), k).fill_null(0)
 
 
-def history_state(mart: pl.DataFrame, grain: Grain = DAILY) -> pl.DataFrame:
+def history_state(
+    mart: pl.DataFrame, grain: Grain = DAILY, last: date | None = None
+) -> pl.DataFrame:
     """One row per store-SKU series and period from its first mart period to the last period
-    of the mart, with statistics over windows ENDING AT that period (inclusive): the state at
-    the end of the period."""
+    of the mart (or `last`: the whole mart's, when `mart` holds some of its series), with
+    statistics over windows ENDING AT that period (inclusive): the state at the end of the
+    period."""
     check_grain(mart, grain)
-    series = _series_ids(mart)
+    series = _series_ids(mart, last)
     dense = (
         series.with_columns(
             pl.date_ranges("_first", "_last", interval=f"{grain.days}d").alias("date")

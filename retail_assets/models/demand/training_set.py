@@ -34,6 +34,12 @@ from retail_assets.models.lifecycle.spec import TrainingSet
 TARGET = "units_sold"
 ENTITY_COLUMNS = ["store_id", "sku", "origin_date", "target_date"]
 MIN_TRAIN_DAYS = 28
+# The history state is dense (every series x every period since its start, about 40 float
+# columns): built for the whole mart at once it was the training set's peak, 9.5 GiB at
+# `default` (10,000 series x 730 days), and it grows with series x history, ten times that at
+# `large` (`benchmarks/bench_data_scaling.py`). Built this many series at a time, the state of
+# one chunk is held at once (2,000 series x 730 days: about 1.5M rows).
+SERIES_PER_CHUNK = 2_000
 # Demand features drift monitoring compares across windows: those that describe the target
 # day itself (price, promotion, competitor). The history features (lags, rolling means) are
 # measured from each row's forecast origin, and the training set's windows mix horizons
@@ -177,12 +183,40 @@ def mase_scales(
     return out
 
 
+def _examples_by_series_chunk(
+    mart: pl.DataFrame,
+    origins: pl.DataFrame,
+    encodings: dict[str, list[str]],
+    grain: Grain,
+    series_per_chunk: int,
+    keep_state_after,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """`features.build_examples` for `series_per_chunk` series at a time: every feature is
+    computed within its own series (the encodings and the last period are the whole mart's),
+    so the chunks' examples are exactly the whole mart's. Also returns the state's observed
+    sales (store_id, sku, date, units_sold) after `keep_state_after`."""
+    series = mart.select(F.KEYS).unique().sort(F.KEYS)
+    last = mart["date"].max()
+    parts, kept = [], []
+    for start in range(0, series.height, series_per_chunk):
+        keys = series.slice(start, series_per_chunk)
+        part = mart.join(keys, on=F.KEYS, how="semi")
+        state = F.history_state(part, grain, last=last)
+        part_origins = origins.join(keys, on=F.KEYS, how="semi")
+        parts.append(F.build_examples(part, part_origins, encodings, state, grain))
+        kept.append(
+            state.filter(pl.col("date") > keep_state_after).select(*F.KEYS, "date", "units_sold")
+        )
+    return pl.concat(parts, how="vertical_relaxed"), pl.concat(kept, how="vertical_relaxed")
+
+
 def build_demand_training_set(
     mart: pl.DataFrame,
     *,
     train_days: int = 365,
     horizon_seed: int = 0,
     grain: Grain = DAILY,
+    series_per_chunk: int = SERIES_PER_CHUNK,
 ) -> TrainingSet:
     if mart.height == 0:
         raise ValueError("marts.demand_features is empty: nothing to train on")
@@ -249,8 +283,11 @@ def build_demand_training_set(
         ]
     )
     encodings = F.build_encodings(mart)
-    state = F.history_state(mart, grain)
-    examples = F.build_examples(mart, origins, encodings, state, grain)
+    # The MASE scale reads the observed sales of the train window and one season before it.
+    scale_since = train_start - timedelta(days=grain.scale_lag * d)
+    examples, state = _examples_by_series_chunk(
+        mart, origins, encodings, grain, series_per_chunk, keep_state_after=scale_since
+    )
     feature_cols = F.feature_columns(mart, grain)
     split_order = pl.col("split").replace_strict(
         {"train": 0, "validation": 1, "test": 2}, return_dtype=pl.Int8
