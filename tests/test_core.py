@@ -379,3 +379,19 @@ def test_on_rare_costly_events_the_mean_judges_the_cost_where_the_rank_test_judg
     assert challenger.mean() < champion.mean()
     assert decide(champion, challenger, 14, statistic="mean").action == PROMOTE
     assert decide(champion, challenger, 14, statistic="rank").action == ROLLBACK
+
+
+def test_the_last_look_promotes_a_harmless_challenger_only_when_the_champion_is_degraded():
+    """No evidence either way at the last look keeps a healthy champion; when monitoring found
+    the champion degraded live, keeping it is not the safe choice and the challenger that
+    showed no harm is promoted. Harm rolls back either way."""
+    from retail_assets.core.sequential import PROMOTE, ROLLBACK, decide
+
+    rng = np.random.default_rng(3)
+    champion, same = rng.gamma(2.0, 1.0, 60), rng.gamma(2.0, 1.0, 60)
+    assert decide(champion, same, 14, statistic="mean").action == ROLLBACK
+    promoted = decide(champion, same, 14, statistic="mean", champion_degraded=True)
+    assert promoted.action == PROMOTE and "champion is degraded live" in promoted.reason
+    worse = rng.gamma(2.0, 3.0, 60)
+    assert decide(champion, worse, 14, statistic="mean", champion_degraded=True).action == ROLLBACK
+    assert decide(champion, same, 5, statistic="mean", champion_degraded=True).action == "extend"

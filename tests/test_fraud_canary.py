@@ -216,3 +216,20 @@ def test_monitoring_asks_for_no_retrain_while_the_models_canary_is_undecided(tmp
     assert isinstance(waiting, dg.SkipReason) and "the canary of v2" in waiting.skip_message
     store.retire_challenger(reason="rolled back", actor="canary_test", action="canary_rolled_back")
     assert len(tick()) == 1
+
+
+def test_the_champion_counts_as_degraded_only_by_its_own_newest_report(tmp_path):
+    from retail_assets.artifacts import Artifacts
+    from retail_assets.monitoring.assets import champion_degraded, publish_report
+    from retail_assets.monitoring.monitors import ModelReport
+    from retail_assets.settings import settings_for_home
+
+    artifacts = Artifacts.from_settings(settings_for_home(tmp_path, "tiny"))
+    monitoring = artifacts.monitoring("fraud")
+    assert not champion_degraded(monitoring, "1")
+    report = ModelReport("fraud", "1", "2026-11-02", {})
+    report.degraded, report.degradation = True, "recall fell"
+    publish_report(artifacts, report)
+    assert champion_degraded(monitoring, "1") and not champion_degraded(monitoring, "2")
+    publish_report(artifacts, ModelReport("fraud", "1", "2026-11-03", {}))
+    assert not champion_degraded(monitoring, "1")

@@ -92,9 +92,16 @@ def decide(
     max_looks: int = MAX_LOOKS,
     margin: float = MARGIN,
     statistic: str = "rank",
+    champion_degraded: bool = False,
 ) -> Look:
     """Promote, extend or roll back the challenger at look `look` (1-based); `statistic`:
-    "rank" (Mann-Whitney U) or "mean" (Welch t)."""
+    "rank" (Mann-Whitney U) or "mean" (Welch t).
+
+    The last look without evidence either way keeps the champion, unless `champion_degraded`
+    (monitoring found the champion's live performance significantly below its own offline
+    evaluation): then keeping it is no longer the safe choice, and a challenger that passed
+    the offline gate and showed no harm in K looks is promoted. Harm still rolls back at any
+    look."""
     if statistic not in STATISTICS:
         raise ValueError(f"statistic must be one of {sorted(STATISTICS)}, got {statistic!r}")
     named = STATISTICS[statistic]
@@ -121,6 +128,12 @@ def decide(
         action, why = ROLLBACK, f"challenger worse (p={p_harm:.2g} < {level:.3g})"
     elif p_ok < level:
         action, why = PROMOTE, f"challenger at least as good (p={p_ok:.2g} < {level:.3g})"
+    elif last and champion_degraded:
+        action, why = (
+            PROMOTE,
+            f"last of {max_looks} looks: no evidence of harm (p harm {p_harm:.2g}), and the "
+            "champion is degraded live",
+        )
     elif last:
         action, why = ROLLBACK, f"last of {max_looks} looks without evidence it is as good"
     else:

@@ -193,10 +193,17 @@ def _check_specs(asset: str) -> list[dg.AssetCheckSpec]:
     ]
 
 
+def champion_degraded(monitoring: ArtifactStore, champion: str) -> bool:
+    """Whether the newest monitoring report found this champion degraded live."""
+    latest = latest_report(monitoring)
+    return bool(latest and latest[1].get("degraded") and latest[1].get("version") == champion)
+
+
 def _canary(
     context,
     lifecycle,
     store: ArtifactStore,
+    monitoring: ArtifactStore,
     model: str,
     log: pl.DataFrame,
     losses_of,
@@ -204,20 +211,28 @@ def _canary(
     data: dict[str, Any] | None = None,
 ):
     """Look at the running canary (if any) and act on the sequential test's decision
-    (`statistic`: the test's, `data`: more evidence for the decision log)."""
+    (`statistic`: the test's, `data`: more evidence for the decision log; `monitoring`: the
+    model's reports, whose newest says whether the champion is degraded)."""
     roles = store.roles()
     since = canary.canary_since(roles)
     if since is None:
         return None
     rows = canary.logged_rows(log, model, roles.champion.version, roles.challenger.version, since)
     losses = losses_of(rows)
+    degraded = champion_degraded(monitoring, roles.champion.version)
     look = canary.look_at_canary(
         store,
         roles,
         model,
         losses,
-        {"predictions_logged": rows.height, "losses": losses.height, **(data or {})},
+        {
+            "predictions_logged": rows.height,
+            "losses": losses.height,
+            "champion_degraded": degraded,
+            **(data or {}),
+        },
         statistic=statistic,
+        champion_degraded=degraded,
     )
     _act_on_look(context, lifecycle, store, model, look)
     return look
@@ -300,6 +315,7 @@ def demand_monitoring(
         context,
         lifecycle,
         store,
+        artifacts.artifacts.monitoring("demand"),
         "demand",
         prediction_log,
         lambda rows: canary.demand_losses(rows, daily),
@@ -361,6 +377,7 @@ def fraud_monitoring(
         context,
         lifecycle,
         store,
+        artifacts.artifacts.monitoring("fraud"),
         "fraud",
         prediction_log,
         lambda rows: canary.fraud_losses(rows, transaction_features, now, delay),

@@ -297,9 +297,11 @@ def look_at_canary(
     losses: pl.DataFrame,
     data: dict[str, Any],
     statistic: str = "rank",
+    champion_degraded: bool = False,
 ) -> CanaryLook | None:
     """The next look at the running canary of `roles` (read once by the caller; None: no
-    canary running); `statistic`: the sequential test's ("rank" or "mean")."""
+    canary running); `statistic`: the sequential test's ("rank" or "mean");
+    `champion_degraded`: the last look promotes a challenger that showed no harm."""
     if roles.rollout.mode != "canary" or roles.challenger is None or roles.champion is None:
         return None
     challenger, champion = roles.challenger.version, roles.champion.version
@@ -307,7 +309,13 @@ def look_at_canary(
     challenger_losses = losses.filter(pl.col("arm") == "challenger")["loss"].to_numpy()
     look = _next_look(
         looks_taken(store, challenger),
-        lambda k: sequential.decide(champion_losses, challenger_losses, k, statistic=statistic),
+        lambda k: sequential.decide(
+            champion_losses,
+            challenger_losses,
+            k,
+            statistic=statistic,
+            champion_degraded=champion_degraded,
+        ),
     )
     return CanaryLook(model, challenger, champion, look, data)
 
