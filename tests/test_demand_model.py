@@ -504,3 +504,21 @@ def test_the_training_set_built_a_few_series_at_a_time_equals_the_one_built_at_o
     assert chunked.frame.equals(whole.frame)
     assert chunked.info["mase_scale"] == whole.info["mase_scale"]
     assert chunked.info["rows"] == whole.info["rows"]
+
+
+def test_train_rows_beyond_the_cap_are_sampled_stably_and_the_held_out_windows_never(tiny_mart):
+    """A cap below the train rows keeps about that many, the same ones on every build, from
+    every series; validation and test rows are all kept."""
+    from retail_assets.models.demand.training_set import build_demand_training_set
+
+    whole = build_demand_training_set(tiny_mart)
+    cap = whole.info["rows"]["train"] // 3
+    sampled = build_demand_training_set(tiny_mart, max_train_rows=cap)
+    again = build_demand_training_set(tiny_mart, max_train_rows=cap)
+    assert sampled.frame.equals(again.frame)
+    assert abs(sampled.info["rows"]["train"] - cap) < 0.1 * cap
+    assert sampled.info["train_rows_sampled_share"] < 0.4
+    for split in ("validation", "test"):
+        assert sampled.split(split).equals(whole.split(split))
+    series = whole.split("train").select("store_id", "sku").unique().height
+    assert sampled.split("train").select("store_id", "sku").unique().height == series

@@ -40,6 +40,14 @@ MIN_TRAIN_DAYS = 28
 # `large` (`benchmarks/bench_data_scaling.py`). Built this many series at a time, the state of
 # one chunk is held at once (2,000 series x 730 days: about 1.5M rows).
 SERIES_PER_CHUNK = 2_000
+# Training examples beyond this many are sampled: each train row is kept with the same
+# probability, drawn by a stable hash of (store, SKU, target day), so every series, day and
+# horizon stays represented in proportion. `default` (3.2M train rows) is below it and
+# unchanged; `large` (36.5M) keeps about one in nine, which bounds the step's memory on a
+# 24 GiB machine (the whole frame and its copies were several times the rows' size).
+# Validation and test rows are never sampled: they are the gate's evidence.
+MAX_TRAIN_ROWS = 4_000_000
+_SAMPLE_SALT = 0x5A3B1E
 # Demand features drift monitoring compares across windows: those that describe the target
 # day itself (price, promotion, competitor). The history features (lags, rolling means) are
 # measured from each row's forecast origin, and the training set's windows mix horizons
@@ -217,6 +225,7 @@ def build_demand_training_set(
     horizon_seed: int = 0,
     grain: Grain = DAILY,
     series_per_chunk: int = SERIES_PER_CHUNK,
+    max_train_rows: int = MAX_TRAIN_ROWS,
 ) -> TrainingSet:
     if mart.height == 0:
         raise ValueError("marts.demand_features is empty: nothing to train on")
@@ -253,6 +262,11 @@ def build_demand_training_set(
         with_horizons = train_targets.with_columns(
             draw_horizons(train_targets, horizon_seed, max_horizon)
         )
+    sampled_share = 1.0
+    if with_horizons.height > max_train_rows:
+        sampled_share = max_train_rows / with_horizons.height
+        keep = _row_draw(with_horizons, horizon_seed ^ _SAMPLE_SALT) < sampled_share
+        with_horizons = with_horizons.filter(pl.Series(keep))
     train_origins = with_horizons.with_columns(
         (pl.col("target_date") - pl.duration(days=pl.col("horizon") * d)).alias("origin_date"),
         pl.lit("train").alias("split"),
@@ -344,6 +358,7 @@ def build_demand_training_set(
         "horizon_seed": horizon_seed,
         "rows": {s: int(counts.get(s, 0)) for s in ("train", "validation", "test")},
         "mart_rows": mart.height,
+        "train_rows_sampled_share": round(sampled_share, 4),
         "mase_scale": mase_scales(state, attributes, train_start, val_origin, grain),
         "year_ago_mask_rate": round(mask_rate, 4),
         "fallbacks_test": fallback_shares(test_rows, grain),
