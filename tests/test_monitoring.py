@@ -597,8 +597,9 @@ def test_live_degradation_waits_for_the_canary_of_the_retrain_it_asked_for(tmp_p
     """A degraded model asks for a retrain; while the challenger of that retrain is in canary,
     the next degraded reports wait for its verdict, a new drift included (a new challenger
     would replace the canary before its sequential test decides); once the canary ends, they
-    ask again."""
+    ask again. Read from the model's role pointers, as serving routes traffic."""
     from retail_assets.artifacts import Artifacts
+    from retail_assets.core.store import ArtifactStore, Rollout
     from retail_assets.monitoring.assets import publish_report
     from retail_assets.monitoring.drift import LevelChange
     from retail_assets.monitoring.monitors import ModelReport
@@ -608,6 +609,11 @@ def test_live_degradation_waits_for_the_canary_of_the_retrain_it_asked_for(tmp_p
     settings = settings_for_home(tmp_path, "tiny")
     instance_for(settings)
     artifacts = Artifacts.from_settings(settings)
+    model = artifacts.model("fraud")  # bundles are not what this test is about:
+    store = ArtifactStore(model.root, model.artifact, model.log, lambda _: [])
+    for version in ("1", "2", "3", "4", "5"):
+        store.write(version, {"model.onnx": b"x"})
+    store.promote("1", reason="first", actor="gate")
 
     def report(segment: str = "overall") -> ModelReport:
         out = ModelReport("fraud", "1", "2026-11-02", {})
@@ -618,30 +624,40 @@ def test_live_degradation_waits_for_the_canary_of_the_retrain_it_asked_for(tmp_p
     def result():
         return _sensor(settings)
 
-    def canary(action: str, version: str) -> None:
-        artifacts.log.append({"artifact": "model/fraud", "action": action, "version": version})
+    def canary(version: str) -> None:
+        store.offer(version, reason="passed", actor="gate", rollout=Rollout("canary", 0.2),
+                    action="canary_started")  # fmt: skip
+
+    def ended() -> None:
+        store.retire_challenger(reason="no verdict", actor="canary_test")
 
     publish_report(artifacts, report())
     assert not isinstance(result(), dg.SkipReason)
-    canary("canary_started", "2")
+    canary("2")
     publish_report(artifacts, report())
     waiting = result()
     assert isinstance(waiting, dg.SkipReason)
-    assert "fraud: canary of v2 judges the last retrain" in waiting.skip_message
+    assert "fraud: the canary of v2" in waiting.skip_message
+    assert "has not been decided" in waiting.skip_message
     publish_report(artifacts, report("channel=online"))  # a new drift waits too
-    assert "fraud: canary of v2 judges the last retrain" in result().skip_message
-    canary("retire_challenger", "2")  # the canary ended: the new drift asks
+    assert "the canary of v2" in result().skip_message
+    ended()  # the canary ended: the new drift asks
     assert not isinstance(result(), dg.SkipReason)
-    canary("canary_started", "3")
-    canary("retire_challenger", "3")  # the canary ended without promoting
+    canary("3")
+    ended()  # the canary ended without promoting
     publish_report(artifacts, report("channel=online"))
     assert not isinstance(result(), dg.SkipReason)
-    # A challenger the gate refused but that stays servable gets the canary share: wait too.
-    canary("refuse", "4")
-    canary("challenger", "4")
+    # A challenger the gate refused but that stays servable, offered while a canary runs,
+    # takes the canary's share: the live data judge it, so wait too.
+    canary("4")
+    store.record("refuse", "5", reason="worse", actor="promotion_gate")
+    store.offer("5", reason="refused by the gate; servable", actor="promotion_gate")
     publish_report(artifacts, report("channel=online"))
-    assert "canary of v4" in result().skip_message
-    canary("refuse", "5")  # refused and not servable: nothing is judging, ask again
+    assert "the canary of v5" in result().skip_message
+    # Refused with no canary running, it is offered but gets no traffic: nothing judges it.
+    ended()
+    store.record("refuse", "4", reason="worse", actor="promotion_gate")
+    store.offer("4", reason="refused by the gate; servable", actor="promotion_gate")
     publish_report(artifacts, report("channel=online"))
     assert not isinstance(result(), dg.SkipReason)
 

@@ -370,7 +370,9 @@ def fraud_monitoring(
     `monitoring_retrain_sensor`."""
     store = artifacts.artifacts.model("fraud")
     now = transaction_features["transaction_ts"].max()
-    delay = canary.ReportingDelay.measure(transaction_features, now)
+    # The reporting delay weights the canary's losses: measured only while a canary runs.
+    running = canary.canary_since(store.roles()) is not None
+    delay = canary.ReportingDelay.measure(transaction_features, now) if running else None
     # The running canary first: its look may promote the challenger, and the champion that
     # results is the one compared with its predecessor below.
     look = _canary(
@@ -382,7 +384,7 @@ def fraud_monitoring(
         prediction_log,
         lambda rows: canary.fraud_losses(rows, transaction_features, now, delay),
         statistic="mean",
-        data={"label_delay": delay.summary()},
+        data={"label_delay": delay.summary()} if delay else None,
     )
     champion = store.champion()
     previous = store.rollback_target()
@@ -827,37 +829,6 @@ def tier_scope(
     return sorted(tiers), f"the tiers holding the drifted segments ({held})"
 
 
-# What starts a model's canary in the decision log: a challenger that passed the gate, or one
-# the gate refused that is still servable (it gets the canary share, and the live data judge).
-CANARY_STARTS = frozenset({"canary_started", "challenger"})
-# ... and everything that starts or ends one.
-CANARY_DECISIONS = CANARY_STARTS | frozenset(
-    {
-        "promote",
-        "manual_promote",
-        "rollback",
-        "canary_rolled_back",
-        "retire_challenger",
-        "refuse",
-    }
-)
-
-
-def canary_answering(log, model: str, asked: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The canary that is judging a retrain monitoring asked for: the model's newest canary
-    decision, when it started a canary after the last retrain request. While it runs, live
-    degradation is already being answered; a new challenger would replace it before its
-    sequential test can decide (found by `retail simulate`: fraud asked every night while
-    degraded, twice a night after each refusal of a servable challenger, and 31 canaries in
-    42 days never reached a verdict)."""
-    if not asked:
-        return None
-    latest = log.last(f"model/{model}", CANARY_DECISIONS)
-    if latest is None or latest.get("action") not in CANARY_STARTS:
-        return None
-    return latest if str(latest.get("at", "")) > str(asked[-1].get("at", "")) else None
-
-
 def drift_signature(report: dict[str, Any]) -> list[str]:
     """What drifted that calls for a retrain, as sorted names: level segments, and features
     that drifted overall. A feature drifting only within a segment is reported, not acted on
@@ -954,11 +925,7 @@ def monitoring_retrain_sensor(context: dg.SensorEvaluationContext, artifacts: Ar
         # simulate`: fraud's canaries wait about two weeks for labels, and each new drift of
         # a changing fraud mix replaced the running one). Once it ends, what is still
         # unanswered asks again.
-        canary = canary_answering(store.log, model, asked) if store.log else None
         undecided = _running_canary(artifacts, model)
-        if canary is not None:
-            waiting.append(f"{model}: canary of v{canary.get('version')} judges the last retrain")
-            continue
         if undecided is not None:
             waiting.append(f"{model}: {undecided}")
             continue
