@@ -213,6 +213,15 @@ def _print_artifacts(settings: Settings, domains=None) -> None:
     console.print(table)
 
 
+def _own_stream(stream):
+    """A stream on a copy of `stream`'s file descriptor (itself when it has none: a test's
+    captured output), unaffected when the original descriptor is redirected."""
+    try:
+        return os.fdopen(os.dup(stream.fileno()), "w", buffering=1, closefd=True)
+    except (AttributeError, OSError, ValueError):
+        return stream
+
+
 def _materialize(settings: Settings, selection: str | None):
     from retail_assets.domains import resolve_for
     from retail_assets.runner import materialize_platform
@@ -225,9 +234,10 @@ def _materialize(settings: Settings, selection: str | None):
             "(`retail land FEED FILE`) or name the domains with RETAIL_DOMAINS"
         )
         sys.exit(1)
-    # Runs send tool output (dbt) and Dagster's own log to a log file while they execute;
-    # progress lines go to the stdout we have now.
-    progress = Console(highlight=False, file=sys.stdout)
+    # Runs send tool output (dbt) and Dagster's own log to a log file while they execute,
+    # parallel runs at the file-descriptor level (their step processes inherit it); progress
+    # lines go to the terminal we have now, through a descriptor of its own.
+    progress = Console(highlight=False, file=_own_stream(sys.stdout))
 
     def on_event(message: str) -> None:
         progress.print(message, markup=False, soft_wrap=True)

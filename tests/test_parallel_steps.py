@@ -84,3 +84,39 @@ def test_parallel_steps_are_validated_and_choose_the_executor(monkeypatch):
     assert executor_for(get_settings()).name == dg.multiprocess_executor.name
     monkeypatch.delenv("RETAIL_PARALLEL_STEPS")
     assert executor_for(get_settings()) is dg.in_process_executor
+
+
+def test_a_parallel_run_keeps_its_step_processes_output_in_the_run_log(tmp_path):
+    """`RETAIL_PARALLEL_STEPS=2 retail materialize`, as a user runs it: the terminal shows the
+    progress lines and the summary, while what the step processes write (Dagster's step log)
+    goes to the run log; the run id the summary prints is Dagster's, tagged with the summary."""
+    import os
+
+    import dagster as dg
+
+    from retail_assets.runner import SUMMARY_TAG
+
+    home = tmp_path / "home"
+    env = {**os.environ, "RETAIL_HOME": str(home), "RETAIL_PARALLEL_STEPS": "2"}
+    for var in ("DAGSTER_HOME", "RETAIL_POSTGRES_URL", "RETAIL_NOW"):
+        env.pop(var, None)
+    cli = [sys.executable, "-m", "retail_assets.cli"]
+    subprocess.run([*cli, "generate", "--scale", "tiny"], env=env, check=True, capture_output=True)
+    done = subprocess.run(
+        [*cli, "materialize", "--scale", "tiny", "--select", "group:raw"],
+        env=env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    terminal = done.stdout + done.stderr
+    assert " - dagster - " not in terminal, terminal[:2000]
+    assert "platform run succeeded" in done.stdout
+    log_path = terminal.split("run log (tracebacks, dbt output): ")[1].split()[0]
+    from pathlib import Path
+
+    assert " - dagster - " in Path(log_path).read_text(), "the step processes' log is there"
+    printed = done.stdout.split("run ", 1)[1][:8]  # the summary's title: "run <id> in <s>s"
+    with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+        runs = [r.dagster_run for r in instance.get_run_records()]
+    matching = [run for run in runs if run.run_id.startswith(printed)]
+    assert len(matching) == 1, (printed, [run.run_id for run in runs])
+    assert SUMMARY_TAG in matching[0].tags
