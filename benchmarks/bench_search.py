@@ -491,7 +491,8 @@ def bench_graph_precision(settings, n: int) -> None:
 
 def bench_large(settings, n: int, duration: int) -> None:
     from retail_assets.atomic_files import write_json_atomic
-    from retail_assets.core.decisions import DecisionLog, now_iso
+    from retail_assets.core.clock import now_iso
+    from retail_assets.core.decisions import DecisionLog
     from retail_assets.core.store import ArtifactStore
     from retail_assets.search.catalog import catalog_hash
     from retail_assets.search.evaluation import recall_vs_exact

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
+
+from retail_assets.core import clock
+from retail_assets.core.clock import CLOCK_ENV  # noqa: F401  (re-exported: the simulator sets it)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
@@ -219,23 +222,12 @@ def _parallel_steps() -> int:
     return value
 
 
-# "Now" for the checks that reject data from the future, as an ISO timestamp (naive UTC); unset:
-# the wall clock. `retail simulate` sets it to each simulated night, whose data may lie after
+# "Now" for the checks that reject data from the future (`core/clock.py`: `RETAIL_NOW`, else the
+# wall clock). `retail simulate` sets it to each simulated night, whose data may lie after
 # today's real date. dbt's `not_in_future` test reads the same variable.
-CLOCK_ENV = "RETAIL_NOW"
-
-
 def clock_now() -> datetime:
-    """The platform's "now": `RETAIL_NOW` when set, else the UTC wall clock (naive)."""
-    value = os.environ.get(CLOCK_ENV, "").strip()
-    if not value:
-        return datetime.now(UTC).replace(tzinfo=None)
-    try:
-        return datetime.fromisoformat(value).replace(tzinfo=None)
-    except ValueError:
-        raise ValueError(
-            f"{CLOCK_ENV} must be an ISO timestamp such as 2026-12-08T06:00:00; got {value!r}"
-        ) from None
+    """The platform's "now" in naive UTC."""
+    return clock.now_naive()
 
 
 def _postgres_url() -> str | None:

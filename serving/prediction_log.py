@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 import polars as pl
 
+from retail_assets.core import clock
 from retail_assets.monitoring.schema import PREDICTION_LOG_SCHEMA
 
 log = logging.getLogger("retail.serving")
@@ -74,7 +75,7 @@ class PredictionLogger:
         fallback: str | None = None,
     ) -> None:
         record = (
-            time.time(),
+            clock.timestamp(),
             request_id,
             model,
             version,

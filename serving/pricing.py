@@ -23,13 +23,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from retail_assets.artifacts import Artifacts
+from retail_assets.core import clock
 from retail_assets.core.slot import Slot
 from retail_assets.models.pricing.breaker import BreakerSettings, ChangeWindow, Trip
 from retail_assets.models.pricing.guardrails import Guardrails, PriceContext, decide
@@ -240,7 +241,7 @@ class PricingRuntime:
         with self._lock:
             if version in self.open:
                 return
-            event = OpenBreaker(version, datetime.now(UTC).isoformat(), trip.reason, trip.evidence)
+            event = OpenBreaker(version, clock.now_iso(), trip.reason, trip.evidence)
             self.open[version] = event
         if self.shared is not None and not self.shared.try_open(version, asdict(event)):
             return  # another worker opened it first: it records the event and moves the pointer

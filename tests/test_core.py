@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -395,3 +396,35 @@ def test_the_last_look_promotes_a_harmless_challenger_only_when_the_champion_is_
     worse = rng.gamma(2.0, 3.0, 60)
     assert decide(champion, worse, 14, statistic="mean", champion_degraded=True).action == ROLLBACK
     assert decide(champion, same, 5, statistic="mean", champion_degraded=True).action == "extend"
+
+
+def test_decisions_role_pointers_and_the_prediction_log_read_one_clock(
+    store, tmp_path, monkeypatch
+):
+    """With `RETAIL_NOW` set (a simulated day), a decision, the pointer it moves and a logged
+    prediction all carry that time, so a canary's start and the predictions it judges (and a
+    list and the clicks on it) compare; unset, all read the wall clock; a bad value is named."""
+    import polars as pl
+
+    from retail_assets.core import clock
+    from serving.prediction_log import PredictionLogger
+
+    monkeypatch.setenv("RETAIL_NOW", "2027-01-15T12:00:00")
+    store.write("1", {"payload.txt": b"ok"})
+    entry = store.promote("1", reason="first", actor="gate")
+    assert entry["at"].startswith("2027-01-15T12:00:00")
+    assert store.roles().champion.since.startswith("2027-01-15T12:00:00")
+    logger = PredictionLogger(tmp_path / "log", flush_seconds=60)
+    logger.log(model="fraud", version="1", arm="champion", entity_id="t1", features={},
+               output={"probability": 0.1}, latency_ms=1.0, request_id="r1")  # fmt: skip
+    logger.close()
+    parts = list((tmp_path / "log").glob("date=*/part-*.parquet"))
+    assert [p.parent.name for p in parts] == ["date=2027-01-15"]
+    logged = pl.read_parquet(parts[0])["ts"].dt.replace_time_zone(None).to_list()
+    assert [str(t) for t in logged] == ["2027-01-15 12:00:00"]
+
+    monkeypatch.delenv("RETAIL_NOW")
+    assert abs((clock.now() - datetime.now(UTC)).total_seconds()) < 60
+    monkeypatch.setenv("RETAIL_NOW", "next tuesday")
+    with pytest.raises(ValueError, match="RETAIL_NOW must be an ISO timestamp"):
+        clock.now()

@@ -111,3 +111,23 @@ def test_each_scenario_meets_its_expectations_at_tiny_scale(scenario, tmp_path):
     assert written["scenario"] == scenario and written["summary_numbers"]["server_errors"] == 0
     assert (out / "timeline.png").stat().st_size > 10_000
     assert "## Expectations" in (out / "report.md").read_text()
+    _the_platform_judges_the_lists_it_served_on_what_customers_did(scenario, timeline)
+
+
+def _the_platform_judges_the_lists_it_served_on_what_customers_did(scenario, timeline):
+    """The shoppers' responses to the recommendation lists land with the next night's
+    clickstream, on the platform's (simulated) clock: the recommender's monitoring attributes
+    every list the oracle saw served through its report's day, no more and no fewer."""
+    seen = timeline["days"][-1]["platform"].get("recommend")
+    if not seen:
+        return
+    through = seen["as_of"][:10]
+    served = sum(
+        m["lists"]
+        for day in timeline["days"]
+        if day["day"] <= through
+        for m in day["traffic"]["metrics"].get("recommend", [])
+    )
+    assert seen["lists"] == served, (seen, through)
+    if scenario == "new_product_wave":  # its recommender has a champion from the base day on
+        assert served > 0

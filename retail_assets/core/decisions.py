@@ -14,16 +14,13 @@ import fcntl
 import json
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from retail_assets.core.clock import now_iso
+
 # Actions that install a champion (and so define what a rollback returns to).
 PROMOTING_ACTIONS = frozenset({"promote", "manual_promote", "publish"})
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat()
 
 
 class DecisionLog:

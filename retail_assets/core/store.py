@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from retail_assets.atomic_files import write_json_atomic
-from retail_assets.core.decisions import DecisionLog, now_iso
+from retail_assets.core.clock import now_iso
+from retail_assets.core.decisions import DecisionLog
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"

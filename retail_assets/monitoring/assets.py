@@ -17,13 +17,14 @@ another.
 import base64
 import io
 import json
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import dagster as dg
 import polars as pl
 
 from retail_assets.artifacts import Artifacts
+from retail_assets.core import clock
 from retail_assets.core.markdown import markdown_table
 from retail_assets.core.store import ArtifactStore
 from retail_assets.models.lifecycle.resource import LifecycleResource
@@ -572,7 +573,7 @@ def recommend_monitoring(
             offline = overall.get("challenger", {})
     latest = [t for t in (outcomes["ts"].max(), stg_clickstream["event_ts"].max()) if t]
     report = feedback.monitor_recommend(
-        outcomes, champion, max(latest, default=None) or datetime.now(), offline
+        outcomes, champion, max(latest, default=None) or clock.now_naive(), offline
     )
     table = feedback.ctr_table(outcomes)
     yield from _finish(

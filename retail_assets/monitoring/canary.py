@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from retail_assets.core import sequential
+from retail_assets.core import clock, sequential
 from retail_assets.core.store import ArtifactStore
 from retail_assets.models.fraud.training_set import WindowConfig
 
@@ -418,7 +418,7 @@ def look_at_click_canary(
     since = canary_since(roles)
     if since is None:
         return None
-    if (datetime.now(UTC) - since).total_seconds() < roles.rollout.min_seconds:
+    if (clock.now() - since).total_seconds() < roles.rollout.min_seconds:
         return None
     challenger, champion = roles.challenger.version, roles.champion.version
 

@@ -10,7 +10,6 @@ live index, and the canary/promotion gate.
 
 import json
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,8 @@ import numpy as np
 import polars as pl
 
 from retail_assets.atomic_files import write_json_atomic
-from retail_assets.core.decisions import now_iso
+from retail_assets.core import clock
+from retail_assets.core.clock import now_iso
 from retail_assets.core.markdown import markdown_table
 from retail_assets.core.store import ArtifactStore
 from retail_assets.resources import ArtifactsResource
@@ -698,7 +698,7 @@ def search_index_promotion(
     summary = _summary(evaluation, live)
     policy = canary_policy(store)
     build = (_manifest(store, version) or {}).get("build")
-    step = rollout_step(version, result, roles, policy, datetime.now(UTC), summary, build)
+    step = rollout_step(version, result, roles, policy, clock.now(), summary, build)
     evidence = {
         "gate": result.table(),
         "headline": headline(

@@ -212,6 +212,7 @@ def markdown(timeline: dict[str, Any], scenario: Scenario) -> str:
             for key in facts["quality_before_event"]
         ),
         "",
+        *_platform_lines(timeline),
         "## Events",
         "",
         "| day | event | model | version | reason |",
@@ -225,6 +226,31 @@ def markdown(timeline: dict[str, Any], scenario: Scenario) -> str:
         )
     lines += ["", "![timeline](timeline.png)", ""]
     return "\n".join(lines)
+
+
+def _platform_lines(timeline: dict[str, Any]) -> list[str]:
+    """The recommender's lists and clicks as the platform's own monitoring attributes them (the
+    prediction log joined to the landed clickstream), beside the oracle's count."""
+    seen = (
+        (timeline["days"][-1].get("platform") or {}).get("recommend") if timeline["days"] else None
+    )
+    if not seen or not seen.get("lists"):
+        return []
+    through = str(seen["as_of"])[:10]
+    oracle = [
+        m
+        for day in timeline["days"]
+        if day["day"] <= through
+        for m in day["traffic"]["metrics"].get("recommend", [])
+    ]
+    hits = sum(round(m["lists"] * m["ctr"]) for m in oracle)
+    return [
+        f"Recommendations, as the platform measured them through {through} (its newest "
+        f"monitoring report): {seen['lists']} lists logged, {seen['clicked']} clicked (CTR "
+        f"{seen['ctr']}); the oracle served {sum(m['lists'] for m in oracle)} lists, {hits} "
+        "with a click from the customer they were shown to.",
+        "",
+    ]
 
 
 def write_outputs(timeline: dict[str, Any], scenario: Scenario, out: Path) -> None:

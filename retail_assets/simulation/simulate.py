@@ -52,6 +52,9 @@ ENVIRONMENT = (
     *PATH_OVERRIDES,
 )
 NIGHT = dtime(6, 0)  # after every nightly cron (prediction log 02:00, retrain schedules 03-05)
+# The day's traffic, on the platform's clock (`core/clock.py`): serving logs it at this
+# simulated time, and the customers' responses follow it.
+TRAFFIC = dtime(12, 0)
 WORSE_PROMPT = {
     "name": "simulated_regression",
     "description": "A rewrite that drops the grounding instructions (simulated regression).",
@@ -251,6 +254,30 @@ class Simulation:
         out["assistant_prompt"] = artifacts.prompts().champion()
         return out
 
+    def _platform_view(self) -> dict[str, Any]:
+        """What the platform's own monitoring measured by this morning, beside the oracle's
+        measures: the recommender's lists and clicks as it attributes them (the prediction log
+        joined to the landed clickstream; the customers' responses land the night after)."""
+        from retail_assets.artifacts import Artifacts
+        from retail_assets.monitoring.assets import latest_report
+
+        latest = latest_report(Artifacts.from_settings(self.settings).monitoring("recommend"))
+        if latest is None:
+            return {}
+        report_version, report = latest
+        rows = report.get("live", {}).get("by_version_arm") or []
+        lists = sum(int(r["lists"]) for r in rows)
+        clicked = sum(round(r["lists"] * (r["ctr"] or 0.0)) for r in rows)
+        return {
+            "recommend": {
+                "report": report_version,
+                "as_of": report.get("as_of"),
+                "lists": lists,
+                "clicked": clicked,
+                "ctr": round(clicked / lists, 4) if lists else None,
+            }
+        }
+
     def _decisions(self, seen: int) -> tuple[list[dict[str, Any]], int]:
         path = self.settings.decision_log_path
         if not path.exists():
@@ -419,6 +446,8 @@ class Simulation:
                         e["quarantine"] = bool(reports)
                 if index == event_day and self.scenario.act:
                     self.scenario.act(self, index)
+                record["platform"] = self._platform_view()
+                os.environ[CLOCK_ENV] = datetime.combine(day, TRAFFIC).isoformat()
                 out = traffic.DayTraffic()
                 client = traffic.Client(server.url, out)
                 try:

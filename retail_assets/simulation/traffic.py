@@ -11,7 +11,9 @@ serving answered, per model version and arm, independently of the platform's own
   against the world's labels (known to the simulator at once; the platform sees them only
   when `label_available_at` passes);
 * recommendations: customers who visit that day -> the generator's shoppers respond to the
-  lists (`Shoppers.respond`) -> click-through rate;
+  lists (`Shoppers.respond`) -> click-through rate; their clicks, carts and purchases join the
+  world's clickstream, which lands the next night, so the platform's own monitoring and the
+  recommender's canary judge the lists serving logged on what customers did with them;
 * prices: every store x SKU -> each price checked against the bundle's guardrails, and its
   true margin (`models/pricing/truth.TrueResponse`: the world's elasticities) against the
   margin of today's regular price on the day's units;
@@ -25,14 +27,14 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from datetime import time as dtime
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
 import numpy as np
 import polars as pl
 
+from retail_assets.core import clock
 from retail_assets.simulation.world import World
 
 MAX_RECOMMEND_CUSTOMERS = 40
@@ -272,7 +274,8 @@ def recommendations(client: Client, world: World, day: date, shoppers, out: DayT
         served.append(
             {
                 "request_id": f"{day}-{visit['customer_id']}",
-                "ts": datetime.combine(day, dtime(12, 0)),
+                # The time serving logged the list at (the platform's clock, simulated).
+                "ts": clock.now_naive(),
                 "customer_id": visit["customer_id"],
                 "session_id": visit["session_id"],
                 "skus": [item["sku"] for item in body["items"]],
@@ -285,6 +288,7 @@ def recommendations(client: Client, world: World, day: date, shoppers, out: DayT
     frame = pl.DataFrame(served).with_columns(pl.col("ts").cast(pl.Datetime("us")))
     salt = int(day.toordinal())
     events = shoppers.respond(frame.drop("version", "arm"), salt=salt)
+    world.add_responses("clickstream", events)
     clicked = set()
     if events.height and "event_type" in events.columns:
         clicks = events.filter(pl.col("event_type") == "click")

@@ -100,6 +100,16 @@ class World:
             return frame.filter(pl.col(column).dt.date() == day)
         return frame.filter(pl.col(column) == day)
 
+    def add_responses(self, name: str, rows: pl.DataFrame) -> None:
+        """Customers' responses to what serving answered (their clicks, carts and purchases on a
+        recommendation list) join the feed: they land with it from the next night on, as a
+        retailer's clickstream carries them, and the platform's monitoring judges them."""
+        if rows.height:
+            frame = self.feeds[name]
+            self.feeds[name] = pl.concat(
+                [frame, rows.select(frame.columns)], how="vertical_relaxed"
+            )
+
     def launch_wave(self, day: date, share: float) -> list[str]:
         """Hide the `share` of SKUs with the most sales until `day`, then launch them at once
         (their launch date becomes `day`; their history before it is dropped: a new product

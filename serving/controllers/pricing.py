@@ -7,7 +7,7 @@ breaker is open). POST /v1/admin/pricing/breaker/{version}/close closes an open 
 from __future__ import annotations
 
 import math
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Annotated
 
 import msgspec
@@ -15,6 +15,7 @@ from litestar import Controller, post
 from litestar.exceptions import NotFoundException, ValidationException
 from litestar.params import JSONBody, Parameter
 
+from retail_assets.core import clock
 from serving.controllers.admin import require_admin
 from serving.openapi import ADMIN_ERRORS, ADMIN_SECURITY, BODY_ERRORS, errors
 from serving.pricing import PriceAnswer, PriceQuery, PricingFeatures
@@ -178,7 +179,7 @@ def _day(serving: ServingDependency, table: PricingFeatures) -> date:
     weekday and week of year enter the model)."""
     if serving.config.payment_clock.mode == "replay":
         return table.as_of + timedelta(days=1)
-    return datetime.now(UTC).date()
+    return clock.now().date()
 
 
 def _table(serving: ServingDependency) -> PricingFeatures:

@@ -13,6 +13,7 @@ from litestar import Controller, post
 from litestar.exceptions import ValidationException
 from litestar.params import JSONBody
 
+from retail_assets.core import clock
 from retail_assets.models.recommend.online import FALLBACKS
 from retail_assets.models.recommend.rules import Rules
 from serving.openapi import BODY_ERRORS, errors
@@ -158,9 +159,7 @@ class RecommendController(Controller):
         cap = data.max_per_category or config.recommend_max_per_category
         table = serving.recommend
         day: date = (
-            table.as_of.date()
-            if config.payment_clock.mode == "replay"
-            else datetime.now(UTC).date()
+            table.as_of.date() if config.payment_clock.mode == "replay" else clock.now().date()
         )
         result = recommend(
             serving,
