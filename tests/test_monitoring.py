@@ -662,6 +662,45 @@ def test_live_degradation_waits_for_the_canary_of_the_retrain_it_asked_for(tmp_p
     assert not isinstance(result(), dg.SkipReason)
 
 
+def test_a_new_demand_drift_replaces_a_canary_trained_before_it_and_degradation_waits(tmp_path):
+    """Demand's running challenger was trained before a department's level drift: the drift
+    retrains at once (its canary starts over on the next day's sales), while live degradation
+    alone waits for the canary's verdict. Fraud waits for both (its labels take weeks)."""
+    from retail_assets.artifacts import Artifacts
+    from retail_assets.core.store import ArtifactStore, Rollout
+    from retail_assets.monitoring.assets import publish_report
+    from retail_assets.monitoring.drift import LevelChange
+    from retail_assets.monitoring.monitors import ModelReport
+    from retail_assets.runner import instance_for
+    from retail_assets.settings import settings_for_home
+
+    settings = settings_for_home(tmp_path, "tiny")
+    instance_for(settings)
+    artifacts = Artifacts.from_settings(settings)
+    model = artifacts.model("demand")  # bundles are not what this test is about:
+    store = ArtifactStore(model.root, model.artifact, model.log, lambda _: [])
+    for version in ("1", "2"):
+        store.write(version, {"model.onnx": b"x"})
+    store.promote("1", reason="first", actor="gate")
+    store.offer("2", reason="weekly", actor="gate", rollout=Rollout("canary", 0.2),
+                action="canary_started")  # fmt: skip
+
+    degraded = ModelReport("demand", "1", "2026-11-02", {})
+    degraded.degraded, degraded.degradation = True, "WAPE rose"
+    publish_report(artifacts, degraded)
+    waiting = _sensor(settings)
+    assert isinstance(waiting, dg.SkipReason) and "the canary of v2" in waiting.skip_message
+
+    drift = ModelReport("demand", "1", "2026-11-03", {})
+    drift.level_drift = [
+        LevelChange("department=Electronics", 26, 0.32, 2e-4, True, what="units sold")
+    ]
+    publish_report(artifacts, drift)
+    asked = _sensor(settings)
+    assert not isinstance(asked, dg.SkipReason) and len(asked) == 1
+    assert asked[0].tags["retail/model"] == "demand"
+
+
 def test_a_feature_drifting_in_one_more_segment_does_not_ask_again(tmp_path):
     """A feature that drifted overall asks for a retrain once per drift window; the same
     feature drifting the next day in one more department (segment drift is reported, not
