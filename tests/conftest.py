@@ -137,3 +137,18 @@ def pytest_sessionstart(session):
     from retail_assets.transform.project import prepare_dbt_project
 
     prepare_dbt_project()
+
+
+def canary_running(artifacts, model: str, versions: tuple[str, ...] = ("1", "2")):
+    """The model's store with v1 champion and v2 in canary (bundles are not what the tests
+    using it are about: every version is valid), for tests of who waits for a canary."""
+    from retail_assets.core.store import ArtifactStore, Rollout
+
+    bundles = artifacts.model(model)
+    store = ArtifactStore(bundles.root, bundles.artifact, bundles.log, lambda _: [])
+    for version in versions:
+        store.write(version, {"model.onnx": b"x"})
+    store.promote("1", reason="first", actor="gate")
+    store.offer("2", reason="weekly", actor="gate", rollout=Rollout("canary", 0.2),
+                action="canary_started")  # fmt: skip
+    return store

@@ -12,6 +12,7 @@ import dagster as dg
 import numpy as np
 import polars as pl
 import pytest
+from conftest import canary_running
 
 from retail_assets.core.decisions import DecisionLog
 from retail_assets.core.sequential import MAX_WAITING_LOOKS, ROLLBACK, Look
@@ -196,13 +197,7 @@ def test_monitoring_asks_for_no_retrain_while_the_models_canary_is_undecided(tmp
     settings = settings_for_home(tmp_path, "tiny")
     instance = instance_for(settings)
     artifacts = Artifacts.from_settings(settings)
-    model = artifacts.model("fraud")  # bundles are not what this test is about:
-    store = ArtifactStore(model.root, model.artifact, model.log, lambda _: [])
-    for version in ("1", "2"):
-        store.write(version, {"model.onnx": b"x"})
-    store.promote("1", reason="first", actor="gate")
-    store.offer("2", reason="weekly", actor="gate", rollout=Rollout("canary", 0.2),
-                action="canary_started")  # fmt: skip
+    store = canary_running(artifacts, "fraud")
     report = ModelReport("fraud", "1", "2026-11-02", {})
     report.level_drift = [LevelChange("overall", 10, 0.6, 1e-6, True, what="known fraud rate")]
     publish_report(artifacts, report)

@@ -14,6 +14,7 @@ import dagster as dg
 import numpy as np
 import polars as pl
 import pytest
+from conftest import canary_running
 
 from retail_assets.monitoring.drift import (
     Windows,
@@ -667,7 +668,6 @@ def test_a_new_demand_drift_replaces_a_canary_trained_before_it_and_degradation_
     retrains at once (its canary starts over on the next day's sales), while live degradation
     alone waits for the canary's verdict. Fraud waits for both (its labels take weeks)."""
     from retail_assets.artifacts import Artifacts
-    from retail_assets.core.store import ArtifactStore, Rollout
     from retail_assets.monitoring.assets import publish_report
     from retail_assets.monitoring.drift import LevelChange
     from retail_assets.monitoring.monitors import ModelReport
@@ -677,13 +677,7 @@ def test_a_new_demand_drift_replaces_a_canary_trained_before_it_and_degradation_
     settings = settings_for_home(tmp_path, "tiny")
     instance_for(settings)
     artifacts = Artifacts.from_settings(settings)
-    model = artifacts.model("demand")  # bundles are not what this test is about:
-    store = ArtifactStore(model.root, model.artifact, model.log, lambda _: [])
-    for version in ("1", "2"):
-        store.write(version, {"model.onnx": b"x"})
-    store.promote("1", reason="first", actor="gate")
-    store.offer("2", reason="weekly", actor="gate", rollout=Rollout("canary", 0.2),
-                action="canary_started")  # fmt: skip
+    canary_running(artifacts, "demand")
 
     degraded = ModelReport("demand", "1", "2026-11-02", {})
     degraded.degraded, degraded.degradation = True, "WAPE rose"

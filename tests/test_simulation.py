@@ -30,7 +30,7 @@ DAYS = {
 #   yet (the training set uses labels matured for 60 days), so live recall does not recover
 #   within the run;
 # - supply_shock: the level test runs over SKUs, and tiny has 5 Electronics SKUs where an exact
-#   Wilcoxon test needs 11 to reach p < 0.001; it runs at `small`.
+#   Wilcoxon test needs 11 to reach p < 0.001; it runs at `small` (below).
 
 
 def test_the_world_reveals_each_day_what_a_retailer_has_by_then():
@@ -131,3 +131,27 @@ def _the_platform_judges_the_lists_it_served_on_what_customers_did(scenario, tim
     assert seen["lists"] == served, (seen, through)
     if scenario == "new_product_wave":  # its recommender has a champion from the base day on
         assert served > 0
+
+
+# supply_shock at `small` (26 Electronics SKUs): the shock on day 2 of 10 moves the department's
+# 28-day level past the 25 % bar about two days later, and the retrain runs the same night.
+SHOCK_DAYS = 10
+
+
+def test_a_supply_shock_is_found_in_its_department_only_and_retrains_its_tiers(tmp_path):
+    """`supply_shock` at `small`: Electronics jumps 4x and competitors cut its prices. The level
+    drift is found in that department only, only the tiers holding it retrain (their
+    challenger replacing a canary trained before the shock), every served price stays inside
+    its guardrails, and nothing answers 5xx."""
+    out = tmp_path / "supply_shock"
+    timeline = simulate("supply_shock", SHOCK_DAYS, out, scale="small", seed=42, progress=print)
+    failed = [e for e in timeline["expectations"] if not e["passed"]]
+    assert len(timeline["expectations"]) == 4 and not failed, json.dumps(failed, indent=2)
+    asked = [
+        e
+        for day in timeline["days"]
+        for e in day["events"]
+        if e["type"] == "retrain_requested" and e["model"] == "demand"
+    ]
+    assert asked and all(e.get("tier_scope") for e in asked), asked
+    assert timeline["summary_numbers"]["server_errors"] == 0
