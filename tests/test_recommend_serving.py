@@ -232,8 +232,10 @@ def test_ctr_drop_of_the_champion_is_a_retrain_verdict_and_a_steady_ctr_is_not()
     dropped = monitor_recommend(outcomes(0.12), "3", now, {})
     assert dropped.degraded and dropped.actions == ["retrain"]
     assert "CTR fell" in dropped.degradation and dropped.live["p_value"] < 0.01
-    # Another version's lists are not the champion's evidence.
+    # Another version's lists are not the champion's evidence, nor anyone's without a champion.
     assert monitor_recommend(outcomes(0.12), "4", now, {}).notes
+    unserved = monitor_recommend(outcomes(0.12), None, now, {})
+    assert unserved.live["recent_lists"] == 0 and not unserved.degraded
 
 
 def test_a_ctr_drop_report_makes_the_sensor_retrain_the_recommender_only(platform_copy):

@@ -116,7 +116,11 @@ def monitor_recommend(
     """The champion's recent CTR against its own earlier CTR (see the module docstring)."""
     recent_start = now - timedelta(days=RECENT_DAYS)
     reference_start = recent_start - timedelta(days=REFERENCE_DAYS)
-    mine = outcomes.filter(pl.col("version") == champion, pl.col("arm") == "champion")
+    mine = (
+        outcomes.filter(pl.col("version") == champion, pl.col("arm") == "champion")
+        if champion is not None
+        else outcomes.clear()  # no champion (the gate refused every ranker): nothing of its own
+    )
     recent = mine.filter(pl.col("ts") >= recent_start, pl.col("ts") <= now)
     reference = mine.filter(pl.col("ts") >= reference_start, pl.col("ts") < recent_start)
 
