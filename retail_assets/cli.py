@@ -242,7 +242,11 @@ def _materialize(settings: Settings, selection: str | None):
     def on_event(message: str) -> None:
         progress.print(message, markup=False, soft_wrap=True)
 
-    summary = materialize_platform(settings, selection=selection, on_event=on_event)
+    try:
+        summary = materialize_platform(settings, selection=selection, on_event=on_event)
+    finally:
+        if progress.file is not sys.stdout:
+            progress.file.close()
     _print_summary(summary, settings)
     return summary
 

@@ -280,15 +280,30 @@ def _execute_parallel(instance, summary: RunSummary, keys, config: dict, exclude
         platform_job_from_environment.__name__,
         reconstructable_kwargs={"excluded_tests": list(excluded_tests)},
     )
-    result = dg.execute_job(
-        job,
-        instance=instance,
-        asset_selection=keys,
-        raise_on_error=False,
-        run_config=config,
-        tags={SUMMARY_TAG: summary.run_id},
-    )
-    return result
+    try:
+        return dg.execute_job(
+            job,
+            instance=instance,
+            asset_selection=keys,
+            raise_on_error=False,
+            run_config=config,
+            tags={SUMMARY_TAG: summary.run_id},
+        )
+    finally:
+        _stop_forkserver()
+
+
+def _stop_forkserver() -> None:
+    """Step processes fork from the forkserver, which keeps the descriptors and environment
+    it started with (the first parallel run's log, `RETAIL_HOME` and `RETAIL_NOW`): stop it
+    after each run, so the next one starts a server of its own (found in review: a second
+    parallel run in one process wrote its step output to the first run's log)."""
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    stop = getattr(server, "_stop", None)
+    if stop is not None:
+        stop()
 
 
 @contextlib.contextmanager
@@ -299,12 +314,12 @@ def _process_output_to(log):
     step log reached the terminal), and restore them after."""
     try:
         targets = [sys.__stdout__.fileno(), sys.__stderr__.fileno()]
+        for stream in (sys.__stdout__, sys.__stderr__, log):
+            stream.flush()
+        saved = [os.dup(fd) for fd in targets]
     except (AttributeError, OSError, ValueError):  # no real descriptors (an embedding host)
         yield
         return
-    for stream in (sys.__stdout__, sys.__stderr__, log):
-        stream.flush()
-    saved = [os.dup(fd) for fd in targets]
     try:
         for fd in targets:
             os.dup2(log.fileno(), fd)

@@ -120,3 +120,30 @@ def test_a_parallel_run_keeps_its_step_processes_output_in_the_run_log(tmp_path)
     matching = [run for run in runs if run.run_id.startswith(printed)]
     assert len(matching) == 1, (printed, [run.run_id for run in runs])
     assert SUMMARY_TAG in matching[0].tags
+
+    # Two parallel runs in one process: the second's step processes write to its own log
+    # (the forkserver they fork from started with the first run's descriptors).
+    twice = subprocess.run(
+        [sys.executable, "-c", TWO_RUNS], env=env, capture_output=True, text=True, timeout=900
+    )
+    assert twice.returncode == 0, twice.stdout[-3000:] + twice.stderr[-3000:]
+    first, second = twice.stdout.split()[-2:]
+    assert first != second
+    for log in (first, second):
+        assert " - dagster - " in Path(log).read_text(), f"{log} lacks its step processes' log"
+
+
+TWO_RUNS = textwrap.dedent(
+    """
+    from retail_assets.runner import materialize_platform
+    from retail_assets.settings import get_settings
+    from retail_assets.transform.project import prepare_dbt_project
+
+    prepare_dbt_project()
+    settings = get_settings()
+    for _ in range(2):
+        summary = materialize_platform(settings, selection="group:raw")
+        assert summary.success, summary.problems
+        print(summary.log_path)
+    """
+)
