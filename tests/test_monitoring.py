@@ -664,10 +664,12 @@ def test_live_degradation_waits_for_the_canary_of_the_retrain_it_asked_for(tmp_p
 
 
 def test_a_new_demand_drift_replaces_a_canary_trained_before_it_and_degradation_waits(tmp_path):
-    """Demand's running challenger was trained before a department's level drift: the drift
-    retrains at once (its canary starts over on the next day's sales), while live degradation
-    alone waits for the canary's verdict. Fraud waits for both (its labels take weeks)."""
+    """Demand's running challenger came from its schedule, before a department's level drift:
+    the drift retrains at once (its canary starts over on the next day's sales), while live
+    degradation alone waits for the canary's verdict, and so does a later drift while the
+    canary of the drift's own retrain runs. Fraud waits for all (its labels take weeks)."""
     from retail_assets.artifacts import Artifacts
+    from retail_assets.core.store import Rollout
     from retail_assets.monitoring.assets import publish_report
     from retail_assets.monitoring.drift import LevelChange
     from retail_assets.monitoring.monitors import ModelReport
@@ -677,7 +679,7 @@ def test_a_new_demand_drift_replaces_a_canary_trained_before_it_and_degradation_
     settings = settings_for_home(tmp_path, "tiny")
     instance_for(settings)
     artifacts = Artifacts.from_settings(settings)
-    canary_running(artifacts, "demand")
+    store = canary_running(artifacts, "demand")
 
     degraded = ModelReport("demand", "1", "2026-11-02", {})
     degraded.degraded, degraded.degradation = True, "WAPE rose"
@@ -685,14 +687,25 @@ def test_a_new_demand_drift_replaces_a_canary_trained_before_it_and_degradation_
     waiting = _sensor(settings)
     assert isinstance(waiting, dg.SkipReason) and "the canary of v2" in waiting.skip_message
 
-    drift = ModelReport("demand", "1", "2026-11-03", {})
-    drift.level_drift = [
-        LevelChange("department=Electronics", 26, 0.32, 2e-4, True, what="units sold")
-    ]
-    publish_report(artifacts, drift)
+    def drift(as_of: str, *departments: str) -> ModelReport:
+        report = ModelReport("demand", "1", as_of, {})
+        report.level_drift = [
+            LevelChange(f"department={d}", 26, 0.32, 2e-4, True, what="units sold")
+            for d in departments
+        ]
+        return report
+
+    publish_report(artifacts, drift("2026-11-03", "Electronics"))
     asked = _sensor(settings)
     assert not isinstance(asked, dg.SkipReason) and len(asked) == 1
     assert asked[0].tags["retail/model"] == "demand"
+    # Its retrain's challenger goes to canary; a drift in one more department waits for it.
+    store.write("3", {"model.onnx": b"x"})
+    store.offer("3", reason="passed", actor="gate", rollout=Rollout("canary", 0.2),
+                action="canary_started")  # fmt: skip
+    publish_report(artifacts, drift("2026-11-04", "Electronics", "Toys"))
+    waiting = _sensor(settings)
+    assert isinstance(waiting, dg.SkipReason) and "the canary of v3" in waiting.skip_message
 
 
 def test_a_feature_drifting_in_one_more_segment_does_not_ask_again(tmp_path):

@@ -17,7 +17,7 @@ another.
 import base64
 import io
 import json
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import dagster as dg
@@ -41,18 +41,20 @@ from retail_assets.monitoring.monitors import (
 from retail_assets.resources import ArtifactsResource
 
 MONITORED_MODELS = ("demand", "fraud", "recommend")
-# Whether a drift no retrain has answered yet retrains the model while its canary is undecided
-# (the new challenger replaces the canary). Live degradation alone always waits for the
-# canary's verdict.
+# Whether a drift no retrain has answered yet retrains the model while a canary runs whose
+# challenger was not trained for monitoring (a scheduled retrain from before the drift); the
+# new challenger replaces that canary. The challenger of a retrain monitoring asked for is
+# never replaced by a later drift (its canary would starve), and live degradation alone
+# always waits for the canary's verdict.
+# * demand: yes. The scheduled challenger was trained on the world the drift says is gone, and
+#   the next day's sales judge a new canary at once. Found by `retail simulate supply_shock`:
+#   Electronics' +32 % was found two days after the shock, and its retrain waited ten days for
+#   the canary of a weekly challenger (which the next weekly retrain replaced anyway).
 # * fraud: no. Its canary's verdict needs labels that arrive over weeks (about two here), and
 #   a changing fraud mix raises a new drift signature every few days: yielding to each, 31
 #   fraud canaries in 42 simulated days were replaced before a verdict.
-# * demand, recommend: yes. The running challenger was trained before the drift, on the world
-#   the drift says is gone, and their outcomes (the next day's sales, the day's clicks) arrive
-#   within a day, so a new canary starts over cheaply. Found by `retail simulate supply_shock`:
-#   Electronics' +32 % was found two days after the shock, and its retrain waited ten days for
-#   the canary of a model trained before the shock (which a weekly retrain then replaced).
-DRIFT_REPLACES_CANARY = {"demand": True, "fraud": False, "recommend": True}
+# * recommend: no drift to answer (its monitor judges click-through only).
+DRIFT_REPLACES_CANARY = {"demand": True, "fraud": False, "recommend": False}
 REPORT_FILE = "report.json"
 # Reports shown in the plot of each monitoring asset.
 PLOT_REPORTS = 30
@@ -893,6 +895,15 @@ def latest_memberships(
     return out, parents
 
 
+def answers_monitoring(roles, asked: list[dict[str, Any]]) -> bool:
+    """Whether the running challenger came after monitoring's newest retrain request (so it
+    is that request's answer; both times on the platform clock)."""
+    if roles.challenger is None or not roles.challenger.since or not asked:
+        return False
+    since = datetime.fromisoformat(roles.challenger.since)
+    return since >= datetime.fromisoformat(str(asked[-1]["at"]))
+
+
 def _running_canary(artifacts: ArtifactsResource, model: str) -> str | None:
     return canary.running_canary(artifacts.artifacts.model(model))
 
@@ -938,7 +949,12 @@ def monitoring_retrain_sensor(context: dg.SensorEvaluationContext, artifacts: Ar
         # model whose canary needs weeks of labels (`DRIFT_REPLACES_CANARY`). Once it ends,
         # what is still unanswered asks again.
         undecided = _running_canary(artifacts, model)
-        if undecided is not None and not (unanswered and DRIFT_REPLACES_CANARY[model]):
+        replaces = (
+            unanswered
+            and DRIFT_REPLACES_CANARY[model]
+            and not answers_monitoring(artifacts.artifacts.model(model).roles(), asked)
+        )
+        if undecided is not None and not replaces:
             waiting.append(f"{model}: {undecided}")
             continue
         if not report.get("degraded") and not unanswered:
