@@ -185,6 +185,7 @@ def explicit_domains() -> tuple[str, ...] | None:
 
 def get_settings() -> Settings:
     """Read settings from the environment (call again after changing it, e.g. in tests)."""
+    clock.now()  # a malformed RETAIL_NOW is named now, not when a check or a request reads it
     home = _path("RETAIL_HOME", PROJECT_ROOT / ".retail")
     scale = os.environ.get("RETAIL_SCALE", "default")
     if scale not in SCALES:

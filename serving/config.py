@@ -8,12 +8,14 @@ domain (its routes are registered when the app is built).
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
 from retail_assets.artifacts import Artifacts
+from retail_assets.core import clock
 from retail_assets.domains import DOMAIN_NAMES, serving_domains
 from retail_assets.models.pricing.breaker import (
     DEFAULT_MIN_CHANGES,
@@ -24,6 +26,8 @@ from retail_assets.models.pricing.breaker import (
 from retail_assets.models.recommend.rules import MAX_PER_CATEGORY
 from retail_assets.settings import Settings, get_settings
 from serving.clock import DEFAULT_MAX_AGE, DEFAULT_MAX_AHEAD, PaymentClock
+
+log = logging.getLogger("retail.serving")
 
 
 def _seconds(var: str, default: timedelta) -> timedelta:
@@ -91,6 +95,16 @@ class ServingConfig:
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> ServingConfig:
         settings = settings or get_settings()
+        # A malformed RETAIL_NOW fails here, naming it, not as a 500 on every logged request;
+        # a set one freezes serving's clock (every prediction logged at that instant): say so.
+        now = clock.now()
+        if os.environ.get(clock.CLOCK_ENV, "").strip():
+            log.warning(
+                "%s=%s: serving logs every prediction at this fixed time (the platform's "
+                "clock for simulations); unset it for live traffic",
+                clock.CLOCK_ENV,
+                now.isoformat(),
+            )
         domains, domains_source = serving_domains(settings)
         return cls(
             artifacts=Artifacts.from_settings(settings),

@@ -407,6 +407,7 @@ def test_decisions_role_pointers_and_the_prediction_log_read_one_clock(
     import polars as pl
 
     from retail_assets.core import clock
+    from retail_assets.settings import get_settings
     from serving.prediction_log import PredictionLogger
 
     monkeypatch.setenv("RETAIL_NOW", "2027-01-15T12:00:00")
@@ -428,3 +429,5 @@ def test_decisions_role_pointers_and_the_prediction_log_read_one_clock(
     monkeypatch.setenv("RETAIL_NOW", "next tuesday")
     with pytest.raises(ValueError, match="RETAIL_NOW must be an ISO timestamp"):
         clock.now()
+    with pytest.raises(ValueError, match="RETAIL_NOW must be an ISO timestamp"):
+        get_settings()  # every command and `retail serve` stop at start, naming it
