@@ -236,20 +236,46 @@ def _platform_lines(timeline: dict[str, Any]) -> list[str]:
     )
     if not seen or not seen.get("lists"):
         return []
-    through = str(seen["as_of"])[:10]
-    oracle = [
-        m
-        for day in timeline["days"]
-        if day["day"] <= through
-        for m in day["traffic"]["metrics"].get("recommend", [])
-    ]
+    since, through = recommend_window(seen)
+    oracle = oracle_recommendations(timeline, since, through)
     hits = sum(round(m["lists"] * m["ctr"]) for m in oracle)
     return [
-        f"Recommendations, as the platform measured them through {through} (its newest "
-        f"monitoring report): {seen['lists']} lists logged, {seen['clicked']} clicked (CTR "
-        f"{seen['ctr']}); the oracle served {sum(m['lists'] for m in oracle)} lists, {hits} "
-        "with a click from the customer they were shown to.",
+        f"Recommendations, as the platform measured them from {since} through {through} (its "
+        f"newest monitoring report): {seen['lists']} lists logged, {seen['clicked']} clicked "
+        f"(CTR {seen['ctr']}); the oracle served {sum(m['lists'] for m in oracle)} lists, "
+        f"{hits} with a click from the customer they were shown to.",
         "",
+    ]
+
+
+def recommend_window(seen: dict[str, Any]) -> tuple[str, str]:
+    """The days whose lists the recommender's monitoring report covers: its CTR by version
+    and arm spans the reference and recent windows before its `as_of`, and each day's lists
+    are logged at the traffic's time."""
+    from datetime import datetime, timedelta
+
+    from retail_assets.monitoring.feedback import RECENT_DAYS, REFERENCE_DAYS
+    from retail_assets.simulation.simulate import TRAFFIC
+
+    as_of = datetime.fromisoformat(str(seen["as_of"]))
+    start = as_of - timedelta(days=RECENT_DAYS + REFERENCE_DAYS)
+    first = start.date()
+    if datetime.combine(first, TRAFFIC) < start:
+        first += timedelta(days=1)
+    last = as_of.date()
+    if datetime.combine(last, TRAFFIC) > as_of:
+        last -= timedelta(days=1)
+    return first.isoformat(), last.isoformat()
+
+
+def oracle_recommendations(timeline: dict[str, Any], since: str, through: str) -> list[dict]:
+    """The oracle's recommendation metrics (lists, ctr per version and arm) of the days from
+    `since` through `through`."""
+    return [
+        m
+        for day in timeline["days"]
+        if since <= day["day"] <= through
+        for m in day["traffic"]["metrics"].get("recommend", [])
     ]
 
 

@@ -433,6 +433,8 @@ class Simulation:
                     self.corrupt_next_landing = False
                     began = time.perf_counter()
                     self._land(day - timedelta(days=1), corrupt=corrupt)
+                    # Yesterday's predictions are on disk before the night loads them.
+                    server.state.prediction_log.flush()
                     os.environ[CLOCK_ENV] = datetime.combine(day, NIGHT).isoformat()
                     runs = daemon.night(datetime.combine(day, NIGHT))
                     if self.policy == "nightly":
