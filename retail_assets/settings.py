@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 from retail_assets.core import clock
-from retail_assets.core.clock import CLOCK_ENV  # noqa: F401  (re-exported: the simulator sets it)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
@@ -221,14 +219,6 @@ def _parallel_steps() -> int:
     if value < 1:
         raise ValueError(f"RETAIL_PARALLEL_STEPS must be a whole number >= 1; got {text!r}")
     return value
-
-
-# "Now" for the checks that reject data from the future (`core/clock.py`: `RETAIL_NOW`, else the
-# wall clock). `retail simulate` sets it to each simulated night, whose data may lie after
-# today's real date. dbt's `not_in_future` test reads the same variable.
-def clock_now() -> datetime:
-    """The platform's "now" in naive UTC."""
-    return clock.now_naive()
 
 
 def _postgres_url() -> str | None:

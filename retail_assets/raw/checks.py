@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import dagster as dg
 import polars as pl
 
+from retail_assets.core.clock import now_naive
 from retail_assets.raw.assets import FEED_ROW_COLUMN, OPTIONAL_FEED_METADATA
 from retail_assets.resources import LandingZoneResource
-from retail_assets.settings import clock_now
 from retail_assets.sources.contracts import FEEDS, FeedContract
 from retail_assets.warehouse import WarehouseResource
 
@@ -48,7 +48,7 @@ def duckdb_type(dtype: pl.DataType) -> str:
 @dataclass(frozen=True)
 class ValueRule:
     """Rows matching `violation` (a SQL predicate over the feed aliased `f`) are implausible.
-    `{now}` and `{today}` in it stand for the platform's clock (`settings.clock_now`)."""
+    `{now}` and `{today}` in it stand for the platform's clock (`core/clock.py`)."""
 
     column: str
     violation: str
@@ -208,7 +208,7 @@ def evaluate_feed(
 
         # Plausible values.
         value_problems = []
-        now = clock_now()
+        now = now_naive()
         clock = {"now": f"timestamp '{now.isoformat(sep=' ')}'", "today": f"date '{now.date()}'"}
         for rule in VALUE_RULES.get(contract.name, ()):
             if rule.column not in present_names or not set(rule.needs_tables) <= existing_tables:

@@ -255,7 +255,7 @@ def recommend_window(seen: dict[str, Any]) -> tuple[str, str]:
     from datetime import datetime, timedelta
 
     from retail_assets.monitoring.feedback import RECENT_DAYS, REFERENCE_DAYS
-    from retail_assets.simulation.simulate import TRAFFIC
+    from retail_assets.simulation.traffic import TRAFFIC
 
     as_of = datetime.fromisoformat(str(seen["as_of"]))
     start = as_of - timedelta(days=RECENT_DAYS + REFERENCE_DAYS)

@@ -35,7 +35,8 @@ from typing import Any
 
 import polars as pl
 
-from retail_assets.settings import CLOCK_ENV, PATH_OVERRIDES, Settings, settings_for_home
+from retail_assets.core.clock import CLOCK_ENV
+from retail_assets.settings import PATH_OVERRIDES, Settings, settings_for_home
 from retail_assets.simulation.report import write_outputs
 from retail_assets.simulation.scenarios import SCENARIOS, Scenario
 from retail_assets.simulation.world import World, build_world
@@ -52,9 +53,6 @@ ENVIRONMENT = (
     *PATH_OVERRIDES,
 )
 NIGHT = dtime(6, 0)  # after every nightly cron (prediction log 02:00, retrain schedules 03-05)
-# The day's traffic, on the platform's clock (`core/clock.py`): serving logs it at this
-# simulated time, and the customers' responses follow it.
-TRAFFIC = dtime(12, 0)
 WORSE_PROMPT = {
     "name": "simulated_regression",
     "description": "A rewrite that drops the grounding instructions (simulated regression).",
@@ -449,7 +447,7 @@ class Simulation:
                 if index == event_day and self.scenario.act:
                     self.scenario.act(self, index)
                 record["platform"] = self._platform_view()
-                os.environ[CLOCK_ENV] = datetime.combine(day, TRAFFIC).isoformat()
+                os.environ[CLOCK_ENV] = datetime.combine(day, traffic.TRAFFIC).isoformat()
                 out = traffic.DayTraffic()
                 client = traffic.Client(server.url, out)
                 try:

@@ -28,6 +28,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from datetime import time as dtime
 from typing import Any
 
 import httpx
@@ -37,6 +38,9 @@ import polars as pl
 from retail_assets.core import clock
 from retail_assets.simulation.world import World
 
+# The day's traffic, on the platform's clock (`core/clock.py`): serving logs it at this
+# simulated time, and the customers' responses follow it.
+TRAFFIC = dtime(12, 0)
 MAX_RECOMMEND_CUSTOMERS = 40
 SEARCH_QUERIES = 6
 FRAUD_BATCH = 500
